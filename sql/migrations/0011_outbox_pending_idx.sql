@@ -1,0 +1,1 @@
+CREATE INDEX outbox_pending_idx ON outbox (available_at) WHERE processed_at IS NULL;
