@@ -17,4 +17,4 @@ type Observer interface {
 type NopObserver struct{}
 
 func (NopObserver) BatchCommitted(int, int, time.Duration, int) {}
-func (NopObserver) BatchFailed(int, int, error)                  {}
+func (NopObserver) BatchFailed(int, int, error)                 {}
