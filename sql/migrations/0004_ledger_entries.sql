@@ -11,7 +11,7 @@ CREATE TABLE ledger_entries (
     owner_id UUID,
     description TEXT,
     metadata JSONB,
-    result JSONB,
+    result TEXT, -- the op's result, byte for byte, so a replay answers identically
     created_at TIMESTAMPTZ NOT NULL,
     CONSTRAINT ledger_entries_idempotency_key UNIQUE (idempotency_key)
 );

@@ -1,0 +1,143 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/shopspring/decimal"
+)
+
+// Scale is the ledger's fixed number of fractional digits. Twelve digits hold
+// per-token prices (0.000003) with room to spare; NUMERIC(38,12) columns store
+// them exactly. Nothing is rounded inside the ledger: an amount with more
+// digits is refused, not truncated.
+const Scale = 12
+
+// MaxIntegerDigits is what NUMERIC(38,12) leaves for the integer part.
+const MaxIntegerDigits = 38 - Scale
+
+// Amount is an exact decimal quantity of some asset. The zero value is 0.
+// In JSON it is a string ("12.5"); a JSON number is refused so no float ever
+// carries money.
+type Amount struct{ d decimal.Decimal }
+
+// Errors returned by ParseAmount; the API maps them to 422 validation errors.
+var (
+	ErrAmountSyntax = errors.New("amount must be a decimal string like \"12.50\"")
+	ErrAmountScale  = fmt.Errorf("amount has more than %d fractional digits", Scale)
+	ErrAmountRange  = fmt.Errorf("amount has more than %d integer digits", MaxIntegerDigits)
+)
+
+var amountSyntax = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+
+// ParseAmount parses a plain decimal string: an optional minus, digits, an
+// optional fraction. Exponents, signs like "+", spaces and leading zeros are
+// refused so that one amount has exactly one spelling on the wire.
+func ParseAmount(s string) (Amount, error) {
+	if len(s) > 80 || !amountSyntax.MatchString(s) {
+		return Amount{}, ErrAmountSyntax
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return Amount{}, ErrAmountSyntax
+	}
+	return checkAmount(d)
+}
+
+// MustAmount parses s or panics; for constants and tests.
+func MustAmount(s string) Amount {
+	a, err := ParseAmount(s)
+	if err != nil {
+		panic(fmt.Sprintf("ledger.MustAmount(%q): %v", s, err))
+	}
+	return a
+}
+
+// NewAmount wraps a decimal, refusing what the ledger cannot store exactly.
+func NewAmount(d decimal.Decimal) (Amount, error) { return checkAmount(d) }
+
+func checkAmount(d decimal.Decimal) (Amount, error) {
+	if -d.Exponent() > Scale {
+		// 1.500 has exponent -3 but only one significant fractional digit.
+		if !d.Equal(d.Truncate(Scale)) {
+			return Amount{}, ErrAmountScale
+		}
+		d = d.Truncate(Scale)
+	}
+	if len(d.Truncate(0).Abs().String()) > MaxIntegerDigits {
+		return Amount{}, ErrAmountRange
+	}
+	return Amount{d: d}, nil
+}
+
+// Zero is 0.
+var Zero = Amount{}
+
+func (a Amount) Decimal() decimal.Decimal { return a.d }
+func (a Amount) Add(b Amount) Amount      { return Amount{d: a.d.Add(b.d)} }
+func (a Amount) Sub(b Amount) Amount      { return Amount{d: a.d.Sub(b.d)} }
+func (a Amount) Neg() Amount              { return Amount{d: a.d.Neg()} }
+func (a Amount) Cmp(b Amount) int         { return a.d.Cmp(b.d) }
+func (a Amount) Equal(b Amount) bool      { return a.d.Equal(b.d) }
+func (a Amount) IsZero() bool             { return a.d.IsZero() }
+func (a Amount) IsPositive() bool         { return a.d.IsPositive() }
+func (a Amount) IsNegative() bool         { return a.d.IsNegative() }
+func (a Amount) Sign() int                { return a.d.Sign() }
+
+// Min returns the smaller of a and b.
+func (a Amount) Min(b Amount) Amount {
+	if a.d.Cmp(b.d) <= 0 {
+		return a
+	}
+	return b
+}
+
+// String is the canonical spelling: no exponent, no trailing zeros.
+func (a Amount) String() string {
+	s := a.d.String()
+	return s
+}
+
+func (a Amount) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + a.String() + `"`), nil
+}
+
+// ErrAmountNotString is returned when JSON carries an amount as a number.
+var ErrAmountNotString = errors.New("amount must be a JSON string, not a number")
+
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return ErrAmountNotString
+	}
+	v, err := ParseAmount(string(b[1 : len(b)-1]))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
+// ScanNumeric lets pgx read NUMERIC columns straight into an Amount.
+func (a *Amount) ScanNumeric(n pgtype.Numeric) error {
+	if !n.Valid {
+		*a = Amount{}
+		return nil
+	}
+	if n.NaN || n.InfinityModifier != pgtype.Finite {
+		return fmt.Errorf("numeric %v is not an amount", n)
+	}
+	a.d = decimal.NewFromBigInt(n.Int, n.Exp)
+	return nil
+}
+
+// NumericValue lets pgx write an Amount to NUMERIC columns.
+func (a Amount) NumericValue() (pgtype.Numeric, error) {
+	coef := a.d.Coefficient()
+	if coef == nil {
+		coef = new(big.Int)
+	}
+	return pgtype.Numeric{Int: coef, Exp: a.d.Exponent(), Valid: true}, nil
+}

@@ -1,0 +1,307 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/google/uuid"
+)
+
+var dsn string
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+
+// env is one ledger on the package's database with the system accounts the
+// tests use.
+type env struct {
+	db       *DB
+	l        *Ledger
+	funding  Account // hot, debit-normal, may go negative
+	revenue  Account // hot, credit-normal
+	asset    string
+	observer *countingObserver
+}
+
+type countingObserver struct {
+	mu      sync.Mutex
+	batches []int
+	retries int
+}
+
+func (o *countingObserver) BatchCommitted(_, ops int, _ time.Duration, retries int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.batches = append(o.batches, ops)
+	o.retries += retries
+}
+func (o *countingObserver) BatchFailed(int, int, error) {}
+
+func newEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	obs := &countingObserver{}
+	opts.Observer = obs
+	l := New(db, opts)
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	// Each test gets its own asset so tests in one database stay apart.
+	asset := "T" + uuid.NewString()[:8]
+	funding, err := l.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: asset, Normal: Debit, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revenue, err := l.EnsureAccount(ctx, AccountSpec{Code: "revenue:usage", Asset: asset, Normal: Credit, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{db: db, l: l, funding: funding, revenue: revenue, asset: asset, observer: obs}
+}
+
+func (e *env) openAccount(t testing.TB, owner OwnerID, code string) Account {
+	t.Helper()
+	out, err := e.l.Submit(context.Background(), &CreateAccountOp{
+		IdempotencyKey: "open:" + owner.String() + ":" + code,
+		Spec:           AccountSpec{ID: NewAccountID(), Code: code + ":" + owner.String(), Asset: e.asset, Owner: owner, Normal: Credit, NoOverdraft: true},
+	})
+	if err != nil || out.Rejection != nil {
+		t.Fatalf("open account: %v %v", err, out.Rejection)
+	}
+	accts := mustAccounts(t, e.l, owner)
+	for _, a := range accts {
+		if a.Code == code+":"+owner.String() {
+			return a
+		}
+	}
+	t.Fatalf("account %s not found", code)
+	return Account{}
+}
+
+func mustAccounts(t testing.TB, l *Ledger, owner OwnerID) []Account {
+	t.Helper()
+	as, err := l.AccountsOf(context.Background(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+func mustVerify(t testing.TB, db *DB) {
+	t.Helper()
+	r, err := Verify(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		for _, v := range r.Violations {
+			t.Errorf("verify: %s", v)
+		}
+	}
+}
+
+func TestTransferIdempotencyAndOverdraft(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 2})
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+
+	fund := &TransferOp{IdempotencyKey: "fund-" + owner.String(), Owner: owner,
+		Postings: Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("10")})}
+	first, err := e.l.Submit(ctx, fund)
+	if err != nil || first.Status != StatusPosted || first.Replayed {
+		t.Fatalf("fund: %+v %v", first, err)
+	}
+	again, err := e.l.Submit(ctx, fund)
+	if err != nil || !again.Replayed || again.EntryID != first.EntryID || string(again.Result) != string(first.Result) {
+		t.Fatalf("replay: %+v %v, first %+v", again, err, first)
+	}
+	changed := *fund
+	changed.Postings = Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("11")})
+	if _, err := e.l.Submit(ctx, &changed); !errors.Is(err, ErrIdempotencyConflict) {
+		t.Fatalf("different payload under one key: err = %v, want ErrIdempotencyConflict", err)
+	}
+
+	spend := func(key, amt string) Outcome {
+		out, err := e.l.Submit(ctx, &TransferOp{IdempotencyKey: key, Owner: owner,
+			Postings: Postings(Transfer{Debit: grant.ID, Credit: e.revenue.ID, Amount: MustAmount(amt)})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if out := spend("spend-1-"+owner.String(), "10.000000000001"); out.Rejection == nil || out.Rejection.Code != CodeOverdraft {
+		t.Fatalf("overdraft: %+v", out)
+	}
+	// TigerBeetle's rule: the rejected key stays rejected, even once it could pass.
+	if out := spend("spend-1-"+owner.String(), "10.000000000001"); !out.Replayed || out.Rejection == nil {
+		t.Fatalf("rejected key replay: %+v", out)
+	}
+	if out := spend("spend-2-"+owner.String(), "9.999999999999"); out.Status != StatusPosted {
+		t.Fatalf("spend: %+v", out)
+	}
+	a, err := e.l.Account(ctx, grant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Available(); !got.Equal(MustAmount("0.000000000001")) {
+		t.Fatalf("available = %s, want 0.000000000001", got)
+	}
+	mustVerify(t, e.db)
+}
+
+func TestUnbalancedAndUndeclaredAreErrorsNotRecords(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 1})
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+	op := &TransferOp{IdempotencyKey: "unbalanced-" + owner.String(), Owner: owner, Postings: []Posting{
+		{Account: e.funding.ID, Side: Debit, Amount: MustAmount("5")},
+		{Account: grant.ID, Side: Credit, Amount: MustAmount("4")},
+	}}
+	if _, err := e.l.Submit(ctx, op); !errors.Is(err, ErrUnbalanced) {
+		t.Fatalf("err = %v, want ErrUnbalanced", err)
+	}
+	stranger := NewAccountID()
+	op2 := &TransferOp{IdempotencyKey: "undeclared-" + owner.String(), Owner: owner,
+		Postings: Postings(Transfer{Debit: e.funding.ID, Credit: stranger, Amount: MustAmount("1")})}
+	if _, err := e.l.Submit(ctx, op2); !errors.Is(err, ErrNotLocked) {
+		t.Fatalf("err = %v, want ErrNotLocked", err)
+	}
+	// Neither was recorded: the keys are still free.
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT COUNT(*) FROM ledger_entries WHERE idempotency_key = ANY($1)`,
+		[]string{op.Key(), op2.Key()}).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("recorded %d entries (err %v), want 0", n, err)
+	}
+	mustVerify(t, e.db)
+}
+
+func TestHoldLifecycle(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 2})
+	owner := OwnerID(uuid.New())
+	a := e.openAccount(t, owner, "a")
+	b := e.openAccount(t, owner, "b")
+	for i, acc := range []Account{a, b} {
+		if out, err := e.l.Submit(ctx, &TransferOp{IdempotencyKey: fmt.Sprintf("fund-%d-%s", i, owner), Owner: owner,
+			Postings: Postings(Transfer{Debit: e.funding.ID, Credit: acc.ID, Amount: MustAmount("6")})}); err != nil || out.Rejection != nil {
+			t.Fatal(err, out.Rejection)
+		}
+	}
+	hold := func(key string, legs ...HoldLeg) Outcome {
+		out, err := e.l.Submit(ctx, &HoldOp{IdempotencyKey: key + owner.String(), ID: NewHoldID(), Owner: owner, Legs: legs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	leg := func(acc Account, amt string) HoldLeg {
+		return HoldLeg{Debit: acc.ID, Credit: e.revenue.ID, Amount: MustAmount(amt)}
+	}
+	// 6 + 4 across two accounts; capture 7: a gives 6, b gives 1, 3 released.
+	h1 := hold("h1", leg(a, "6"), leg(b, "4"))
+	if h1.Status != StatusPosted {
+		t.Fatalf("hold: %+v", h1)
+	}
+	if out := hold("h2", leg(b, "2.5")); out.Rejection == nil {
+		t.Fatalf("b has 2 available; a hold of 2.5 must be refused: %+v", out)
+	}
+	var placed Hold
+	mustJSON(t, h1.Result, &placed)
+	seven := MustAmount("7")
+	out, err := e.l.Submit(ctx, &CaptureOp{IdempotencyKey: "cap" + owner.String(), Hold: placed.ID, Owner: owner, Amount: &seven})
+	if err != nil || out.Rejection != nil {
+		t.Fatalf("capture: %v %+v", err, out.Rejection)
+	}
+	if out, _ := e.l.Submit(ctx, &VoidOp{IdempotencyKey: "void" + owner.String(), Hold: placed.ID, Owner: owner}); out.Rejection == nil || out.Rejection.Code != CodeHoldClosed {
+		t.Fatalf("void after capture: %+v", out)
+	}
+	wantAvail := map[AccountID]string{a.ID: "0", b.ID: "5"}
+	for id, want := range wantAvail {
+		acc, err := e.l.Account(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !acc.Available().Equal(MustAmount(want)) || !acc.DebitsPending.IsZero() {
+			t.Errorf("%s: available %s pending %s, want %s and 0", acc.Code, acc.Available(), acc.DebitsPending, want)
+		}
+	}
+	// Expired holds cannot be captured; the sweeper's void releases them.
+	past := time.Now().Add(-time.Second)
+	hid := NewHoldID()
+	if out, err := e.l.Submit(ctx, &HoldOp{IdempotencyKey: "h3" + owner.String(), ID: hid, Owner: owner, Legs: []HoldLeg{leg(b, "5")}, ExpiresAt: &past}); err != nil || out.Rejection != nil {
+		t.Fatal(err, out.Rejection)
+	}
+	if out, _ := e.l.Submit(ctx, &CaptureOp{IdempotencyKey: "cap3" + owner.String(), Hold: hid, Owner: owner}); out.Rejection == nil {
+		t.Fatalf("capture of an expired hold must be refused")
+	}
+	if out, err := e.l.Submit(ctx, &VoidOp{IdempotencyKey: "exp3" + owner.String(), Hold: hid, Owner: owner, Expired: true}); err != nil || out.Rejection != nil {
+		t.Fatal(err, out.Rejection)
+	}
+	h, err := e.l.HoldByID(ctx, hid)
+	if err != nil || h.Status != HoldExpired {
+		t.Fatalf("hold = %+v, %v; want expired", h, err)
+	}
+	mustVerify(t, e.db)
+}
+
+func TestPosterBatchesAndDrains(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 1, MaxBatch: 100, Linger: 5 * time.Millisecond})
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+	const n = 1000
+	pend := make([]*Pending, n)
+	for i := range pend {
+		p, err := e.l.Enqueue(ctx, &TransferOp{IdempotencyKey: fmt.Sprintf("b-%d-%s", i, owner), Owner: owner,
+			Postings: Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("0.000003")})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pend[i] = p
+	}
+	// Close drains: every queued op is applied before Close returns.
+	if err := e.l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pend {
+		select {
+		case <-p.Done():
+		default:
+			t.Fatalf("op %d not done after Close", i)
+		}
+		if out, err := p.Result(); err != nil || out.Status != StatusPosted {
+			t.Fatalf("op %d: %+v %v", i, out, err)
+		}
+	}
+	if _, err := e.l.Enqueue(ctx, &TransferOp{IdempotencyKey: "late", Owner: owner}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("enqueue after close: %v", err)
+	}
+	acc, err := e.l.Account(ctx, grant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !acc.Available().Equal(MustAmount("0.003")) {
+		t.Fatalf("1000 × 0.000003 = %s, want exactly 0.003", acc.Available())
+	}
+	e.observer.mu.Lock()
+	defer e.observer.mu.Unlock()
+	maxBatch := 0
+	for _, b := range e.observer.batches {
+		maxBatch = max(maxBatch, b)
+	}
+	if maxBatch < 2 || maxBatch > 100 {
+		t.Fatalf("largest batch %d; want several ops per batch and at most MaxBatch (batches: %v)", maxBatch, e.observer.batches)
+	}
+	t.Logf("%d ops in %d batches, largest %d", n+1, len(e.observer.batches), maxBatch)
+	mustVerify(t, e.db)
+}

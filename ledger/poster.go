@@ -1,0 +1,414 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Options configure the poster.
+type Options struct {
+	Shards   int           // poster goroutines; ops are routed by ShardKey. Default 8.
+	MaxBatch int           // most ops per transaction. Default 1000.
+	Linger   time.Duration // how long a batch waits for more ops once the queue is empty. Default 1ms.
+	Queue    int           // per-shard queue length; Enqueue blocks beyond it. Default 4×MaxBatch.
+	Modules  []Module      // stages of the layers above, in load order
+	Observer Observer
+	Log      *slog.Logger
+	Tx       TxOptions
+	// BatchTimeout bounds one batch's transaction, retries included. Default 30s.
+	BatchTimeout time.Duration
+
+	// beforeCommit lets tests interfere with an attempt just before COMMIT.
+	beforeCommit func(ctx context.Context, tx pgx.Tx, attempt int) error
+}
+
+// Ledger is the ledger service: the poster and the reads.
+type Ledger struct {
+	db   *DB
+	opts Options
+	log  *slog.Logger
+
+	cacheMu sync.RWMutex
+	byID    map[AccountID]Account
+	byCode  map[[2]string]Account
+
+	closeMu sync.RWMutex
+	closed  bool
+	shards  []*shard
+	wg      sync.WaitGroup
+	queued  atomic.Int64
+}
+
+type shard struct {
+	idx int
+	ch  chan *Pending
+}
+
+// Pending is an op on its way through the poster.
+type Pending struct {
+	op   Op
+	ctx  context.Context
+	done chan struct{}
+	out  Outcome
+	err  error
+}
+
+// Done is closed once the op's batch committed or failed.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Result returns the outcome; call it after Done is closed.
+func (p *Pending) Result() (Outcome, error) { return p.out, p.err }
+
+// Wait waits for the outcome. If ctx ends first, the op may still be
+// applied: retrying with the same idempotency key tells.
+func (p *Pending) Wait(ctx context.Context) (Outcome, error) {
+	select {
+	case <-p.done:
+		return p.out, p.err
+	case <-ctx.Done():
+		return Outcome{}, ctx.Err()
+	}
+}
+
+func (p *Pending) finish(out Outcome, err error) {
+	p.out, p.err = out, err
+	close(p.done)
+}
+
+// New makes a ledger and starts its poster shards.
+func New(db *DB, opts Options) *Ledger {
+	if opts.Shards <= 0 {
+		opts.Shards = 8
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if opts.Linger <= 0 {
+		opts.Linger = time.Millisecond
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = 4 * opts.MaxBatch
+	}
+	if opts.Observer == nil {
+		opts.Observer = NopObserver{}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.BatchTimeout <= 0 {
+		opts.BatchTimeout = 30 * time.Second
+	}
+	l := &Ledger{db: db, opts: opts, log: opts.Log, byID: map[AccountID]Account{}, byCode: map[[2]string]Account{}}
+	for i := 0; i < opts.Shards; i++ {
+		s := &shard{idx: i, ch: make(chan *Pending, opts.Queue)}
+		l.shards = append(l.shards, s)
+		l.wg.Add(1)
+		go l.runShard(s)
+	}
+	return l
+}
+
+// DB is the ledger's database.
+func (l *Ledger) DB() *DB { return l.db }
+
+// QueueDepth is how many ops wait for a batch, over all shards.
+func (l *Ledger) QueueDepth() int { return int(l.queued.Load()) }
+
+// Close stops taking ops, applies the ones already queued and returns when
+// the last batch has committed (or ctx ends).
+func (l *Ledger) Close(ctx context.Context) error {
+	l.closeMu.Lock()
+	if !l.closed {
+		l.closed = true
+		for _, s := range l.shards {
+			close(s.ch)
+		}
+	}
+	l.closeMu.Unlock()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain poster: %w", ctx.Err())
+	}
+}
+
+// Enqueue hands op to its shard and returns at once. It blocks only while
+// the shard's queue is full (back-pressure), until ctx ends.
+func (l *Ledger) Enqueue(ctx context.Context, op Op) (*Pending, error) {
+	p := &Pending{op: op, ctx: ctx, done: make(chan struct{})}
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	s := l.shards[op.ShardKey()%uint64(len(l.shards))]
+	l.queued.Add(1)
+	select {
+	case s.ch <- p:
+		return p, nil
+	case <-ctx.Done():
+		l.queued.Add(-1)
+		return nil, ctx.Err()
+	}
+}
+
+// Submit applies op and waits for its outcome.
+func (l *Ledger) Submit(ctx context.Context, op Op) (Outcome, error) {
+	p, err := l.Enqueue(ctx, op)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return p.Wait(ctx)
+}
+
+func (l *Ledger) runShard(s *shard) {
+	defer l.wg.Done()
+	batch := make([]*Pending, 0, l.opts.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first, ok := <-s.ch
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := true
+		// Group commit: take what is queued; if the batch is not full, give
+		// late arrivals Linger to join before paying for a commit.
+		timer.Reset(l.opts.Linger)
+	collect:
+		for len(batch) < l.opts.MaxBatch {
+			select {
+			case p, ok := <-s.ch:
+				if !ok {
+					open = false
+					break collect
+				}
+				batch = append(batch, p)
+			case <-timer.C:
+				break collect
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		l.queued.Add(-int64(len(batch)))
+		l.runBatch(s.idx, batch)
+		if !open {
+			// Closed while collecting: drain what is left.
+			for p := range s.ch {
+				l.queued.Add(-1)
+				l.runBatch(s.idx, []*Pending{p})
+			}
+			return
+		}
+	}
+}
+
+type opResult struct {
+	out Outcome
+	err error
+}
+
+func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
+	// Ops whose caller already gave up have not been applied: drop them.
+	live := batch[:0:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.finish(Outcome{}, err)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ops := make([]Op, len(live))
+	for i, p := range live {
+		ops[i] = p.op
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.BatchTimeout)
+	defer cancel()
+
+	start := time.Now()
+	retries := 0
+	txo := l.opts.Tx
+	userRetry := txo.OnRetry
+	txo.OnRetry = func(n int, err error) {
+		retries++
+		if userRetry != nil {
+			userRetry(n, err)
+		}
+	}
+	var results []opResult
+	var err error
+	attempt := 0
+	for dup := 0; ; dup++ {
+		// Which keys were applied before? Read before the transaction on
+		// purpose: the unique constraint, not this read, is the final word,
+		// and keeping the read out of the transaction spares PostgreSQL
+		// predicate locks on the key index and the batch a second connection.
+		var stored map[string]storedEntry
+		stored, err = l.lookupKeys(ctx, ops)
+		if err != nil {
+			break
+		}
+		err = l.db.RunTx(ctx, txo, func(ctx context.Context, tx pgx.Tx) error {
+			attempt++
+			var err error
+			results, err = l.apply(ctx, tx, shardIdx, ops, stored, attempt)
+			return err
+		})
+		// A unique violation on the idempotency key means another batch
+		// committed the same key after we looked: run again and find it.
+		if err == nil || !isDuplicateKey(err) || dup >= 5 {
+			break
+		}
+		retries++
+	}
+	if err != nil {
+		l.log.Error("batch failed", "shard", shardIdx, "ops", len(ops), "err", err)
+		l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
+		for _, p := range live {
+			p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
+		}
+		return
+	}
+	l.opts.Observer.BatchCommitted(shardIdx, len(ops), time.Since(start), retries)
+	for i, p := range live {
+		p.finish(results[i].out, results[i].err)
+	}
+}
+
+func isDuplicateKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "ledger_entries_idempotency_key"
+}
+
+type storedEntry struct {
+	id          EntryID
+	fingerprint []byte
+	status      Status
+	rejection   *Rejection
+	result      json.RawMessage
+	createdAt   time.Time
+}
+
+func (s storedEntry) outcome() Outcome {
+	return Outcome{EntryID: s.id, Status: s.status, Rejection: s.rejection, Result: s.result, CreatedAt: s.createdAt, Replayed: true}
+}
+
+// apply is one transaction attempt for a batch.
+func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, stored map[string]storedEntry, attempt int) ([]opResult, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	b := newBatch(l, tx, shardIdx, now)
+	var todo []Op
+	for _, op := range ops {
+		if _, ok := stored[op.Key()]; ok {
+			continue
+		}
+		todo = append(todo, op)
+		var d Decl
+		op.Declare(&d)
+		for _, o := range d.owners {
+			b.owners[o] = struct{}{}
+		}
+		for _, a := range d.accounts {
+			b.declared[a] = struct{}{}
+		}
+		for _, h := range d.holds {
+			b.holdIDs[h] = struct{}{}
+		}
+	}
+	for _, m := range l.opts.Modules {
+		st := m.NewStage()
+		b.stages[m.Name()] = st
+		if err := st.Load(ctx, b, todo); err != nil {
+			return nil, fmt.Errorf("load %s: %w", m.Name(), err)
+		}
+	}
+	if err := l.lockHolds(ctx, b); err != nil {
+		return nil, err
+	}
+	if err := l.lockAccounts(ctx, b); err != nil {
+		return nil, err
+	}
+
+	results := make([]opResult, len(ops))
+	seen := map[string]int{} // key -> index of the entry recorded in this batch
+	for i, op := range ops {
+		key := op.Key()
+		if s, ok := stored[key]; ok {
+			results[i] = replay(s, op)
+			continue
+		}
+		if j, ok := seen[key]; ok {
+			e := b.entries[j]
+			results[i] = replay(storedEntry{id: e.id, fingerprint: e.fingerprint, status: e.status,
+				rejection: e.rejection, result: e.result, createdAt: now}, op)
+			continue
+		}
+		b.begin(op)
+		res, err := op.Apply(ctx, b)
+		var rej *Rejection
+		switch {
+		case err == nil:
+			raw, merr := json.Marshal(res)
+			if merr != nil {
+				b.abort()
+				b.cur = nil
+				results[i] = opResult{err: fmt.Errorf("encode result: %w", merr)}
+				continue
+			}
+			e := b.finish(raw, nil)
+			seen[key] = len(b.entries) - 1
+			results[i] = opResult{out: Outcome{EntryID: e.id, Status: StatusPosted, Result: raw, CreatedAt: now}}
+		case errors.As(err, &rej):
+			b.abort()
+			e := b.finish(nil, rej)
+			seen[key] = len(b.entries) - 1
+			results[i] = opResult{out: Outcome{EntryID: e.id, Status: StatusRejected, Rejection: rej, CreatedAt: now}}
+		default:
+			b.abort()
+			b.cur = nil
+			results[i] = opResult{err: err}
+		}
+	}
+	if err := l.flush(ctx, b); err != nil {
+		return nil, err
+	}
+	for _, m := range l.opts.Modules {
+		if err := b.stages[m.Name()].Flush(ctx, b); err != nil {
+			return nil, fmt.Errorf("flush %s: %w", m.Name(), err)
+		}
+	}
+	if l.opts.beforeCommit != nil {
+		if err := l.opts.beforeCommit(ctx, tx, attempt); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+func replay(s storedEntry, op Op) opResult {
+	if !bytes.Equal(s.fingerprint, op.Fingerprint()) {
+		return opResult{err: fmt.Errorf("%w: key %q", ErrIdempotencyConflict, op.Key())}
+	}
+	return opResult{out: s.outcome()}
+}

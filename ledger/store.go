@@ -1,0 +1,505 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The batch's reads and writes. Every statement touches many rows at once
+// (ANY($1), unnest of arrays) so a batch costs a fixed number of round trips
+// whatever its size. unnest with several arrays and UPDATE … FROM are valid on
+// PostgreSQL and CockroachDB alike.
+
+func (l *Ledger) cachedByID(id AccountID) (Account, bool) {
+	l.cacheMu.RLock()
+	defer l.cacheMu.RUnlock()
+	a, ok := l.byID[id]
+	return a, ok
+}
+
+func (l *Ledger) cachedByCode(code, asset string) (Account, bool) {
+	l.cacheMu.RLock()
+	defer l.cacheMu.RUnlock()
+	a, ok := l.byCode[[2]string{code, asset}]
+	return a, ok
+}
+
+// remember caches an account's metadata (never its balance).
+func (l *Ledger) remember(a Account) {
+	a.Balance = Balance{}
+	l.cacheMu.Lock()
+	l.byID[a.ID] = a
+	l.byCode[[2]string{a.Code, a.Asset}] = a
+	l.cacheMu.Unlock()
+}
+
+func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEntry, error) {
+	keys := make([]string, 0, len(ops))
+	for _, op := range ops {
+		keys = append(keys, op.Key())
+	}
+	rows, err := l.db.Pool.Query(ctx, `SELECT idempotency_key, id, fingerprint, status, reject_code, reject_detail, result, created_at
+		FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]storedEntry{}
+	for rows.Next() {
+		var (
+			key          string
+			s            storedEntry
+			code, detail *string
+			status       string
+		)
+		if err := rows.Scan(&key, &s.id, &s.fingerprint, &status, &code, &detail, &s.result, &s.createdAt); err != nil {
+			return nil, fmt.Errorf("scan idempotency key: %w", err)
+		}
+		s.status = Status(status)
+		if code != nil {
+			s.rejection = &Rejection{Code: *code}
+			if detail != nil {
+				s.rejection.Detail = *detail
+			}
+		}
+		s.createdAt = s.createdAt.UTC()
+		out[key] = s
+	}
+	return out, rows.Err()
+}
+
+func (l *Ledger) lockHolds(ctx context.Context, b *Batch) error {
+	if len(b.holdIDs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(b.holdIDs))
+	for id := range b.holdIDs {
+		ids = append(ids, uuid.UUID(id))
+	}
+	rows, err := b.tx.Query(ctx, `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by
+		FROM ledger_holds WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return fmt.Errorf("lock holds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return err
+		}
+		b.holds[h.ID] = &holdState{Hold: h}
+		if !h.Owner.IsZero() {
+			b.owners[h.Owner] = struct{}{}
+		}
+		for _, leg := range h.Legs {
+			b.declared[leg.Debit] = struct{}{}
+			b.declared[leg.Credit] = struct{}{}
+		}
+	}
+	return rows.Err()
+}
+
+const holdSelect = `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by FROM ledger_holds`
+
+func scanHold(r rowScanner) (Hold, error) {
+	var (
+		h      Hold
+		owner  *OwnerID
+		status string
+		legs   []byte
+	)
+	if err := r.Scan(&h.ID, &owner, &h.EntryID, &h.Asset, &h.Amount, &h.Captured, &status, &legs, &h.ExpiresAt, &h.CreatedAt, &h.ClosedAt, &h.ClosedBy); err != nil {
+		return Hold{}, fmt.Errorf("scan hold: %w", err)
+	}
+	if owner != nil {
+		h.Owner = *owner
+	}
+	h.Status = HoldStatus(status)
+	if err := json.Unmarshal(legs, &h.Legs); err != nil {
+		return Hold{}, fmt.Errorf("hold %s legs: %w", h.ID, err)
+	}
+	h.CreatedAt = h.CreatedAt.UTC()
+	return h, nil
+}
+
+func (l *Ledger) lockAccounts(ctx context.Context, b *Batch) error {
+	owners := make([]uuid.UUID, 0, len(b.owners))
+	for o := range b.owners {
+		owners = append(owners, uuid.UUID(o))
+	}
+	var ids, unknown []uuid.UUID
+	for id := range b.declared {
+		if a, ok := l.cachedByID(id); ok && a.Shards > 1 {
+			continue // hot: never locked up front, see flush
+		}
+		ids = append(ids, uuid.UUID(id))
+	}
+	if len(owners) == 0 && len(ids) == 0 {
+		return nil
+	}
+	rows, err := b.tx.Query(ctx, `SELECT a.id, a.code, a.asset, a.owner_id, a.normal, a.no_overdraft, a.shards, a.metadata, a.created_at,
+			bal.debits_posted, bal.credits_posted, bal.debits_pending, bal.credits_pending
+		FROM ledger_accounts a JOIN ledger_balances bal ON bal.account_id = a.id AND bal.shard = 0
+		WHERE (a.owner_id = ANY($1) OR a.id = ANY($2)) AND a.shards = 1
+		ORDER BY a.id
+		FOR UPDATE OF bal`, owners, ids)
+	if err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	found := map[AccountID]bool{}
+	for rows.Next() {
+		acc, err := scanAccountWithBalance(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("scan account: %w", err)
+		}
+		a := &acct{Account: acc, loaded: acc.Balance}
+		b.accounts[a.ID] = a
+		found[a.ID] = true
+		if !a.Owner.IsZero() {
+			b.byOwner[a.Owner] = append(b.byOwner[a.Owner], a)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	for _, list := range b.byOwner {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedAt.Before(list[j].CreatedAt) })
+	}
+	for _, id := range ids {
+		if !found[AccountID(id)] {
+			unknown = append(unknown, id)
+		}
+	}
+	// Declared accounts not found unsharded are either hot ones this process
+	// has not seen yet (cache them) or missing (ops will fail on them).
+	if len(unknown) > 0 {
+		rows, err := b.tx.Query(ctx, accountMetaSelect+` WHERE id = ANY($1)`, unknown)
+		if err != nil {
+			return fmt.Errorf("load hot accounts: %w", err)
+		}
+		for rows.Next() {
+			a, err := scanAccountMeta(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			l.remember(a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) flush(ctx context.Context, b *Batch) error {
+	if err := l.insertAccounts(ctx, b); err != nil {
+		return err
+	}
+	if err := l.updateBalances(ctx, b); err != nil {
+		return err
+	}
+	if err := l.insertEntries(ctx, b); err != nil {
+		return err
+	}
+	if err := l.insertPostings(ctx, b); err != nil {
+		return err
+	}
+	if err := l.writeHolds(ctx, b); err != nil {
+		return err
+	}
+	return l.insertOutbox(ctx, b)
+}
+
+func nullableOwner(o OwnerID) *uuid.UUID {
+	if o.IsZero() {
+		return nil
+	}
+	u := uuid.UUID(o)
+	return &u
+}
+
+func nullableText(b []byte) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+func (l *Ledger) insertAccounts(ctx context.Context, b *Batch) error {
+	if len(b.newAccts) == 0 {
+		return nil
+	}
+	n := len(b.newAccts)
+	var (
+		ids    = make([]uuid.UUID, n)
+		codes  = make([]string, n)
+		assets = make([]string, n)
+		owners = make([]*uuid.UUID, n)
+		norms  = make([]string, n)
+		nood   = make([]bool, n)
+		metas  = make([]*string, n)
+		dp     = make([]Amount, n)
+		cp     = make([]Amount, n)
+		dpe    = make([]Amount, n)
+		cpe    = make([]Amount, n)
+	)
+	for i, a := range b.newAccts {
+		ids[i], codes[i], assets[i], owners[i] = uuid.UUID(a.ID), a.Code, a.Asset, nullableOwner(a.Owner)
+		norms[i], nood[i], metas[i] = normalString(a.Normal), a.NoOverdraft, nullableText(a.Metadata)
+		dp[i], cp[i], dpe[i], cpe[i] = a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending
+	}
+	if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_accounts (id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at)
+		SELECT u.id, u.code, u.asset, u.owner_id, u.normal, u.no_overdraft, 1, u.metadata::JSONB, $8
+		FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::UUID[], $5::TEXT[], $6::BOOL[], $7::TEXT[])
+			AS u(id, code, asset, owner_id, normal, no_overdraft, metadata)`,
+		ids, codes, assets, owners, norms, nood, metas, b.now); err != nil {
+		return fmt.Errorf("insert accounts: %w", err)
+	}
+	if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_balances (account_id, shard, normal, no_overdraft, debits_posted, credits_posted, debits_pending, credits_pending)
+		SELECT u.id, 0, u.normal, u.no_overdraft, u.dp, u.cp, u.dpe, u.cpe
+		FROM unnest($1::UUID[], $2::TEXT[], $3::BOOL[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[], $7::NUMERIC[])
+			AS u(id, normal, no_overdraft, dp, cp, dpe, cpe)`,
+		ids, norms, nood, dp, cp, dpe, cpe); err != nil {
+		return fmt.Errorf("insert balances: %w", err)
+	}
+	return nil
+}
+
+type balanceRow struct {
+	id    AccountID
+	shard int
+	delta Balance
+}
+
+func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
+	var rows []balanceRow
+	for _, a := range b.accounts {
+		if !a.touched || a.created {
+			continue
+		}
+		d := a.Balance.sub(a.loaded)
+		if d == (Balance{}) || (d.DebitsPosted.IsZero() && d.CreditsPosted.IsZero() && d.DebitsPending.IsZero() && d.CreditsPending.IsZero()) {
+			continue
+		}
+		rows = append(rows, balanceRow{id: a.ID, shard: a.row, delta: d})
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	// Same order in every batch, so two batches that share a hot shard row
+	// (two processes) queue instead of deadlocking.
+	sort.Slice(rows, func(i, j int) bool {
+		c := compareUUID(uuid.UUID(rows[i].id), uuid.UUID(rows[j].id))
+		return c < 0 || c == 0 && rows[i].shard < rows[j].shard
+	})
+	n := len(rows)
+	ids, shards := make([]uuid.UUID, n), make([]int32, n)
+	dp, cp, dpe, cpe := make([]Amount, n), make([]Amount, n), make([]Amount, n), make([]Amount, n)
+	for i, r := range rows {
+		ids[i], shards[i] = uuid.UUID(r.id), int32(r.shard)
+		dp[i], cp[i], dpe[i], cpe[i] = r.delta.DebitsPosted, r.delta.CreditsPosted, r.delta.DebitsPending, r.delta.CreditsPending
+	}
+	if _, err := b.tx.Exec(ctx, `SELECT 1 FROM ledger_balances bal
+		JOIN unnest($1::UUID[], $2::INT[]) AS u(id, shard) ON bal.account_id = u.id AND bal.shard = u.shard
+		ORDER BY bal.account_id, bal.shard FOR UPDATE OF bal`, ids, shards); err != nil {
+		return fmt.Errorf("lock balance rows: %w", err)
+	}
+	tag, err := b.tx.Exec(ctx, `UPDATE ledger_balances AS bal SET
+			debits_posted = bal.debits_posted + u.dp,
+			credits_posted = bal.credits_posted + u.cp,
+			debits_pending = bal.debits_pending + u.dpe,
+			credits_pending = bal.credits_pending + u.cpe
+		FROM unnest($1::UUID[], $2::INT[], $3::NUMERIC[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[]) AS u(id, shard, dp, cp, dpe, cpe)
+		WHERE bal.account_id = u.id AND bal.shard = u.shard`, ids, shards, dp, cp, dpe, cpe)
+	if err != nil {
+		return fmt.Errorf("update balances: %w", err)
+	}
+	if int(tag.RowsAffected()) != n {
+		return fmt.Errorf("update balances: %d of %d rows found", tag.RowsAffected(), n)
+	}
+	return nil
+}
+
+func compareUUID(a, b uuid.UUID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func (l *Ledger) insertEntries(ctx context.Context, b *Batch) error {
+	n := len(b.entries)
+	if n == 0 {
+		return nil
+	}
+	var (
+		ids     = make([]uuid.UUID, n)
+		keys    = make([]string, n)
+		fps     = make([][]byte, n)
+		kinds   = make([]string, n)
+		status  = make([]string, n)
+		codes   = make([]*string, n)
+		details = make([]*string, n)
+		owners  = make([]*uuid.UUID, n)
+		descs   = make([]*string, n)
+		metas   = make([]*string, n)
+		results = make([]*string, n)
+	)
+	for i, e := range b.entries {
+		ids[i], keys[i], fps[i], kinds[i], status[i] = uuid.UUID(e.id), e.key, e.fingerprint, e.kind, string(e.status)
+		if e.rejection != nil {
+			codes[i], details[i] = &e.rejection.Code, &e.rejection.Detail
+		}
+		owners[i] = nullableOwner(e.owner)
+		if e.description != "" {
+			d := e.description
+			descs[i] = &d
+		}
+		metas[i], results[i] = nullableText(e.metadata), nullableText(e.result)
+	}
+	if fps == nil {
+		fps = [][]byte{}
+	}
+	_, err := b.tx.Exec(ctx, `INSERT INTO ledger_entries (id, idempotency_key, fingerprint, kind, status, reject_code, reject_detail, owner_id, description, metadata, result, created_at)
+		SELECT u.id, u.k, u.fp, u.kind, u.status, u.code, u.detail, u.owner_id, u.descr, u.meta::JSONB, u.res, $12
+		FROM unnest($1::UUID[], $2::TEXT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::UUID[], $9::TEXT[], $10::TEXT[], $11::TEXT[])
+			AS u(id, k, fp, kind, status, code, detail, owner_id, descr, meta, res)`,
+		ids, keys, fps, kinds, status, codes, details, owners, descs, metas, results, b.now)
+	if err != nil {
+		return fmt.Errorf("insert entries: %w", err)
+	}
+	return nil
+}
+
+func (l *Ledger) insertPostings(ctx context.Context, b *Batch) error {
+	n := len(b.postings)
+	if n == 0 {
+		return nil
+	}
+	var (
+		entries = make([]uuid.UUID, n)
+		seqs    = make([]int32, n)
+		accts   = make([]uuid.UUID, n)
+		shards  = make([]int32, n)
+		assets  = make([]string, n)
+		dirs    = make([]string, n)
+		pending = make([]bool, n)
+		amounts = make([]Amount, n)
+		holds   = make([]*uuid.UUID, n)
+	)
+	for i, p := range b.postings {
+		entries[i], seqs[i], accts[i], shards[i] = uuid.UUID(p.entry), int32(p.seq), uuid.UUID(p.account), int32(p.shard)
+		assets[i], dirs[i], pending[i], amounts[i] = p.asset, p.side.String(), p.pending, p.amount
+		if p.hold != nil {
+			h := uuid.UUID(*p.hold)
+			holds[i] = &h
+		}
+	}
+	_, err := b.tx.Exec(ctx, `INSERT INTO ledger_postings (entry_id, seq, account_id, shard, asset, direction, pending, amount, hold_id, created_at)
+		SELECT u.e, u.s, u.a, u.sh, u.asset, u.dir, u.p, u.amt, u.h, $10
+		FROM unnest($1::UUID[], $2::INT[], $3::UUID[], $4::INT[], $5::TEXT[], $6::TEXT[], $7::BOOL[], $8::NUMERIC[], $9::UUID[])
+			AS u(e, s, a, sh, asset, dir, p, amt, h)`,
+		entries, seqs, accts, shards, assets, dirs, pending, amounts, holds, b.now)
+	if err != nil {
+		return fmt.Errorf("insert postings: %w", err)
+	}
+	return nil
+}
+
+func (l *Ledger) writeHolds(ctx context.Context, b *Batch) error {
+	var fresh, changed []*holdState
+	for _, h := range b.holds {
+		switch {
+		case h.isNew:
+			fresh = append(fresh, h)
+		case h.dirty:
+			changed = append(changed, h)
+		}
+	}
+	if len(fresh) > 0 {
+		n := len(fresh)
+		ids, entries := make([]uuid.UUID, n), make([]uuid.UUID, n)
+		owners := make([]*uuid.UUID, n)
+		assets, statuses, legs := make([]string, n), make([]string, n), make([]string, n)
+		amounts, captured := make([]Amount, n), make([]Amount, n)
+		expires := make([]*time.Time, n)
+		closedAt := make([]*time.Time, n)
+		closedBy := make([]*uuid.UUID, n)
+		for i, h := range fresh {
+			raw, err := json.Marshal(h.Legs)
+			if err != nil {
+				return err
+			}
+			ids[i], entries[i], owners[i] = uuid.UUID(h.ID), uuid.UUID(h.EntryID), nullableOwner(h.Owner)
+			assets[i], statuses[i], legs[i] = h.Asset, string(h.Status), string(raw)
+			amounts[i], captured[i], expires[i], closedAt[i] = h.Amount, h.Captured, h.ExpiresAt, h.ClosedAt
+			if h.ClosedBy != nil {
+				u := uuid.UUID(*h.ClosedBy)
+				closedBy[i] = &u
+			}
+		}
+		if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_holds (id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by)
+			SELECT u.id, u.o, u.e, u.asset, u.amt, u.cap, u.st, u.legs::JSONB, u.exp, $12, u.ca, u.cb
+			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::NUMERIC[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[], $11::UUID[])
+				AS u(id, o, e, asset, amt, cap, st, legs, exp, ca, cb)`,
+			ids, owners, entries, assets, amounts, captured, statuses, legs, expires, closedAt, closedBy, b.now); err != nil {
+			return fmt.Errorf("insert holds: %w", err)
+		}
+	}
+	if len(changed) > 0 {
+		n := len(changed)
+		ids, statuses := make([]uuid.UUID, n), make([]string, n)
+		captured := make([]Amount, n)
+		closedAt := make([]*time.Time, n)
+		closedBy := make([]*uuid.UUID, n)
+		for i, h := range changed {
+			ids[i], statuses[i], captured[i], closedAt[i] = uuid.UUID(h.ID), string(h.Status), h.Captured, h.ClosedAt
+			if h.ClosedBy != nil {
+				u := uuid.UUID(*h.ClosedBy)
+				closedBy[i] = &u
+			}
+		}
+		if _, err := b.tx.Exec(ctx, `UPDATE ledger_holds AS h SET status = u.st, captured = u.cap, closed_at = u.ca, closed_by = u.cb
+			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::TIMESTAMPTZ[], $5::UUID[]) AS u(id, st, cap, ca, cb)
+			WHERE h.id = u.id`, ids, statuses, captured, closedAt, closedBy); err != nil {
+			return fmt.Errorf("update holds: %w", err)
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) insertOutbox(ctx context.Context, b *Batch) error {
+	n := len(b.outbox)
+	if n == 0 {
+		return nil
+	}
+	ids, entries := make([]uuid.UUID, n), make([]uuid.UUID, n)
+	topics, payloads := make([]string, n), make([]string, n)
+	owners := make([]*uuid.UUID, n)
+	for i, o := range b.outbox {
+		ids[i], entries[i], topics[i], payloads[i], owners[i] = o.id, uuid.UUID(o.entry), o.topic, string(o.payload), nullableOwner(o.owner)
+	}
+	_, err := b.tx.Exec(ctx, `INSERT INTO outbox (id, topic, owner_id, entry_id, payload, created_at, available_at)
+		SELECT u.id, u.t, u.o, u.e, u.p::JSONB, $6, $6
+		FROM unnest($1::UUID[], $2::TEXT[], $3::UUID[], $4::UUID[], $5::TEXT[]) AS u(id, t, o, e, p)`,
+		ids, topics, owners, entries, payloads, b.now)
+	if err != nil {
+		return fmt.Errorf("insert outbox: %w", err)
+	}
+	return nil
+}
