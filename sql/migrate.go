@@ -209,12 +209,14 @@ func (m *Migrator) lock(ctx context.Context, holder string, lease time.Duration)
 }
 
 // execIgnoringDuplicate runs a CREATE … IF NOT EXISTS. Two processes racing on
-// it can still collide on PostgreSQL's catalog (unique_violation), which means
-// the table now exists.
+// it can still collide on PostgreSQL's catalog, which means the table now
+// exists: unique_violation (23505) on pg_type's index, duplicate_table
+// (42P07), or duplicate_object (42710) when the table's row type is seen
+// first (TestMigrateConcurrently caught that one).
 func execIgnoringDuplicate(ctx context.Context, pool *pgxpool.Pool, stmt string) error {
 	_, err := pool.Exec(ctx, stmt)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07") {
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42710") {
 		return nil
 	}
 	return err

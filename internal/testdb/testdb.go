@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -83,8 +84,35 @@ func Create(ctx context.Context, label string) (string, func(context.Context) er
 	if err := ensureTemplate(ctx, admin, tmpl); err != nil {
 		return "", nil, fmt.Errorf("template: %w", err)
 	}
+	return create(ctx, admin, label, tmpl)
+}
 
-	name := fmt.Sprintf("ledger_test_%s_%d_%d", sanitize(label), os.Getpid(), time.Now().UnixNano()%1e6)
+// CreateEmpty makes a new database with no tables at all, for tests of the
+// migrator itself, and returns its URL and a function that drops it.
+func CreateEmpty(ctx context.Context, label string) (string, func(context.Context) error, error) {
+	admin, err := pgx.Connect(ctx, AdminURL())
+	if err != nil {
+		return "", nil, fmt.Errorf("connect: %w", err)
+	}
+	defer admin.Close(ctx)
+
+	dropOrphans(ctx, admin)
+	// template0, not the default template1: an administrator may have
+	// added objects to template1, and this database must be truly empty.
+	return create(ctx, admin, label, "template0")
+}
+
+// create makes a database named for the label and this process (so
+// dropOrphans can recognize it once the process is gone) from tmpl.
+func create(ctx context.Context, admin *pgx.Conn, label, tmpl string) (string, func(context.Context) error, error) {
+	// PostgreSQL silently truncates names beyond 63 bytes, which would make
+	// the URL below name a database that does not exist; keep the label short.
+	l := sanitize(label)
+	if len(l) > 24 {
+		l = l[:24]
+	}
+	name := fmt.Sprintf("ledger_test_%s_%d_%d", l, os.Getpid(), rand.N(1_000_000_000))
+	var err error
 	for attempt := 0; ; attempt++ {
 		_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tmpl}.Sanitize())
 		// 55006: another package is copying the same template at this moment.

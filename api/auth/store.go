@@ -1,0 +1,389 @@
+// Package auth is API-key authentication and authorization: keys stored
+// hashed in api_keys, four scopes, and the Fiber middleware that turns a
+// bearer key into a Caller.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+var (
+	// ErrUnknownKey means the presented key does not authenticate: malformed,
+	// never issued, wrong secret, revoked or expired. Callers are not told
+	// which.
+	ErrUnknownKey = errors.New("unknown API key")
+	// ErrInvalid wraps a Create or List argument that is not allowed.
+	ErrInvalid = errors.New("invalid key request")
+	// ErrNotFound means no key has the given id.
+	ErrNotFound = errors.New("API key not found")
+)
+
+const (
+	defaultCacheTTL  = 30 * time.Second
+	defaultCacheSize = 10000
+	maxNameLen       = 200
+	maxCustomerIDLen = 255
+)
+
+// Store keeps API keys in the api_keys table.
+//
+// Authenticate caches rows for CacheTTL so a request does not cost a query.
+// A key revoked through this Store stops working at once in this process;
+// revoked through another process (or ledgerctl), it may keep working here
+// for up to CacheTTL.
+type Store struct {
+	DB        *ledger.DB
+	CacheTTL  time.Duration    // default 30s; negative disables the cache
+	CacheSize int              // most keys cached, default 10,000
+	Now       func() time.Time // default time.Now; tests move the clock
+
+	mu    sync.Mutex
+	cache map[string]cached // by key id
+	gen   uint64            // bumped by every revoke; see Authenticate
+}
+
+type cached struct {
+	rec     record
+	fetched time.Time
+}
+
+// record is a row: the Key and the hash its secret must match.
+type record struct {
+	Key
+	hash []byte
+}
+
+// NewStore returns a Store with default settings. Set the exported fields
+// before first use, if at all.
+func NewStore(db *ledger.DB) *Store { return &Store{DB: db} }
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Create issues a key and returns its plaintext, which is not stored and
+// cannot be shown again. Portal keys need a customer id; other scopes must
+// not have one. ttl 0 means the key does not expire.
+func (s *Store) Create(ctx context.Context, scope Scope, customerID, name string, ttl time.Duration) (string, Key, error) {
+	switch {
+	case !scope.Valid():
+		return "", Key{}, fmt.Errorf("%w: unknown scope %q", ErrInvalid, scope)
+	case scope == Portal && customerID == "":
+		return "", Key{}, fmt.Errorf("%w: a portal key needs a customer id", ErrInvalid)
+	case scope != Portal && customerID != "":
+		return "", Key{}, fmt.Errorf("%w: only portal keys belong to a customer", ErrInvalid)
+	case len(customerID) > maxCustomerIDLen:
+		return "", Key{}, fmt.Errorf("%w: customer id longer than %d bytes", ErrInvalid, maxCustomerIDLen)
+	case len(name) > maxNameLen:
+		return "", Key{}, fmt.Errorf("%w: name longer than %d bytes", ErrInvalid, maxNameLen)
+	case ttl < 0:
+		return "", Key{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+	}
+	plaintext, keyID, hash, err := newKey(scope)
+	if err != nil {
+		return "", Key{}, err
+	}
+	// Microseconds: what the database keeps, so the Key returned here equals
+	// the one List returns later.
+	now := s.now().Truncate(time.Microsecond)
+	k := Key{ID: uuid.NewString(), KeyID: keyID, Scope: scope, CustomerID: customerID, Name: name, CreatedAt: now}
+	if ttl > 0 {
+		exp := now.Add(ttl).Truncate(time.Microsecond)
+		k.ExpiresAt = &exp
+	}
+	_, err = s.DB.Pool.Exec(ctx, `INSERT INTO api_keys (id, key_id, secret_hash, scope, customer_id, name, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		k.ID, k.KeyID, hash, string(k.Scope), nullable(customerID), nullable(name), k.CreatedAt, k.ExpiresAt)
+	if err != nil {
+		return "", Key{}, fmt.Errorf("create API key: %w", err)
+	}
+	return plaintext, k, nil
+}
+
+// BootstrapAdmin stores key as an admin key if, and only if, the key table
+// is empty, and reports whether it did. The key may have any format (see
+// split). Processes starting at once are safe: the emptiness check and the
+// insert are one serializable transaction, so one wins and the others see
+// its row when they retry; the same key twice also collides on key_id.
+func (s *Store) BootstrapAdmin(ctx context.Context, key string) (bool, error) {
+	if key == "" || len(key) > maxPresented {
+		return false, fmt.Errorf("%w: bootstrap admin key must be 1 to %d bytes", ErrInvalid, maxPresented)
+	}
+	keyID, secret := split(key)
+	id, now := uuid.NewString(), s.now().Truncate(time.Microsecond)
+	var created bool
+	err := s.DB.RunTx(ctx, ledger.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO api_keys (id, key_id, secret_hash, scope, name, created_at)
+			SELECT $1, $2, $3, 'admin', 'bootstrap (LEDGER_ADMIN_KEY)', $4
+			WHERE NOT EXISTS (SELECT 1 FROM api_keys)
+			ON CONFLICT (key_id) DO NOTHING`,
+			id, keyID, hashSecret(secret), now)
+		if err != nil {
+			return err
+		}
+		created = tag.RowsAffected() == 1
+		return nil
+	})
+	if isUniqueViolation(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("bootstrap admin key: %w", err)
+	}
+	return created, nil
+}
+
+// Authenticate returns the key that presented (the whole key string) names,
+// or ErrUnknownKey.
+func (s *Store) Authenticate(ctx context.Context, presented string) (Key, error) {
+	if presented == "" || len(presented) > maxPresented {
+		return Key{}, ErrUnknownKey
+	}
+	keyID, secret := split(presented)
+	now := s.now()
+	rec, ok := s.cached(keyID, now)
+	if !ok {
+		// A revoke that lands between this read and the cache fill bumps gen,
+		// and the row read before it is then not cached.
+		s.mu.Lock()
+		gen := s.gen
+		s.mu.Unlock()
+		var err error
+		rec, err = s.load(ctx, keyID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Key{}, ErrUnknownKey
+		}
+		if err != nil {
+			return Key{}, fmt.Errorf("authenticate: %w", err)
+		}
+		s.remember(rec, gen, now)
+	}
+	if subtle.ConstantTimeCompare(hashSecret(secret), rec.hash) != 1 {
+		return Key{}, ErrUnknownKey
+	}
+	if rec.RevokedAt != nil || (rec.ExpiresAt != nil && !now.Before(*rec.ExpiresAt)) {
+		return Key{}, ErrUnknownKey
+	}
+	return rec.Key, nil
+}
+
+const keyColumns = `id, key_id, secret_hash, scope, customer_id, name, created_at, expires_at, revoked_at`
+
+func scanKey(row pgx.Row) (record, error) {
+	var (
+		r              record
+		scope          string
+		customer, name *string
+	)
+	err := row.Scan(&r.ID, &r.KeyID, &r.hash, &scope, &customer, &name, &r.CreatedAt, &r.ExpiresAt, &r.RevokedAt)
+	if err != nil {
+		return record{}, err
+	}
+	r.Scope = Scope(scope)
+	if customer != nil {
+		r.CustomerID = *customer
+	}
+	if name != nil {
+		r.Name = *name
+	}
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.ExpiresAt = utc(r.ExpiresAt)
+	r.RevokedAt = utc(r.RevokedAt)
+	return r, nil
+}
+
+func (s *Store) load(ctx context.Context, keyID string) (record, error) {
+	return scanKey(s.DB.Pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE key_id = $1`, keyID))
+}
+
+func (s *Store) ttl() time.Duration {
+	if s.CacheTTL == 0 {
+		return defaultCacheTTL
+	}
+	return s.CacheTTL
+}
+
+func (s *Store) cached(keyID string, now time.Time) (record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[keyID]
+	if !ok || now.Sub(c.fetched) >= s.ttl() {
+		return record{}, false
+	}
+	return c.rec, true
+}
+
+func (s *Store) remember(rec record, gen uint64, now time.Time) {
+	if s.ttl() < 0 {
+		return
+	}
+	size := s.CacheSize
+	if size <= 0 {
+		size = defaultCacheSize
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return
+	}
+	if s.cache == nil {
+		s.cache = make(map[string]cached)
+	}
+	if len(s.cache) >= size {
+		for id, c := range s.cache {
+			if now.Sub(c.fetched) >= s.ttl() {
+				delete(s.cache, id)
+			}
+		}
+		// Still full: drop arbitrary entries. They cost one query to reload.
+		for id := range s.cache {
+			if len(s.cache) < size {
+				break
+			}
+			delete(s.cache, id)
+		}
+	}
+	// The key id comes from a request; own the string, not the request's bytes.
+	s.cache[strings.Clone(rec.KeyID)] = cached{rec: rec, fetched: now}
+}
+
+// Revoke stops key id (the UUID) from authenticating and returns it.
+// Revoking a revoked key changes nothing and is not an error.
+func (s *Store) Revoke(ctx context.Context, id string) (Key, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return Key{}, ErrNotFound
+	}
+	// COALESCE keeps the first revocation time.
+	rec, err := scanKey(s.DB.Pool.QueryRow(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2)
+		WHERE id = $1 RETURNING `+keyColumns, id, s.now().Truncate(time.Microsecond)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Key{}, ErrNotFound
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("revoke API key: %w", err)
+	}
+	s.mu.Lock()
+	s.gen++
+	delete(s.cache, rec.KeyID)
+	s.mu.Unlock()
+	return rec.Key, nil
+}
+
+// ListOptions select a page of keys.
+type ListOptions struct {
+	Limit  int    // 1 to 500, default 50
+	Cursor string // from the previous page; "" for the first
+	Scope  Scope  // only keys of this scope, if set
+}
+
+// List returns keys newest first, and the cursor of the next page ("" when
+// this is the last).
+func (s *Store) List(ctx context.Context, opts ListOptions) ([]Key, string, error) {
+	limit := opts.Limit
+	if limit == 0 {
+		limit = 50
+	}
+	if limit < 1 || limit > 500 {
+		return nil, "", fmt.Errorf("%w: limit must be 1 to 500", ErrInvalid)
+	}
+	if opts.Scope != "" && !opts.Scope.Valid() {
+		return nil, "", fmt.Errorf("%w: unknown scope %q", ErrInvalid, opts.Scope)
+	}
+	q := `SELECT ` + keyColumns + ` FROM api_keys WHERE ($1 = '' OR scope = $1)`
+	args := []any{string(opts.Scope), limit + 1}
+	if opts.Cursor != "" {
+		at, id, err := decodeCursor(opts.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (created_at, id) < ($3, $4)`
+		args = append(args, at, id)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT $2`
+	rows, err := s.DB.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list API keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []Key{}
+	for rows.Next() {
+		r, err := scanKey(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list API keys: %w", err)
+		}
+		keys = append(keys, r.Key)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list API keys: %w", err)
+	}
+	next := ""
+	if len(keys) > limit {
+		keys = keys[:limit]
+		last := keys[limit-1]
+		next = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return keys, next, nil
+}
+
+// A cursor is the (created_at, id) of the last key on the page, opaque to
+// clients.
+func encodeCursor(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "." + id))
+}
+
+func decodeCursor(cursor string) (time.Time, string, error) {
+	bad := fmt.Errorf("%w: malformed cursor", ErrInvalid)
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	micros, id, ok := strings.Cut(string(b), ".")
+	if !ok {
+		return time.Time{}, "", bad
+	}
+	n, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), id, nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

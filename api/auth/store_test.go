@@ -1,0 +1,379 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/creditledger/creditledger/ledger"
+)
+
+var dsn string
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+
+func openDB(t *testing.T, url string) *ledger.DB {
+	t.Helper()
+	db, err := ledger.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// clock is a settable time source for Store.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestSplit(t *testing.T) {
+	plain, id, hash, err := newKey(Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(plain, "lk_read_"+id+"_") {
+		t.Fatalf("key %q does not carry its scope and id %q", plain, id)
+	}
+	gotID, secret := split(plain)
+	if gotID != id || string(hashSecret(secret)) != string(hash) {
+		t.Fatalf("split(%q) = %q, %q", plain, gotID, secret)
+	}
+	// Anything else is looked up under a key id derived from its hash.
+	for _, s := range []string{"changeme", "lk_read_short_secret", plain + "x", strings.ToUpper(plain)} {
+		id, secret := split(s)
+		if !strings.HasPrefix(id, derivedPrefix) || len(id) != len(derivedPrefix)+16 || secret != s {
+			t.Errorf("split(%q) = %q, %q; want a derived id and the whole string", s, id, secret)
+		}
+	}
+}
+
+func TestCreateAndAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore(openDB(t, dsn))
+	for _, tc := range []struct {
+		scope    Scope
+		customer string
+	}{{Admin, ""}, {Ingest, ""}, {Read, ""}, {Portal, "cus_1"}} {
+		plain, k, err := s.Create(ctx, tc.scope, tc.customer, "test "+string(tc.scope), 0)
+		if err != nil {
+			t.Fatalf("create %s: %v", tc.scope, err)
+		}
+		got, err := s.Authenticate(ctx, plain)
+		if err != nil {
+			t.Fatalf("authenticate %s: %v", tc.scope, err)
+		}
+		if got.ID != k.ID || got.Scope != tc.scope || got.CustomerID != tc.customer || !got.CreatedAt.Equal(k.CreatedAt) {
+			t.Errorf("authenticate %s = %+v, want %+v", tc.scope, got, k)
+		}
+		// A fresh store reads the row from the database, not the cache.
+		if got, err := NewStore(s.DB).Authenticate(ctx, plain); err != nil || got.ID != k.ID {
+			t.Errorf("authenticate %s uncached = %+v, %v", tc.scope, got, err)
+		}
+		last := "a"
+		if strings.HasSuffix(plain, "a") {
+			last = "b"
+		}
+		wrong := plain[:len(plain)-1] + last
+		if _, err := s.Authenticate(ctx, wrong); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("wrong secret: err = %v, want ErrUnknownKey", err)
+		}
+	}
+	for _, bad := range []string{"", "nope", strings.Repeat("x", 10000), "lk_admin_aaaaaaaaaaaaaaaa_" + strings.Repeat("a", 52)} {
+		if _, err := s.Authenticate(ctx, bad); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("authenticate %.20q: err = %v, want ErrUnknownKey", bad, err)
+		}
+	}
+}
+
+func TestCreateRejects(t *testing.T) {
+	s := NewStore(openDB(t, dsn))
+	for _, tc := range []struct {
+		name     string
+		scope    Scope
+		customer string
+		ttl      time.Duration
+	}{
+		{"unknown scope", "root", "", 0},
+		{"portal without customer", Portal, "", 0},
+		{"admin with customer", Admin, "cus_1", 0},
+		{"negative ttl", Read, "", -time.Second},
+	} {
+		if _, _, err := s.Create(context.Background(), tc.scope, tc.customer, "", tc.ttl); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	s := NewStore(openDB(t, dsn))
+	s.Now = clk.Now
+	plain, _, err := s.Create(ctx, Read, "", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, plain); err != nil {
+		t.Fatalf("fresh key: %v", err)
+	}
+	clk.Add(time.Minute)
+	// Still cached, but expiry is checked on every call.
+	if _, err := s.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("expired key: err = %v, want ErrUnknownKey", err)
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	db := openDB(t, dsn)
+	here, there := NewStore(db), NewStore(db) // two processes
+	here.Now, there.Now = clk.Now, clk.Now
+	plain, k, err := here.Create(ctx, Ingest, "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{here, there} {
+		if _, err := s.Authenticate(ctx, plain); err != nil { // now cached in both
+			t.Fatal(err)
+		}
+	}
+	revoked, err := here.Revoke(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if revoked.RevokedAt == nil {
+		t.Fatal("Revoke returned a key without revoked_at")
+	}
+	if _, err := here.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("revoked here, authenticated here: err = %v, want ErrUnknownKey", err)
+	}
+	// The other process learns of it when its cache entry runs out.
+	if _, err := there.Authenticate(ctx, plain); err != nil {
+		t.Fatalf("revoked elsewhere, within the cache TTL: err = %v; the documented behaviour changed", err)
+	}
+	clk.Add(defaultCacheTTL)
+	if _, err := there.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("revoked elsewhere, after the cache TTL: err = %v, want ErrUnknownKey", err)
+	}
+	// Revoking again keeps the first time; unknown ids are not found.
+	again, err := here.Revoke(ctx, k.ID)
+	if err != nil || !again.RevokedAt.Equal(*revoked.RevokedAt) {
+		t.Fatalf("revoke again = %v, %v; want revoked_at %v", again.RevokedAt, err, revoked.RevokedAt)
+	}
+	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid"} {
+		if _, err := here.Revoke(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("revoke %q: err = %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore(openDB(t, dsn))
+	s.CacheSize = 3
+	for range 10 {
+		plain, _, err := s.Create(ctx, Read, "", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Authenticate(ctx, plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	n := len(s.cache)
+	s.mu.Unlock()
+	if n > 3 {
+		t.Fatalf("cache holds %d keys, limit 3", n)
+	}
+}
+
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	url, drop, err := testdb.Create(ctx, "auth_list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = drop(context.Background()) })
+	clk := &clock{t: time.Now()}
+	s := NewStore(openDB(t, url))
+	s.Now = clk.Now
+	var created []Key
+	for i := range 7 {
+		scope, customer := Read, ""
+		if i%2 == 1 {
+			scope, customer = Portal, "cus_1"
+		}
+		_, k, err := s.Create(ctx, scope, customer, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		created = append(created, k)
+		if i != 3 { // two keys share a created_at: id breaks the tie
+			clk.Add(time.Second)
+		}
+	}
+	slices.SortFunc(created, func(a, b Key) int { // newest first
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	var want []string
+	for _, k := range created {
+		want = append(want, k.ID)
+	}
+	var got []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		keys, next, err := s.List(ctx, ListOptions{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			got = append(got, k.ID)
+		}
+		if next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		cursor = next
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("listed\n%v\nwant\n%v", got, want)
+	}
+	portal, _, err := s.List(ctx, ListOptions{Scope: Portal})
+	if err != nil || len(portal) != 3 {
+		t.Fatalf("portal keys: %d, %v; want 3", len(portal), err)
+	}
+	if _, _, err := s.List(ctx, ListOptions{Cursor: "garbage"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad cursor: err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestBootstrapAdmin(t *testing.T) {
+	ctx := context.Background()
+	url, drop, err := testdb.Create(ctx, "auth_bootstrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = drop(context.Background()) })
+	db := openDB(t, url)
+	count := func() int {
+		t.Helper()
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM api_keys`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	s := NewStore(db)
+	created, err := s.BootstrapAdmin(ctx, "correct horse battery staple")
+	if err != nil || !created {
+		t.Fatalf("first bootstrap = %v, %v; want created", created, err)
+	}
+	k, err := s.Authenticate(ctx, "correct horse battery staple")
+	if err != nil || k.Scope != Admin {
+		t.Fatalf("authenticate bootstrap key = %+v, %v", k, err)
+	}
+	for _, key := range []string{"correct horse battery staple", "another key"} {
+		if created, err := s.BootstrapAdmin(ctx, key); err != nil || created {
+			t.Fatalf("bootstrap %q on a non-empty table = %v, %v; want not created", key, created, err)
+		}
+	}
+	if _, err := s.Authenticate(ctx, "another key"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("key offered to a non-empty table authenticates: %v", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d keys, want 1", n)
+	}
+
+	// Processes starting together, with the same key or different ones:
+	// exactly one row.
+	const procs = 8
+	stores := make([]*Store, procs)
+	for i := range stores {
+		stores[i] = NewStore(openDB(t, url))
+	}
+	for round := range 6 {
+		if _, err := db.Pool.Exec(ctx, `DELETE FROM api_keys`); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		results := make([]bool, procs)
+		errs := make([]error, procs)
+		start := make(chan struct{})
+		for i := range procs {
+			key := "shared-admin-key"
+			if round%2 == 1 {
+				key = "admin-key-" + string(rune('a'+i))
+			}
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = stores[i].BootstrapAdmin(ctx, key)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i := range procs {
+			if errs[i] != nil {
+				t.Fatalf("round %d: bootstrap %d: %v", round, i, errs[i])
+			}
+			if results[i] {
+				winners++
+			}
+		}
+		if n := count(); winners != 1 || n != 1 {
+			t.Fatalf("round %d: %d bootstraps reported creating, %d rows; want 1 and 1", round, winners, n)
+		}
+	}
+}
+
+func TestPermits(t *testing.T) {
+	for _, tc := range []struct {
+		scope   Scope
+		method  string
+		allowed []Scope
+		want    bool
+	}{
+		{Admin, "DELETE", nil, true},
+		{Read, "GET", nil, false},
+		{Read, "GET", []Scope{Read}, true},
+		{Read, "HEAD", []Scope{Read}, true},
+		{Read, "POST", []Scope{Read}, false},
+		{Portal, "GET", []Scope{Read}, false},
+		{Portal, "GET", []Scope{Read, Portal}, true},
+		{Portal, "PUT", []Scope{Portal}, false},
+		{Ingest, "POST", []Scope{Ingest}, true},
+		{Ingest, "GET", []Scope{Read, Portal}, false},
+	} {
+		if got := Permits(tc.scope, tc.method, tc.allowed); got != tc.want {
+			t.Errorf("Permits(%s, %s, %v) = %v, want %v", tc.scope, tc.method, tc.allowed, got, tc.want)
+		}
+	}
+}

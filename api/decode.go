@@ -1,0 +1,115 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/creditledger/creditledger/api/problem"
+)
+
+// DecodeJSON reads the request body into v. An empty body leaves v as it
+// is, for endpoints whose body is optional. Malformed JSON is a 400
+// bad_request; a field of the wrong type, or one v does not have, is a 422
+// validation_error naming the field. Unknown fields are refused rather than
+// ignored: in a money API a misspelt "overage_limt" must not pass silently.
+func DecodeJSON(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return problem.New(problem.BadRequest, "malformed JSON: more than one value in the body")
+	}
+	return nil
+}
+
+func decodeProblem(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return problem.Newf(problem.BadRequest, "malformed JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return problem.New(problem.BadRequest, "malformed JSON: unexpected end of body")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return problem.Newf(problem.BadRequest, "the body must be a JSON %s", jsonKind(typ.Type.Kind().String()))
+		}
+		return problem.Invalid(field, "must be a JSON "+jsonKind(typ.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return problem.Invalid(field, "unknown field")
+	}
+	// Anything else (a value rejected by an UnmarshalJSON method, say) is
+	// the client's input: say so without echoing internals.
+	return problem.New(problem.BadRequest, fmt.Sprintf("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: ")))
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	}
+	return "value of another type"
+}
+
+// Page is a page of a list, the shape of every list response.
+type Page[T any] struct {
+	Data       []T     `json:"data"`
+	NextCursor *string `json:"next_cursor"` // null on the last page
+}
+
+// NewPage makes a page; next is "" on the last page.
+func NewPage[T any](data []T, next string) Page[T] {
+	if data == nil {
+		data = []T{} // "data": [], never null
+	}
+	p := Page[T]{Data: data}
+	if next != "" {
+		p.NextCursor = &next
+	}
+	return p
+}
+
+// List limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// PageQuery reads ?limit= (default 50, at most 500) and ?cursor=.
+func PageQuery(c *fiber.Ctx) (limit int, cursor string, err error) {
+	limit = DefaultLimit
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return 0, "", problem.Invalid("limit", fmt.Sprintf("must be an integer from 1 to %d", MaxLimit))
+		}
+		limit = n
+	}
+	return limit, c.Query("cursor"), nil
+}

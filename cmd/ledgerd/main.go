@@ -1,0 +1,191 @@
+// Command ledgerd is the credits ledger server: it applies pending
+// migrations, then serves the HTTP API and runs the poster and workers.
+//
+//	ledgerd           migrate and serve
+//	ledgerd migrate   only migrate
+//	ledgerd --help    list the environment variables
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/creditledger/creditledger/api"
+	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/internal/config"
+	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/ledger"
+	schema "github.com/creditledger/creditledger/sql"
+)
+
+// defaultDatabaseURL is used when DATABASE_URL is unset: the database
+// `make run` creates on the local PostgreSQL.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/ledger?sslmode=disable"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage())
+		return 0
+	case "", "serve", "migrate":
+	default:
+		fmt.Fprintf(stderr, "ledgerd: unknown command %q\n\n%s", cmd, usage())
+		return 2
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "ledgerd: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = defaultDatabaseURL
+		log.Info("DATABASE_URL is unset; using the local default", "url", defaultDatabaseURL)
+	}
+	if err := serve(ctx, cfg, log, cmd == "migrate"); err != nil {
+		log.Error("ledgerd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func usage() string {
+	return "Usage: ledgerd [migrate]\n\n" +
+		"With no command ledgerd applies pending migrations and serves the API;\n" +
+		"`ledgerd migrate` only applies migrations. SIGINT or SIGTERM drains\n" +
+		"in-flight batches and exits.\n\nEnvironment:\n" + config.Usage()
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly bool) error {
+	log.Info("starting ledgerd", "config", cfg)
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	// Each poster shard holds one connection for its transaction; the rest
+	// serve reads and idempotency look-ups.
+	if want := int32(2*cfg.PosterShards + 8); pcfg.MaxConns < want {
+		pcfg.MaxConns = want
+	}
+	db, err := ledger.OpenConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer db.Close()
+	log.Info("database connected", "engine", db.Engine)
+
+	n, err := (&schema.Migrator{Pool: db.Pool, Log: log}).Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	log.Info("migrations applied", "new", n)
+	if migrateOnly {
+		return nil
+	}
+
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		ns, err := natsserver.Start(ctx, natsserver.Options{
+			Addr: cfg.EmbeddedNATSAddr, StoreDir: filepath.Join(cfg.DataDir, "nats"), Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("embedded nats: %w", err)
+		}
+		defer ns.Shutdown()
+		natsURL = ns.ClientURL()
+		log.Info("embedded NATS running", "url", natsURL)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("ledgerd"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", natsURL, err)
+	}
+	defer nc.Close()
+
+	m := metrics.New()
+	l := ledger.New(db, ledger.Options{
+		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
+		Observer: m, Log: log,
+	})
+	m.QueueDepth(l.QueueDepth)
+
+	keys := auth.NewStore(db)
+	if cfg.AdminKey != "" {
+		created, err := keys.BootstrapAdmin(ctx, cfg.AdminKey)
+		if err != nil {
+			return fmt.Errorf("bootstrap admin key: %w", err)
+		}
+		if created {
+			log.Info("LEDGER_ADMIN_KEY stored as the first admin key")
+		}
+	}
+
+	app := api.New(api.Config{
+		DB: db, Log: log, Keys: keys, Metrics: m, BodyLimit: cfg.BodyLimitBytes,
+		Ready: api.Readiness(
+			api.Check{Name: "database", Func: db.Pool.Ping},
+			api.Check{Name: "nats", Func: func(context.Context) error {
+				if !nc.IsConnected() {
+					return errors.New("not connected")
+				}
+				return nil
+			}},
+		),
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listen(cfg.HTTPAddr) }()
+	log.Info("serving", "http", cfg.HTTPAddr)
+
+	select {
+	case err := <-errc:
+		drain(l, log)
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests and draining the poster")
+	if err := app.ShutdownWithTimeout(15 * time.Second); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	drain(l, log)
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// drain lets the poster commit what it has queued.
+func drain(l *ledger.Ledger, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		log.Error("poster drain", "err", err)
+	}
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creditledger/creditledger/internal/testdb"
+)
+
+var dsn string
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &out); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, name := range []string{"DATABASE_URL", "NATS_URL", "LEDGER_DATA_DIR", "LEDGER_HTTP_ADDR", "LEDGER_ADMIN_KEY",
+		"LEDGER_NATS_SUBJECT_PREFIX", "LEDGER_NATS_STREAM"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("--help does not mention %s", name)
+		}
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	var out bytes.Buffer
+	env := func(k string) string {
+		if k == "DATABASE_URL" {
+			return dsn
+		}
+		return ""
+	}
+	if code := run(context.Background(), []string{"migrate"}, env, &out, &out); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, out.String())
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, env, &out, &out); code != 2 {
+		t.Fatalf("unknown command: exit %d, want 2", code)
+	}
+}
+
+// ledgerd with only DATABASE_URL set starts an embedded NATS, serves, reports
+// ready, takes the admin key from the environment, and exits 0 on SIGTERM
+// (its context ending) after draining.
+func TestServeAndShutDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{
+		"DATABASE_URL":              dsn,
+		"LEDGER_HTTP_ADDR":          addr,
+		"LEDGER_DATA_DIR":           t.TempDir(),
+		"LEDGER_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
+		"LEDGER_ADMIN_KEY":          "test-admin-key-0123456789",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs safeBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, &logs, &logs) }()
+
+	base := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("not ready in time (last: %v)\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+env["LEDGER_ADMIN_KEY"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "admin") {
+		t.Fatalf("whoami with LEDGER_ADMIN_KEY: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ledgerd did not stop")
+	}
+	if !strings.Contains(logs.String(), "stopped cleanly") {
+		t.Fatalf("no clean stop in the log:\n%s", logs.String())
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

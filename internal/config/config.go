@@ -1,0 +1,259 @@
+// Package config reads ledgerd's settings from environment variables.
+//
+// Every variable is declared once, in vars, with its default, its help line
+// and how it is parsed: Load and Usage both walk that table, so the help text
+// cannot drift from what is actually read.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is ledgerd's configuration.
+type Config struct {
+	// DatabaseURL is empty when the variable is unset; the caller decides
+	// what to do then (`make run` starts PostgreSQL via
+	// scripts/ensure-postgres.sh and sets it).
+	DatabaseURL string
+	// NATSURL is empty when ledgerd should run its own embedded NATS server.
+	NATSURL             string
+	DataDir             string
+	HTTPAddr            string
+	AdminKey            string
+	NATSSubjectPrefix   string
+	NATSStream          string
+	EmbeddedNATSAddr    string
+	LogLevel            slog.Level
+	LogFormat           string // "text" or "json"
+	BodyLimitBytes      int
+	PosterShards        int
+	PosterMaxBatch      int
+	PosterLinger        time.Duration
+	WebhookAllowPrivate bool
+}
+
+// variable is one environment variable: its name, its default (as the text
+// a user would write), one line of help, and how it lands in Config.
+type variable struct {
+	name  string
+	def   string
+	help  string
+	parse func(c *Config, v string) error
+}
+
+// vars is the one list of variables. A function rather than a package-level
+// slice so there is no package-level mutable state.
+func vars() []variable {
+	return []variable{
+		{"DATABASE_URL", "", "PostgreSQL/CockroachDB URL; unset: `make run` starts a local PostgreSQL and sets it",
+			func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+		{"NATS_URL", "", "NATS server URL(s); unset: run an embedded NATS server with JetStream",
+			func(c *Config, v string) error { c.NATSURL = v; return nil }},
+		{"LEDGER_DATA_DIR", "./data", "directory for local state (embedded NATS store, generated admin key)",
+			func(c *Config, v string) error { c.DataDir = v; return nil }},
+		{"LEDGER_HTTP_ADDR", ":8080", "host:port the HTTP API listens on",
+			func(c *Config, v string) error { return hostPort(&c.HTTPAddr, v) }},
+		{"LEDGER_ADMIN_KEY", "", "admin API key installed on first start when no keys exist",
+			func(c *Config, v string) error { c.AdminKey = v; return nil }},
+		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.events", "usage events are consumed from <prefix>.<customer_id>",
+			func(c *Config, v string) error { return subjectPrefix(&c.NATSSubjectPrefix, v) }},
+		{"LEDGER_NATS_STREAM", "LEDGER_EVENTS", "JetStream stream holding usage events (created if missing)",
+			func(c *Config, v string) error { return streamName(&c.NATSStream, v) }},
+		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:4222", "host:port of the embedded NATS server (an ephemeral port if busy)",
+			func(c *Config, v string) error { return hostPort(&c.EmbeddedNATSAddr, v) }},
+		{"LEDGER_LOG_LEVEL", "info", "debug, info, warn or error",
+			func(c *Config, v string) error { return logLevel(&c.LogLevel, v) }},
+		{"LEDGER_LOG_FORMAT", "text", "text or json",
+			func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "text", "json") }},
+		{"LEDGER_BODY_LIMIT_BYTES", "1048576", "largest HTTP request body accepted, in bytes",
+			func(c *Config, v string) error { return intIn(&c.BodyLimitBytes, v, 1, 1<<30) }},
+		{"LEDGER_POSTER_SHARDS", "8", "ledger poster goroutines; wallets are hashed onto them",
+			func(c *Config, v string) error { return intIn(&c.PosterShards, v, 1, 1024) }},
+		{"LEDGER_POSTER_MAX_BATCH", "1000", "most operations the poster commits in one transaction",
+			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},
+		{"LEDGER_POSTER_LINGER", "2ms", "how long the poster waits to fill a batch (Go duration)",
+			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
+		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
+			func(c *Config, v string) error { return boolean(&c.WebhookAllowPrivate, v) }},
+	}
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+// An empty variable counts as unset. Every invalid variable is reported, each
+// error naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	var errs []error
+	for _, v := range vars() {
+		val := getenv(v.name)
+		if val == "" {
+			val = v.def
+		}
+		if err := v.parse(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.name, val, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// Usage is the help text listing every variable, its default and meaning.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("ledgerd is configured with environment variables (empty counts as unset):\n\n")
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range vars() {
+		def := v.def
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", v.name, def, v.help)
+	}
+	w.Flush()
+	return b.String()
+}
+
+// LogValue keeps secrets out of logs when a Config is logged whole.
+func (c Config) LogValue() slog.Value {
+	key := ""
+	if c.AdminKey != "" {
+		key = "(set)"
+	}
+	return slog.GroupValue(
+		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("nats_url", redactURL(c.NATSURL)),
+		slog.String("data_dir", c.DataDir),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("admin_key", key),
+		slog.String("nats_subject_prefix", c.NATSSubjectPrefix),
+		slog.String("nats_stream", c.NATSStream),
+		slog.String("embedded_nats_addr", c.EmbeddedNATSAddr),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+		slog.Int("body_limit_bytes", c.BodyLimitBytes),
+		slog.Int("poster_shards", c.PosterShards),
+		slog.Int("poster_max_batch", c.PosterMaxBatch),
+		slog.Duration("poster_linger", c.PosterLinger),
+		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+	)
+}
+
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// A key=value DSN or a list of URLs: it may hold a password
+		// anywhere, so show nothing of it.
+		return "(set)"
+	}
+	return u.Redacted()
+}
+
+func hostPort(dst *string, v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	*dst = v
+	return nil
+}
+
+// subjectPrefix accepts dot-separated NATS subject tokens without wildcards:
+// the consumer appends ".<customer_id>" and subscribes to "<prefix>.>".
+func subjectPrefix(dst *string, v string) error {
+	for _, tok := range strings.Split(v, ".") {
+		if tok == "" {
+			return errors.New("empty subject token (leading, trailing or double dot)")
+		}
+		if strings.ContainsAny(tok, "*> \t\r\n") {
+			return errors.New("subject prefix must not contain wildcards or whitespace")
+		}
+	}
+	*dst = v
+	return nil
+}
+
+// streamName follows JetStream's rule: the name becomes a directory and part
+// of API subjects.
+func streamName(dst *string, v string) error {
+	if strings.ContainsAny(v, ".*> \t\r\n/\\") {
+		return errors.New("stream name must not contain '.', '*', '>', '/', '\\' or whitespace")
+	}
+	*dst = v
+	return nil
+}
+
+func logLevel(dst *slog.Level, v string) error {
+	switch strings.ToLower(v) {
+	case "debug":
+		*dst = slog.LevelDebug
+	case "info":
+		*dst = slog.LevelInfo
+	case "warn", "warning":
+		*dst = slog.LevelWarn
+	case "error":
+		*dst = slog.LevelError
+	default:
+		return errors.New("want debug, info, warn or error")
+	}
+	return nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			*dst = a
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	if n < lo || n > hi {
+		return fmt.Errorf("want %d to %d", lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func durationIn(dst *time.Duration, v string, lo, hi time.Duration) error {
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("not a Go duration such as 2ms or 1s")
+	}
+	if d < lo || d > hi {
+		return fmt.Errorf("want %s to %s", lo, hi)
+	}
+	*dst = d
+	return nil
+}
+
+func boolean(dst *bool, v string) error {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*dst = b
+	return nil
+}

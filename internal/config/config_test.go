@@ -1,0 +1,188 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		DataDir:           "./data",
+		HTTPAddr:          ":8080",
+		NATSSubjectPrefix: "ledger.events",
+		NATSStream:        "LEDGER_EVENTS",
+		EmbeddedNATSAddr:  "127.0.0.1:4222",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "text",
+		BodyLimitBytes:    1 << 20,
+		PosterShards:      8,
+		PosterMaxBatch:    1000,
+		PosterLinger:      2 * time.Millisecond,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		check func(Config) bool
+	}{
+		{"DATABASE_URL", "postgres://u@db:5432/x", func(c Config) bool { return c.DatabaseURL == "postgres://u@db:5432/x" }},
+		{"NATS_URL", "nats://n:4222", func(c Config) bool { return c.NATSURL == "nats://n:4222" }},
+		{"LEDGER_DATA_DIR", "/var/lib/ledger", func(c Config) bool { return c.DataDir == "/var/lib/ledger" }},
+		{"LEDGER_HTTP_ADDR", "127.0.0.1:9000", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:9000" }},
+		{"LEDGER_ADMIN_KEY", "sk_admin", func(c Config) bool { return c.AdminKey == "sk_admin" }},
+		{"LEDGER_NATS_SUBJECT_PREFIX", "acme.usage", func(c Config) bool { return c.NATSSubjectPrefix == "acme.usage" }},
+		{"LEDGER_NATS_STREAM", "ACME", func(c Config) bool { return c.NATSStream == "ACME" }},
+		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:0", func(c Config) bool { return c.EmbeddedNATSAddr == "127.0.0.1:0" }},
+		{"LEDGER_LOG_LEVEL", "DEBUG", func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
+		{"LEDGER_LOG_LEVEL", "warn", func(c Config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"LEDGER_LOG_LEVEL", "error", func(c Config) bool { return c.LogLevel == slog.LevelError }},
+		{"LEDGER_LOG_FORMAT", "JSON", func(c Config) bool { return c.LogFormat == "json" }},
+		{"LEDGER_BODY_LIMIT_BYTES", "4096", func(c Config) bool { return c.BodyLimitBytes == 4096 }},
+		{"LEDGER_POSTER_SHARDS", "1", func(c Config) bool { return c.PosterShards == 1 }},
+		{"LEDGER_POSTER_MAX_BATCH", "50", func(c Config) bool { return c.PosterMaxBatch == 50 }},
+		{"LEDGER_POSTER_LINGER", "0s", func(c Config) bool { return c.PosterLinger == 0 }},
+		{"LEDGER_POSTER_LINGER", "1500us", func(c Config) bool { return c.PosterLinger == 1500*time.Microsecond }},
+		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "true", func(c Config) bool { return c.WebhookAllowPrivate }},
+		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "1", func(c Config) bool { return c.WebhookAllowPrivate }},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[tt.name] = true
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			c, err := Load(env(map[string]string{tt.name: tt.value}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("%s=%s not applied: %+v", tt.name, tt.value, c)
+			}
+		})
+	}
+	// A variable added to vars() must get an override case here too.
+	for _, v := range vars() {
+		if !covered[v.name] {
+			t.Errorf("no override test for %s", v.name)
+		}
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name, value string
+	}{
+		{"LEDGER_HTTP_ADDR", "8080"},
+		{"LEDGER_HTTP_ADDR", ":http"},
+		{"LEDGER_EMBEDDED_NATS_ADDR", "localhost"},
+		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:99999"},
+		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.>"},
+		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger..events"},
+		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.events."},
+		{"LEDGER_NATS_STREAM", "ledger.events"},
+		{"LEDGER_NATS_STREAM", "a b"},
+		{"LEDGER_LOG_LEVEL", "verbose"},
+		{"LEDGER_LOG_FORMAT", "xml"},
+		{"LEDGER_BODY_LIMIT_BYTES", "1MiB"},
+		{"LEDGER_BODY_LIMIT_BYTES", "0"},
+		{"LEDGER_POSTER_SHARDS", "-1"},
+		{"LEDGER_POSTER_SHARDS", "eight"},
+		{"LEDGER_POSTER_MAX_BATCH", "0"},
+		{"LEDGER_POSTER_LINGER", "2"},
+		{"LEDGER_POSTER_LINGER", "-1ms"},
+		{"LEDGER_POSTER_LINGER", "1h"},
+		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := Load(env(map[string]string{tt.name: tt.value}))
+			if err == nil {
+				t.Fatalf("Load accepted %s=%q", tt.name, tt.value)
+			}
+			if !strings.Contains(err.Error(), tt.name) {
+				t.Fatalf("error %q does not name %s", err, tt.name)
+			}
+		})
+	}
+}
+
+func TestLoadReportsEveryInvalidVariable(t *testing.T) {
+	_, err := Load(env(map[string]string{"LEDGER_POSTER_SHARDS": "x", "LEDGER_LOG_LEVEL": "loud"}))
+	if err == nil {
+		t.Fatal("Load accepted invalid values")
+	}
+	for _, name := range []string{"LEDGER_POSTER_SHARDS", "LEDGER_LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	u := Usage()
+	for _, v := range vars() {
+		def := v.def
+		if def == "" {
+			def = "(unset)"
+		}
+		line := ""
+		for l := range strings.Lines(u) {
+			if strings.HasPrefix(strings.TrimSpace(l), v.name+" ") {
+				line = l
+			}
+		}
+		if line == "" {
+			t.Errorf("Usage() has no line for %s", v.name)
+			continue
+		}
+		if !strings.Contains(line, " "+def+" ") || !strings.Contains(line, v.help) {
+			t.Errorf("Usage() line for %s lacks its default %q or help: %q", v.name, def, line)
+		}
+	}
+}
+
+// Every default must itself be valid; Load(empty) proves it as a whole, this
+// names the culprit.
+func TestDefaultsParse(t *testing.T) {
+	for _, v := range vars() {
+		var c Config
+		if err := v.parse(&c, v.def); err != nil {
+			t.Errorf("%s default %q: %v", v.name, v.def, err)
+		}
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"DATABASE_URL":     "postgres://app:hunter2@db/ledger",
+		"NATS_URL":         "nats://u:natspw@n:4222",
+		"LEDGER_ADMIN_KEY": "sk_supersecret",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprint(c.LogValue().Resolve())
+	for _, secret := range []string{"hunter2", "natspw", "sk_supersecret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("LogValue shows %q: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "db/ledger") {
+		t.Errorf("LogValue hides the database host: %s", out)
+	}
+}
