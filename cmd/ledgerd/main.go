@@ -146,6 +146,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		}
 		if created {
 			log.Info("LEDGER_ADMIN_KEY stored as the first admin key")
+		} else if k, err := keys.Authenticate(ctx, cfg.AdminKey); err != nil || k.Scope != auth.Admin {
+			// The key table had keys already (another checkout or an older
+			// key file used this database): the key the user was shown
+			// will get 401. Say so where they look.
+			log.Warn("LEDGER_ADMIN_KEY is not an admin key of this database: it is only installed into an empty key table. " +
+				"Use an existing admin key, or make one with `bin/ledgerctl keys create --scope admin`")
 		}
 	}
 
