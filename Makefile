@@ -5,7 +5,7 @@
 #
 #   make run         build and start ledgerd on http://localhost:8080
 #   make test        go vet and all tests (race detector) against PostgreSQL
-#   make bench       ledgerctl bench          (make bench ARGS='...')
+#   make bench       benchmarks; writes BENCHMARKS.md
 #   make migrate     ledgerd migrate
 #   make verify      ledgerctl verify
 #   make fmt, vet    go fmt, go vet
@@ -108,9 +108,13 @@ test: ensure-go
 		exit 1
 	fi
 
-bench: build
-	@$(dev_env)
-	bin/ledgerctl bench $(ARGS)
+# The poster benchmark against the test PostgreSQL; writes BENCHMARKS.md.
+bench: ensure-go
+	@if [[ -z $${TEST_DATABASE_URL:-} ]]; then
+		TEST_DATABASE_URL=$$(scripts/ensure-postgres.sh --admin)
+		export TEST_DATABASE_URL
+	fi
+	scripts/bench.sh $(GO)
 
 migrate: build
 	@$(dev_env)

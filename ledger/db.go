@@ -79,7 +79,8 @@ func Retryable(err error) bool {
 
 // TxOptions tune RunTx.
 type TxOptions struct {
-	// IsoLevel overrides the isolation level (default SERIALIZABLE).
+	// IsoLevel overrides the isolation level on PostgreSQL (default
+	// SERIALIZABLE). CockroachDB always runs SERIALIZABLE.
 	IsoLevel    pgx.TxIsoLevel
 	MaxAttempts int           // default 30
 	BaseBackoff time.Duration // default 2ms, doubled per attempt up to MaxBackoff, with full jitter
@@ -103,9 +104,6 @@ var ErrTooManyRetries = errors.New("transaction retries exhausted")
 // fn may run more than once: it must not keep state across attempts.
 func (db *DB) RunTx(ctx context.Context, opts TxOptions, fn func(context.Context, pgx.Tx) error) error {
 	txo := pgx.TxOptions{IsoLevel: pgx.Serializable}
-	if opts.IsoLevel != "" {
-		txo.IsoLevel = opts.IsoLevel
-	}
 	if db.Engine == Cockroach {
 		attempt := 0
 		return crdbpgx.ExecuteTx(ctx, db.Pool, txo, func(tx pgx.Tx) error {
@@ -115,6 +113,9 @@ func (db *DB) RunTx(ctx context.Context, opts TxOptions, fn func(context.Context
 			}
 			return fn(ctx, tx)
 		})
+	}
+	if opts.IsoLevel != "" {
+		txo.IsoLevel = opts.IsoLevel
 	}
 	max := opts.MaxAttempts
 	if max <= 0 {

@@ -121,8 +121,22 @@ func (o *VoidOp) ShardKey() uint64    { return ShardOf(o.Owner.String()) }
 func (o *VoidOp) Declare(d *Decl)     { d.Hold(o.Hold) }
 func (o *VoidOp) Apply(_ context.Context, b *Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
-	return b.VoidHold(o.Hold, o.Expired)
+	h, err := b.VoidHold(o.Hold, o.Expired)
+	if err != nil {
+		return nil, err
+	}
+	if o.Expired {
+		// Told through the outbox in the same transaction: the webhook for
+		// an expiry exists exactly when the release committed.
+		if err := b.Emit(TopicHoldExpired, h.Owner, h); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
+
+// TopicHoldExpired is the outbox topic of a hold released at expiry.
+const TopicHoldExpired = "hold.expired"
 
 // CreateAccountOp creates an owned account inside a batch, so that it is
 // ordered with the owner's other operations.

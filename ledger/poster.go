@@ -211,11 +211,8 @@ func (l *Ledger) runShard(s *shard) {
 		l.queued.Add(-int64(len(batch)))
 		l.runBatch(s.idx, batch)
 		if !open {
-			// Closed while collecting: drain what is left.
-			for p := range s.ch {
-				l.queued.Add(-1)
-				l.runBatch(s.idx, []*Pending{p})
-			}
+			// The channel reports closed only once its buffer is empty:
+			// everything queued before Close has been applied.
 			return
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
@@ -132,9 +133,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	defer nc.Close()
 
 	m := metrics.New()
+	iso := pgx.Serializable
+	if cfg.PGIsolation == "repeatable_read" {
+		iso = pgx.RepeatableRead
+	}
 	l := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
-		Observer: m, Log: log,
+		Observer: m, Log: log, Tx: ledger.TxOptions{IsoLevel: iso},
 	})
 	m.QueueDepth(l.QueueDepth)
 
@@ -168,12 +173,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		),
 	})
 
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweeps := every(sweepCtx, time.Second, func(ctx context.Context) {
+		if n, err := l.ExpireHolds(ctx, time.Now(), 1000); err != nil {
+			log.Warn("hold expiry sweep", "err", err)
+		} else if n > 0 {
+			log.Info("released expired holds", "holds", n)
+		}
+	})
+	// Sweepers stop before the poster drains, so they enqueue nothing late.
+	stopWorkers := func() { stopSweeps(); <-sweeps }
+
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listen(cfg.HTTPAddr) }()
 	log.Info("serving", "http", cfg.HTTPAddr)
 
 	select {
 	case err := <-errc:
+		stopWorkers()
 		drain(l, log)
 		return fmt.Errorf("http: %w", err)
 	case <-ctx.Done():
@@ -182,6 +199,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if err := app.ShutdownWithTimeout(15 * time.Second); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
+	stopWorkers()
 	drain(l, log)
 	log.Info("stopped cleanly")
 	return nil
@@ -194,4 +212,24 @@ func drain(l *ledger.Ledger, log *slog.Logger) {
 	if err := l.Close(ctx); err != nil {
 		log.Error("poster drain", "err", err)
 	}
+}
+
+// every runs f each period until ctx ends; the returned channel closes when
+// the last run has returned.
+func every(ctx context.Context, period time.Duration, f func(context.Context)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f(ctx)
+			}
+		}
+	}()
+	return done
 }

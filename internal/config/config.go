@@ -38,6 +38,7 @@ type Config struct {
 	PosterMaxBatch      int
 	PosterLinger        time.Duration
 	WebhookAllowPrivate bool
+	PGIsolation         string // "serializable" or "repeatable_read"
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -81,6 +82,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},
 		{"LEDGER_POSTER_LINGER", "2ms", "how long the poster waits to fill a batch (Go duration)",
 			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
+		{"LEDGER_PG_ISOLATION", "serializable", "isolation of poster transactions on PostgreSQL: serializable or repeatable_read (see ARCHITECTURE.md; CockroachDB is always serializable)",
+			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
 			func(c *Config, v string) error { return boolean(&c.WebhookAllowPrivate, v) }},
 	}
@@ -146,6 +149,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("poster_max_batch", c.PosterMaxBatch),
 		slog.Duration("poster_linger", c.PosterLinger),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.String("pg_isolation", c.PGIsolation),
 	)
 }
 

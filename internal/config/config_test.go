@@ -30,6 +30,7 @@ func TestLoadDefaults(t *testing.T) {
 		PosterShards:      8,
 		PosterMaxBatch:    1000,
 		PosterLinger:      2 * time.Millisecond,
+		PGIsolation:       "serializable",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
@@ -61,6 +62,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_POSTER_LINGER", "1500us", func(c Config) bool { return c.PosterLinger == 1500*time.Microsecond }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "true", func(c Config) bool { return c.WebhookAllowPrivate }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "1", func(c Config) bool { return c.WebhookAllowPrivate }},
+		{"LEDGER_PG_ISOLATION", "repeatable_read", func(c Config) bool { return c.PGIsolation == "repeatable_read" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -107,6 +109,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_POSTER_LINGER", "-1ms"},
 		{"LEDGER_POSTER_LINGER", "1h"},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes"},
+		{"LEDGER_PG_ISOLATION", "read_committed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
