@@ -319,3 +319,58 @@ func TestPosterBatchesAndDrains(t *testing.T) {
 	t.Logf("%d ops in %d batches, largest %d", n+1, len(e.observer.batches), maxBatch)
 	mustVerify(t, e.db)
 }
+
+// Fifty concurrent submissions of one key, split over two ledgers on the same
+// database (two processes), produce one entry: one caller sees it applied,
+// the others a replay of it.
+func TestOneKeyConcurrentlyFromTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 2})
+	other := New(e.db, Options{Shards: 3})
+	defer other.Close(ctx)
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+	if _, err := other.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: e.asset, Normal: Debit}); err != nil {
+		t.Fatal(err) // exists: fills the second process's cache
+	}
+	op := func() Op {
+		return &TransferOp{IdempotencyKey: "same-" + owner.String(), Owner: owner,
+			Postings: Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("7")})}
+	}
+	const n = 50
+	outs := make([]Outcome, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			l := e.l
+			if i%2 == 1 {
+				l = other
+			}
+			outs[i], errs[i] = l.Submit(ctx, op())
+		}(i)
+	}
+	wg.Wait()
+	applied := 0
+	for i := range outs {
+		if errs[i] != nil {
+			t.Fatalf("submit %d: %v", i, errs[i])
+		}
+		if !outs[i].Replayed {
+			applied++
+		}
+		if outs[i].EntryID != outs[0].EntryID {
+			t.Fatalf("submit %d got entry %s, submit 0 got %s", i, outs[i].EntryID, outs[0].EntryID)
+		}
+	}
+	if applied != 1 {
+		t.Fatalf("%d submissions applied, want exactly 1", applied)
+	}
+	acc, err := e.l.Account(ctx, grant.ID)
+	if err != nil || !acc.Available().Equal(MustAmount("7")) {
+		t.Fatalf("balance %s (err %v), want 7", acc.Available(), err)
+	}
+	mustVerify(t, e.db)
+}
