@@ -135,35 +135,53 @@ func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, 
 	}
 	var acct Account
 	err := l.db.RunTx(ctx, TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
-		var owner *OwnerID
-		if !spec.Owner.IsZero() {
-			owner = &spec.Owner
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ledger_accounts (id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-			ON CONFLICT (code, asset) DO NOTHING`,
-			spec.ID, spec.Code, spec.Asset, owner, normalString(spec.Normal), spec.NoOverdraft, spec.Shards, nullJSON(spec.Metadata)); err != nil {
-			return fmt.Errorf("insert account: %w", err)
-		}
-		a, err := scanAccountMeta(tx.QueryRow(ctx, accountMetaSelect+` WHERE code = $1 AND asset = $2`, spec.Code, spec.Asset))
-		if err != nil {
-			return err
-		}
-		for s := 0; s < a.Shards; s++ {
-			if _, err := tx.Exec(ctx, `INSERT INTO ledger_balances (account_id, shard, normal, no_overdraft)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, shard) DO NOTHING`,
-				a.ID, s, normalString(a.Normal), a.NoOverdraft); err != nil {
-				return fmt.Errorf("insert balance row: %w", err)
-			}
-		}
+		a, err := InsertAccount(ctx, tx, spec)
 		acct = a
-		return nil
+		return err
 	})
 	if err != nil {
 		return Account{}, fmt.Errorf("ensure account %s/%s: %w", spec.Code, spec.Asset, err)
 	}
 	l.remember(acct)
 	return acct, nil
+}
+
+// InsertAccount creates an account (and its counter rows) in the caller's
+// transaction unless one with the same code and asset exists, and returns
+// the one that is there. Layers above use it to open an account together
+// with their own rows (a wallet and its overage receivable).
+func InsertAccount(ctx context.Context, tx pgx.Tx, spec AccountSpec) (Account, error) {
+	if spec.Shards < 1 {
+		spec.Shards = 1
+	}
+	if err := spec.validate(); err != nil {
+		return Account{}, err
+	}
+	if spec.ID == (AccountID{}) {
+		spec.ID = NewAccountID()
+	}
+	var owner *OwnerID
+	if !spec.Owner.IsZero() {
+		owner = &spec.Owner
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger_accounts (id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+		ON CONFLICT (code, asset) DO NOTHING`,
+		spec.ID, spec.Code, spec.Asset, owner, normalString(spec.Normal), spec.NoOverdraft, spec.Shards, nullJSON(spec.Metadata)); err != nil {
+		return Account{}, fmt.Errorf("insert account: %w", err)
+	}
+	a, err := scanAccountMeta(tx.QueryRow(ctx, accountMetaSelect+` WHERE code = $1 AND asset = $2`, spec.Code, spec.Asset))
+	if err != nil {
+		return Account{}, err
+	}
+	for s := 0; s < a.Shards; s++ {
+		if _, err := tx.Exec(ctx, `INSERT INTO ledger_balances (account_id, shard, normal, no_overdraft)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, shard) DO NOTHING`,
+			a.ID, s, normalString(a.Normal), a.NoOverdraft); err != nil {
+			return Account{}, fmt.Errorf("insert balance row: %w", err)
+		}
+	}
+	return a, nil
 }
 
 const accountMetaSelect = `SELECT id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at FROM ledger_accounts`

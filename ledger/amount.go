@@ -95,6 +95,14 @@ func (a Amount) Min(b Amount) Amount {
 	return b
 }
 
+// Max returns the larger of a and b.
+func (a Amount) Max(b Amount) Amount {
+	if a.d.Cmp(b.d) >= 0 {
+		return a
+	}
+	return b
+}
+
 // String is the canonical spelling: no exponent, no trailing zeros.
 func (a Amount) String() string {
 	s := a.d.String()

@@ -55,18 +55,19 @@ type HoldLeg struct {
 
 // Hold is a pending transfer.
 type Hold struct {
-	ID        HoldID     `json:"id"`
-	Owner     OwnerID    `json:"owner_id"`
-	EntryID   EntryID    `json:"entry_id"`
-	Asset     string     `json:"asset"`
-	Amount    Amount     `json:"amount"`
-	Captured  Amount     `json:"captured"`
-	Status    HoldStatus `json:"status"`
-	Legs      []HoldLeg  `json:"legs"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	ClosedAt  *time.Time `json:"closed_at,omitempty"`
-	ClosedBy  *EntryID   `json:"closed_by,omitempty"`
+	ID        HoldID          `json:"id"`
+	Owner     OwnerID         `json:"owner_id"`
+	EntryID   EntryID         `json:"entry_id"`
+	Asset     string          `json:"asset"`
+	Amount    Amount          `json:"amount"`
+	Captured  Amount          `json:"captured"`
+	Status    HoldStatus      `json:"status"`
+	Legs      []HoldLeg       `json:"legs"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	ClosedAt  *time.Time      `json:"closed_at,omitempty"`
+	ClosedBy  *EntryID        `json:"closed_by,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
 }
 
 // HoldStatus is a hold's state.
@@ -369,6 +370,7 @@ type HoldSpec struct {
 	Owner     OwnerID
 	Legs      []HoldLeg
 	ExpiresAt *time.Time
+	Metadata  json.RawMessage
 }
 
 // PlaceHold reserves each leg's amount on the pending counters.
@@ -415,7 +417,7 @@ func (b *Batch) PlaceHold(spec HoldSpec) (Hold, error) {
 	}
 	h := &holdState{isNew: true, dirty: true, Hold: Hold{
 		ID: id, Owner: spec.Owner, EntryID: b.cur.entry.id, Asset: asset, Amount: total,
-		Status: HoldPending, Legs: spec.Legs, ExpiresAt: spec.ExpiresAt, CreatedAt: b.now,
+		Status: HoldPending, Legs: spec.Legs, ExpiresAt: spec.ExpiresAt, CreatedAt: b.now, Metadata: spec.Metadata,
 	}}
 	b.holds[id] = h
 	b.cur.createdHold = append(b.cur.createdHold, id)

@@ -15,7 +15,25 @@ import (
 
 var dsn string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+// After the package's tests, the whole journal they wrote must verify.
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(m, &dsn, func(ctx context.Context, url string) error {
+		db, err := Open(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		r, err := Verify(ctx, db)
+		if err != nil {
+			return err
+		}
+		if !r.OK() {
+			r.Write(os.Stderr)
+			return errors.New("ledger invariants violated")
+		}
+		return nil
+	}))
+}
 
 // env is one ledger on the package's database with the system accounts the
 // tests use.

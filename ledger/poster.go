@@ -27,6 +27,9 @@ type Options struct {
 	Tx       TxOptions
 	// BatchTimeout bounds one batch's transaction, retries included. Default 30s.
 	BatchTimeout time.Duration
+	// Clock is the batches' time source (default time.Now); tests move it
+	// to reach expiries without sleeping.
+	Clock func() time.Time
 
 	// beforeCommit lets tests interfere with an attempt just before COMMIT.
 	beforeCommit func(ctx context.Context, tx pgx.Tx, attempt int) error
@@ -108,6 +111,9 @@ func New(db *DB, opts Options) *Ledger {
 	if opts.BatchTimeout <= 0 {
 		opts.BatchTimeout = 30 * time.Second
 	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
 	l := &Ledger{db: db, opts: opts, log: opts.Log, byID: map[AccountID]Account{}, byCode: map[[2]string]Account{}}
 	for i := 0; i < opts.Shards; i++ {
 		s := &shard{idx: i, ch: make(chan *Pending, opts.Queue)}
@@ -117,6 +123,9 @@ func New(db *DB, opts Options) *Ledger {
 	}
 	return l
 }
+
+// Now is the ledger's clock, in UTC at the database's precision.
+func (l *Ledger) Now() time.Time { return l.opts.Clock().UTC().Truncate(time.Microsecond) }
 
 // DB is the ledger's database.
 func (l *Ledger) DB() *DB { return l.db }
@@ -313,8 +322,7 @@ func (s storedEntry) outcome() Outcome {
 
 // apply is one transaction attempt for a batch.
 func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, stored map[string]storedEntry, attempt int) ([]opResult, error) {
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	b := newBatch(l, tx, shardIdx, now)
+	b := newBatch(l, tx, shardIdx, l.Now())
 	var todo []Op
 	for _, op := range ops {
 		if _, ok := stored[op.Key()]; ok {
@@ -347,6 +355,7 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 		return nil, err
 	}
 
+	now := b.now
 	results := make([]opResult, len(ops))
 	seen := map[string]int{} // key -> index of the entry recorded in this batch
 	for i, op := range ops {

@@ -82,7 +82,7 @@ func (l *Ledger) lockHolds(ctx context.Context, b *Batch) error {
 		ids = append(ids, uuid.UUID(id))
 	}
 	rows, err := b.tx.Query(ctx, `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by
-		FROM ledger_holds WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+		, metadata FROM ledger_holds WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
 	if err != nil {
 		return fmt.Errorf("lock holds: %w", err)
 	}
@@ -104,7 +104,7 @@ func (l *Ledger) lockHolds(ctx context.Context, b *Batch) error {
 	return rows.Err()
 }
 
-const holdSelect = `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by FROM ledger_holds`
+const holdSelect = `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by, metadata FROM ledger_holds`
 
 func scanHold(r rowScanner) (Hold, error) {
 	var (
@@ -113,7 +113,7 @@ func scanHold(r rowScanner) (Hold, error) {
 		status string
 		legs   []byte
 	)
-	if err := r.Scan(&h.ID, &owner, &h.EntryID, &h.Asset, &h.Amount, &h.Captured, &status, &legs, &h.ExpiresAt, &h.CreatedAt, &h.ClosedAt, &h.ClosedBy); err != nil {
+	if err := r.Scan(&h.ID, &owner, &h.EntryID, &h.Asset, &h.Amount, &h.Captured, &status, &legs, &h.ExpiresAt, &h.CreatedAt, &h.ClosedAt, &h.ClosedBy, &h.Metadata); err != nil {
 		return Hold{}, fmt.Errorf("scan hold: %w", err)
 	}
 	if owner != nil {
@@ -440,7 +440,9 @@ func (l *Ledger) writeHolds(ctx context.Context, b *Batch) error {
 		expires := make([]*time.Time, n)
 		closedAt := make([]*time.Time, n)
 		closedBy := make([]*uuid.UUID, n)
+		metas := make([]*string, n)
 		for i, h := range fresh {
+			metas[i] = nullableText(h.Metadata)
 			raw, err := json.Marshal(h.Legs)
 			if err != nil {
 				return err
@@ -453,11 +455,11 @@ func (l *Ledger) writeHolds(ctx context.Context, b *Batch) error {
 				closedBy[i] = &u
 			}
 		}
-		if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_holds (id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by)
-			SELECT u.id, u.o, u.e, u.asset, u.amt, u.cap, u.st, u.legs::JSONB, u.exp, $12, u.ca, u.cb
-			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::NUMERIC[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[], $11::UUID[])
-				AS u(id, o, e, asset, amt, cap, st, legs, exp, ca, cb)`,
-			ids, owners, entries, assets, amounts, captured, statuses, legs, expires, closedAt, closedBy, b.now); err != nil {
+		if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_holds (id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by, metadata)
+			SELECT u.id, u.o, u.e, u.asset, u.amt, u.cap, u.st, u.legs::JSONB, u.exp, $12, u.ca, u.cb, u.meta::JSONB
+			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::NUMERIC[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[], $11::UUID[], $13::TEXT[])
+				AS u(id, o, e, asset, amt, cap, st, legs, exp, ca, cb, meta)`,
+			ids, owners, entries, assets, amounts, captured, statuses, legs, expires, closedAt, closedBy, b.now, metas); err != nil {
 			return fmt.Errorf("insert holds: %w", err)
 		}
 	}

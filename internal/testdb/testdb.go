@@ -42,7 +42,10 @@ func AdminURL() string {
 //
 //	var dsn string
 //	func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
-func Main(m *testing.M, dsn *string) int {
+//
+// Each check runs on the database after the tests passed (the ledger's
+// invariant verifier, typically); a failing check fails the package.
+func Main(m *testing.M, dsn *string, checks ...func(ctx context.Context, url string) error) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	u, drop, err := Create(ctx, packageName())
 	cancel()
@@ -54,6 +57,16 @@ func Main(m *testing.M, dsn *string) int {
 	}
 	*dsn = u
 	code := m.Run()
+	if code == 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		for _, check := range checks {
+			if err := check(ctx, u); err != nil {
+				fmt.Fprintf(os.Stderr, "testdb: after the tests: %v\nFAIL\n", err)
+				code = 1
+			}
+		}
+		cancel()
+	}
 	if os.Getenv("TESTDB_KEEP") == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := drop(ctx); err != nil {

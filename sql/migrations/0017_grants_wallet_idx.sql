@@ -1,0 +1,1 @@
+CREATE INDEX grants_wallet_idx ON grants (wallet_id, created_at);

@@ -1,0 +1,1 @@
+CREATE INDEX grants_expiry_idx ON grants (expires_at) WHERE status = 'active';

@@ -1,0 +1,177 @@
+package wallet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// balance answers from the counters (now) or from the journal (at a past
+// instant). Both derive the same figures:
+//
+//	available = Σ usable grants (posted − held)
+//	held      = Σ pending debits on the wallet's accounts
+//	overage   = the receivable's posted balance
+//	granted   = Σ grant amounts; expired, voided = what expiry and voids took
+//	consumed  = granted − expired − voided − Σ grants' posted balance
+func (s *Service) balance(ctx context.Context, id WalletID, at *time.Time) (Balance, error) {
+	w, overage, err := s.walletRow(ctx, id)
+	if err != nil {
+		return Balance{}, err
+	}
+	now := s.now()
+	if at != nil && at.Before(now) {
+		return s.balanceAt(ctx, w, overage, at.UTC())
+	}
+	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.debits_posted, bal.credits_posted, bal.debits_pending
+		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
+		WHERE g.wallet_id = $1`, id)
+	if err != nil {
+		return Balance{}, fmt.Errorf("read grants: %w", err)
+	}
+	defer rows.Close()
+	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
+	var live []*grantState
+	var remaining ledger.Amount
+	for rows.Next() {
+		var bal ledger.Balance
+		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending)
+		if err != nil {
+			return Balance{}, err
+		}
+		posted := bal.Posted(ledger.Credit)
+		g.Remaining = posted
+		remaining = remaining.Add(posted)
+		b.Held = b.Held.Add(bal.DebitsPending)
+		b.Granted, b.Expired, b.Voided = b.Granted.Add(g.Amount), b.Expired.Add(g.Expired), b.Voided.Add(g.Voided)
+		gs := &grantState{Grant: g}
+		if gs.usable(now) {
+			b.Available = b.Available.Add(bal.Available(ledger.Credit))
+		}
+		if g.Status == GrantActive && posted.IsPositive() {
+			live = append(live, gs)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Balance{}, err
+	}
+	acc, err := s.l.Account(ctx, overage)
+	if err != nil {
+		return Balance{}, err
+	}
+	b.Overage = acc.Posted(ledger.Debit)
+	b.Held = b.Held.Add(acc.DebitsPending)
+	b.Consumed = b.Granted.Sub(b.Expired).Sub(b.Voided).Sub(remaining)
+	burnOrder(live)
+	for _, g := range live {
+		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
+	}
+	return b, nil
+}
+
+// balanceAt replays the journal up to t: every posting on the wallet's
+// accounts created at or before t, classified by the kind of its entry.
+func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.AccountID, t time.Time) (Balance, error) {
+	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: t, Grants: []GrantBalance{}}
+	if t.Before(w.CreatedAt) {
+		return b, nil
+	}
+	rows, err := s.db.Pool.Query(ctx, grantSelect+` FROM grants g WHERE g.wallet_id = $1 AND g.created_at <= $2`, w.ID, t)
+	if err != nil {
+		return Balance{}, fmt.Errorf("read grants: %w", err)
+	}
+	grants := map[ledger.AccountID]*grantState{}
+	accounts := []uuid.UUID{uuid.UUID(overage)}
+	for rows.Next() {
+		g, account, err := scanGrant(rows)
+		if err != nil {
+			rows.Close()
+			return Balance{}, err
+		}
+		grants[account] = &grantState{Grant: g, account: account}
+		accounts = append(accounts, uuid.UUID(account))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Balance{}, err
+	}
+	rows, err = s.db.Pool.Query(ctx, `SELECT p.account_id, e.kind, p.direction, p.pending, SUM(p.amount)
+		FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
+		WHERE p.account_id = ANY($1) AND p.created_at <= $2
+		GROUP BY p.account_id, e.kind, p.direction, p.pending`, accounts, t)
+	if err != nil {
+		return Balance{}, fmt.Errorf("replay postings: %w", err)
+	}
+	defer rows.Close()
+	posted := map[ledger.AccountID]ledger.Amount{} // credit-normal for grants, debit-normal for overage
+	held := map[ledger.AccountID]ledger.Amount{}
+	for rows.Next() {
+		var (
+			acct      ledger.AccountID
+			kind, dir string
+			pending   bool
+			sum       ledger.Amount
+		)
+		if err := rows.Scan(&acct, &kind, &dir, &pending, &sum); err != nil {
+			return Balance{}, err
+		}
+		if acct == overage {
+			switch {
+			case pending && dir == "debit":
+				b.Held = b.Held.Add(sum)
+			case !pending && dir == "debit":
+				b.Overage = b.Overage.Add(sum)
+			case !pending:
+				b.Overage = b.Overage.Sub(sum)
+			}
+			continue
+		}
+		switch {
+		case pending && dir == "debit":
+			held[acct] = held[acct].Add(sum)
+		case pending:
+		case dir == "credit":
+			posted[acct] = posted[acct].Add(sum)
+			b.Granted = b.Granted.Add(sum)
+		default:
+			posted[acct] = posted[acct].Sub(sum)
+			switch kind {
+			case KindGrantExpiry:
+				b.Expired = b.Expired.Add(sum)
+			case KindGrantVoid:
+				b.Voided = b.Voided.Add(sum)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Balance{}, err
+	}
+	var remaining ledger.Amount
+	var live []*grantState
+	for acct, g := range grants {
+		p, h := posted[acct], held[acct]
+		remaining = remaining.Add(p)
+		b.Held = b.Held.Add(h)
+		// The grant's state at t, from its timestamps.
+		active := g.Status == GrantActive ||
+			(g.VoidedAt != nil && g.VoidedAt.After(t)) || (g.ExpiredAt != nil && g.ExpiredAt.After(t))
+		usable := active && !g.EffectiveAt.After(t) && (g.ExpiresAt == nil || g.ExpiresAt.After(t))
+		if usable {
+			b.Available = b.Available.Add(p.Sub(h))
+		}
+		if active && p.IsPositive() {
+			g.Remaining = p
+			live = append(live, g)
+		}
+	}
+	b.Consumed = b.Granted.Sub(b.Expired).Sub(b.Voided).Sub(remaining)
+	burnOrder(live)
+	for _, g := range live {
+		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
+	}
+	return b, nil
+}

@@ -1,0 +1,277 @@
+package wallet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// op is implemented by every wallet operation: the stage loads its wallet.
+type op interface {
+	ledger.Op
+	wallet() WalletID
+	grantRef() *GrantID // a grant the op names, loaded even when not active
+}
+
+type module struct{}
+
+func (module) Name() string           { return moduleName }
+func (module) NewStage() ledger.Stage { return &stage{} }
+
+const moduleName = "wallet"
+
+// stage is the wallet state of one batch attempt.
+type stage struct {
+	wallets  map[WalletID]*walletState
+	grants   map[GrantID]*grantState
+	newRows  []*grantState
+	dirty    map[*grantState]struct{}
+	totals   map[WalletID]*totals
+	accounts systemAccounts
+}
+
+type walletState struct {
+	Wallet
+	overage ledger.AccountID
+	grants  []*grantState // loaded grants: active, or holding a balance, or named by an op
+}
+
+type grantState struct {
+	Grant
+	account ledger.AccountID
+	isNew   bool
+}
+
+// totals are a wallet's grant sums over all its grants, kept current as the
+// batch changes them, for the balance an operation answers with.
+type totals struct {
+	granted, expired, voided ledger.Amount
+}
+
+func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
+
+// Load reads the batch's wallets and their live grants in two queries and
+// declares the accounts to lock: each wallet's overage account and grants.
+func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
+	s.wallets, s.grants, s.dirty, s.totals = map[WalletID]*walletState{}, map[GrantID]*grantState{}, map[*grantState]struct{}{}, map[WalletID]*totals{}
+	var wids, gids []uuid.UUID
+	for _, o := range ops {
+		w, ok := o.(op)
+		if !ok {
+			continue
+		}
+		wids = append(wids, uuid.UUID(w.wallet()))
+		if g := w.grantRef(); g != nil {
+			gids = append(gids, uuid.UUID(*g))
+		}
+	}
+	if len(wids) == 0 {
+		return nil
+	}
+	tx := b.Tx()
+	rows, err := tx.Query(ctx, walletSelect+` WHERE w.id = ANY($1)`, wids)
+	if err != nil {
+		return fmt.Errorf("load wallets: %w", err)
+	}
+	for rows.Next() {
+		w, overage, err := scanWallet(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		s.wallets[w.ID] = &walletState{Wallet: w, overage: overage}
+		s.totals[w.ID] = &totals{}
+		b.DeclareAccount(overage)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load wallets: %w", err)
+	}
+	// Grants that can still matter: active ones, ones whose account still
+	// holds a balance (a hold outlived their void or expiry), and ones an op
+	// names. The wallet's sums come with them, over all its grants.
+	rows, err = tx.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted
+		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
+		WHERE g.wallet_id = ANY($1)
+			AND (g.status = 'active' OR bal.credits_posted > bal.debits_posted OR g.id = ANY($2))`, wids, gids)
+	if err != nil {
+		return fmt.Errorf("load grants: %w", err)
+	}
+	for rows.Next() {
+		var posted ledger.Amount
+		g, account, err := scanGrant(rows, &posted)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		gs := &grantState{Grant: g, account: account}
+		s.grants[g.ID] = gs
+		if w := s.wallets[g.WalletID]; w != nil {
+			w.grants = append(w.grants, gs)
+		}
+		b.DeclareAccount(account)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load grants: %w", err)
+	}
+	rows, err = tx.Query(ctx, `SELECT wallet_id, SUM(amount), SUM(expired_amount), SUM(voided_amount)
+		FROM grants WHERE wallet_id = ANY($1) GROUP BY wallet_id`, wids)
+	if err != nil {
+		return fmt.Errorf("load grant sums: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id WalletID
+			t  totals
+		)
+		if err := rows.Scan(&id, &t.granted, &t.expired, &t.voided); err != nil {
+			return fmt.Errorf("scan grant sums: %w", err)
+		}
+		if s.totals[id] != nil {
+			*s.totals[id] = t
+		}
+	}
+	return rows.Err()
+}
+
+// Flush inserts the batch's new grants and writes changed ones.
+func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
+	tx := b.Tx()
+	if n := len(s.newRows); n > 0 {
+		ids, wallets, accounts := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+		kinds, statuses := make([]string, n), make([]string, n)
+		amounts := make([]ledger.Amount, n)
+		prios := make([]int32, n)
+		eff := make([]time.Time, n)
+		exp := make([]*time.Time, n)
+		costs := make([]*ledger.Amount, n)
+		descs, metas := make([]*string, n), make([]*string, n)
+		for i, g := range s.newRows {
+			ids[i], wallets[i], accounts[i] = uuid.UUID(g.ID), uuid.UUID(g.WalletID), uuid.UUID(g.account)
+			kinds[i], statuses[i], amounts[i], prios[i] = string(g.Kind), string(g.Status), g.Amount, int32(g.Priority)
+			eff[i], exp[i], costs[i] = g.EffectiveAt, g.ExpiresAt, g.CostBasis
+			descs[i], metas[i] = nullText(g.Description), nullText(string(g.Metadata))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO grants (id, wallet_id, account_id, kind, amount, priority, effective_at, expires_at,
+				cost_basis, description, metadata, status, created_at)
+			SELECT u.id, u.w, u.a, u.k, u.amt, u.p, u.eff, u.exp, u.cost, u.descr, u.meta::JSONB, u.st, $13
+			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::INT[], $7::TIMESTAMPTZ[],
+				$8::TIMESTAMPTZ[], $9::NUMERIC[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
+				AS u(id, w, a, k, amt, p, eff, exp, cost, descr, meta, st)`,
+			ids, wallets, accounts, kinds, amounts, prios, eff, exp, costs, descs, metas, statuses, b.Now()); err != nil {
+			return fmt.Errorf("insert grants: %w", err)
+		}
+	}
+	var changed []*grantState
+	for g := range s.dirty {
+		if !g.isNew {
+			changed = append(changed, g)
+		}
+	}
+	if n := len(changed); n > 0 {
+		ids, statuses := make([]uuid.UUID, n), make([]string, n)
+		expired, voided := make([]ledger.Amount, n), make([]ledger.Amount, n)
+		expAt, voidAt := make([]*time.Time, n), make([]*time.Time, n)
+		for i, g := range changed {
+			ids[i], statuses[i], expired[i], voided[i], expAt[i], voidAt[i] = uuid.UUID(g.ID), string(g.Status), g.Expired, g.Voided, g.ExpiredAt, g.VoidedAt
+		}
+		if _, err := tx.Exec(ctx, `UPDATE grants AS g SET status = u.st, expired_amount = u.ex, voided_amount = u.vo,
+				expired_at = u.exat, voided_at = u.voat
+			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::NUMERIC[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[])
+				AS u(id, st, ex, vo, exat, voat)
+			WHERE g.id = u.id`, ids, statuses, expired, voided, expAt, voidAt); err != nil {
+			return fmt.Errorf("update grants: %w", err)
+		}
+	}
+	return nil
+}
+
+// usable reports whether debits and holds may draw on g at now.
+func (g *grantState) usable(now time.Time) bool {
+	return g.Status == GrantActive && !g.EffectiveAt.After(now) && (g.ExpiresAt == nil || g.ExpiresAt.After(now))
+}
+
+// burnOrder sorts grants the way they are consumed: lowest priority first,
+// then soonest expiry (never-expiring last), then oldest, then by id so the
+// order is total.
+func burnOrder(gs []*grantState) {
+	sort.SliceStable(gs, func(i, j int) bool {
+		a, b := gs[i], gs[j]
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		switch {
+		case a.ExpiresAt == nil && b.ExpiresAt != nil:
+			return false
+		case a.ExpiresAt != nil && b.ExpiresAt == nil:
+			return true
+		case a.ExpiresAt != nil && !a.ExpiresAt.Equal(*b.ExpiresAt):
+			return a.ExpiresAt.Before(*b.ExpiresAt)
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return uuidLess(uuid.UUID(a.ID), uuid.UUID(b.ID))
+	})
+}
+
+func uuidLess(a, b uuid.UUID) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// markDirty records a grant change, undone with the op if it fails.
+func (s *stage) markDirty(b *ledger.Batch, g *grantState) {
+	saved := g.Grant
+	_, was := s.dirty[g]
+	s.dirty[g] = struct{}{}
+	b.OnUndo(func() {
+		g.Grant = saved
+		if !was {
+			delete(s.dirty, g)
+		}
+	})
+}
+
+// balance computes the wallet's balance from the batch's state.
+func (s *stage) balance(b *ledger.Batch, w *walletState) Balance {
+	now := b.Now()
+	t := s.totals[w.ID]
+	bal := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
+	var remaining ledger.Amount
+	live := append([]*grantState(nil), w.grants...)
+	burnOrder(live)
+	for _, g := range live {
+		acc, ok := b.Account(g.account)
+		if !ok {
+			continue
+		}
+		posted := acc.Posted(ledger.Credit)
+		remaining = remaining.Add(posted)
+		bal.Held = bal.Held.Add(acc.Held(ledger.Credit))
+		if g.usable(now) {
+			bal.Available = bal.Available.Add(acc.Available())
+		}
+		if g.Status == GrantActive && posted.IsPositive() {
+			bal.Grants = append(bal.Grants, GrantBalance{ID: g.ID, Remaining: posted, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
+		}
+	}
+	if acc, ok := b.Account(w.overage); ok {
+		bal.Overage = acc.Posted(ledger.Debit)
+		bal.Held = bal.Held.Add(acc.DebitsPending)
+	}
+	bal.Granted, bal.Expired, bal.Voided = t.granted, t.expired, t.voided
+	bal.Consumed = t.granted.Sub(t.expired).Sub(t.voided).Sub(remaining)
+	return bal
+}
