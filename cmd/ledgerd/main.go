@@ -29,6 +29,7 @@ import (
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/ledger"
 	schema "github.com/creditledger/creditledger/sql"
+	"github.com/creditledger/creditledger/wallet"
 )
 
 // defaultDatabaseURL is used when DATABASE_URL is unset: the database
@@ -140,8 +141,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	l := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
 		Observer: m, Log: log, Tx: ledger.TxOptions{IsoLevel: iso},
+		Modules: []ledger.Module{wallet.Module()},
 	})
 	m.QueueDepth(l.QueueDepth)
+	wallets := wallet.NewService(l)
 
 	keys := auth.NewStore(db)
 	if cfg.AdminKey != "" {
@@ -171,6 +174,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 				return nil
 			}},
 		),
+		Routes: api.WalletRoutes(wallets),
 	})
 
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
@@ -179,6 +183,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			log.Warn("hold expiry sweep", "err", err)
 		} else if n > 0 {
 			log.Info("released expired holds", "holds", n)
+		}
+		if n, err := wallets.Sweep(ctx); err != nil {
+			log.Warn("grant expiry sweep", "err", err)
+		} else if n > 0 {
+			log.Info("expired or settled grants", "grants", n)
 		}
 	})
 	// Sweepers stop before the poster drains, so they enqueue nothing late.

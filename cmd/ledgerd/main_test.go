@@ -97,6 +97,35 @@ func TestServeAndShutDown(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "admin") {
 		t.Fatalf("whoami with LEDGER_ADMIN_KEY: %d %s", resp.StatusCode, body)
 	}
+	// A wallet's life over real HTTP: customer, wallet, grant, debit, balance.
+	call := func(method, path, body string, want int) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+env["LEDGER_ADMIN_KEY"])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+		}
+		return string(b)
+	}
+	call("POST", "/v1/customers", `{"id":"acme-e2e","name":"Acme"}`, 201)
+	wl := call("POST", "/v1/wallets", `{"customer_id":"acme-e2e","asset":"CREDITS","overage_policy":"block"}`, 201)
+	id := wl[strings.Index(wl, `"id":"`)+6:][:36]
+	call("POST", "/v1/wallets/"+id+"/grants", `{"amount":"100","kind":"paid"}`, 201)
+	if d := call("POST", "/v1/wallets/"+id+"/debits", `{"amount":"0.000003"}`, 201); !strings.Contains(d, `"available":"99.999997"`) {
+		t.Fatalf("debit: %s", d)
+	}
+	call("POST", "/v1/wallets/"+id+"/debits", `{"amount":"100"}`, 402)
+	if b := call("GET", "/v1/wallets/"+id+"/balance", "", 200); !strings.Contains(b, `"consumed":"0.000003"`) {
+		t.Fatalf("balance: %s", b)
+	}
+
 	cancel()
 	select {
 	case code := <-done:
