@@ -6,18 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // DecodeJSON reads the request body into v. An empty body leaves v as it
 // is, for endpoints whose body is optional. Malformed JSON is a 400
-// bad_request; a field of the wrong type, or one v does not have, is a 422
-// validation_error naming the field. Unknown fields are refused rather than
+// bad_request; a field of the wrong type, a value its type refuses (an
+// amount sent as a number, a timestamp that is not RFC 3339), or a field v
+// does not have is a 422 validation_error naming the field. Unknown fields are refused rather than
 // ignored: in a money API a misspelt "overage_limt" must not pass silently.
 func DecodeJSON(c *fiber.Ctx, v any) error {
 	body := c.Body()
@@ -27,7 +31,7 @@ func DecodeJSON(c *fiber.Ctx, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeProblem(err)
+		return decodeProblem(body, v, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return problem.New(problem.BadRequest, "malformed JSON: more than one value in the body")
@@ -35,7 +39,7 @@ func DecodeJSON(c *fiber.Ctx, v any) error {
 	return nil
 }
 
-func decodeProblem(err error) error {
+func decodeProblem(body []byte, v any, err error) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -53,9 +57,70 @@ func decodeProblem(err error) error {
 		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return problem.Invalid(field, "unknown field")
 	}
-	// Anything else (a value rejected by an UnmarshalJSON method, say) is
-	// the client's input: say so without echoing internals.
-	return problem.New(problem.BadRequest, fmt.Sprintf("malformed JSON: %s", strings.TrimPrefix(err.Error(), "json: ")))
+	// What is left was refused by a type's own UnmarshalJSON or
+	// UnmarshalText method: well-formed JSON with a bad value in it, such as
+	// an amount sent as a number or a timestamp that is not RFC 3339. That
+	// is a 422 about a field. encoding/json does not say which field, so
+	// find it.
+	detail := valueDetail(err)
+	if field := refusedField(body, v); field != "" {
+		return problem.Invalid(field, detail)
+	}
+	return problem.New(problem.Validation, detail)
+}
+
+// valueDetail says what is wrong with a refused value. Only the errors of
+// known types are shown, in their own words; another method's error could
+// say anything, so it is not echoed.
+func valueDetail(err error) string {
+	var parse *time.ParseError
+	switch {
+	case errors.Is(err, ledger.ErrAmountNotString), errors.Is(err, ledger.ErrAmountSyntax),
+		errors.Is(err, ledger.ErrAmountScale), errors.Is(err, ledger.ErrAmountRange):
+		return err.Error()
+	case errors.As(err, &parse):
+		return "must be an RFC 3339 timestamp, e.g. 2025-01-31T23:59:59Z"
+	}
+	return "is not a valid value"
+}
+
+// refusedField finds the top-level field of the struct v points to whose
+// value in body its type refuses, by decoding each field on its own. It
+// returns "" if v is not a struct or the culprit is nested deeper; the
+// problem then names no field.
+func refusedField(body []byte, v any) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	t := rv.Elem().Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		for k, raw := range fields {
+			// encoding/json matches keys to fields case-insensitively.
+			if !strings.EqualFold(k, name) {
+				continue
+			}
+			if json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.

@@ -1,0 +1,466 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// WalletRoutes are the customer, wallet, grant, debit, hold and journal
+// endpoints, for Config.Routes. Writes are admin only; reads are open to
+// read keys and to the owning customer's portal tokens.
+func WalletRoutes(svc *wallet.Service) []Route {
+	h := &walletHandlers{svc: svc}
+	return []Route{
+		POST("/customers", h.createCustomer),
+		GET("/customers/:id", h.customer).Allow(auth.Read, auth.Portal),
+		GET("/customers/:id/wallets", h.customerWallets).Allow(auth.Read, auth.Portal),
+
+		POST("/wallets", h.createWallet),
+		GET("/wallets/:id", h.wallet).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id/balance", h.balance).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id/entries", h.entries).Allow(auth.Read, auth.Portal),
+
+		POST("/wallets/:id/grants", h.addGrant),
+		GET("/wallets/:id/grants", h.grants).Allow(auth.Read, auth.Portal),
+		GET("/grants/:id", h.grant).Allow(auth.Read, auth.Portal),
+		POST("/grants/:id/void", h.voidGrant),
+
+		POST("/wallets/:id/debits", h.debit),
+
+		POST("/wallets/:id/holds", h.placeHold),
+		GET("/holds/:id", h.hold).Allow(auth.Read, auth.Portal),
+		POST("/holds/:id/capture", h.captureHold),
+		POST("/holds/:id/void", h.voidHold),
+	}
+}
+
+type walletHandlers struct {
+	svc *wallet.Service
+}
+
+// notFoundDetail is the one detail of every 404 here. A portal token asking
+// for another customer's resource gets the same answer as for one that does
+// not exist (auth.RequireCustomer says the same), so ids cannot be probed.
+const notFoundDetail = "no such resource"
+
+// serviceError maps the wallet service's errors to problems. Anything it
+// does not know stays as it is and becomes a logged 500.
+func serviceError(err error) error {
+	var invalid *wallet.ValidationError
+	var rejection *ledger.Rejection
+	switch {
+	case errors.As(err, &invalid):
+		return problem.Invalid(invalid.Field, invalid.Detail)
+	case errors.As(err, &rejection):
+		return rejectionProblem(rejection)
+	case errors.Is(err, ledger.ErrIdempotencyConflict):
+		return problem.New(problem.IdempotencyConflict,
+			"this Idempotency-Key was already used with a different request; send a new key for a new request")
+	case errors.Is(err, wallet.ErrNotFound):
+		return problem.New(problem.NotFound, notFoundDetail)
+	case errors.Is(err, wallet.ErrExists):
+		return problem.New(problem.Conflict, "already exists")
+	}
+	return err
+}
+
+// rejectionProblem maps the ledger's recorded refusals. Their details are
+// written by the ledger and wallet layers for clients ("available 70, need
+// 100") and carry no internals.
+func rejectionProblem(r *ledger.Rejection) error {
+	detail := r.Detail
+	if detail == "" {
+		detail = r.Code
+	}
+	switch r.Code {
+	case wallet.CodeInsufficientCredits:
+		return problem.New(problem.InsufficientCredits, detail)
+	case wallet.CodeCaptureExceedsHold:
+		return problem.Invalid("amount", detail)
+	case wallet.CodeHoldNotFound:
+		return problem.New(problem.NotFound, notFoundDetail)
+	case wallet.CodeHoldClosed, wallet.CodeGrantClosed:
+		return problem.New(problem.Conflict, detail)
+	}
+	// A code this layer does not know yet is still a business refusal of
+	// the resource's current state, not a server fault.
+	return problem.New(problem.Conflict, detail)
+}
+
+// Path ids. An id that is not a UUID names nothing: 404, as for an unknown
+// UUID, rather than a 422 that would treat the URL as a form field.
+
+func walletParam(c *fiber.Ctx) (wallet.WalletID, error) {
+	id, err := wallet.ParseWalletID(c.Params("id"))
+	if err != nil {
+		return id, problem.New(problem.NotFound, notFoundDetail)
+	}
+	return id, nil
+}
+
+func grantParam(c *fiber.Ctx) (wallet.GrantID, error) {
+	id, err := wallet.ParseGrantID(c.Params("id"))
+	if err != nil {
+		return id, problem.New(problem.NotFound, notFoundDetail)
+	}
+	return id, nil
+}
+
+func holdParam(c *fiber.Ctx) (wallet.HoldID, error) {
+	id, err := wallet.ParseHoldID(c.Params("id"))
+	if err != nil {
+		return id, problem.New(problem.NotFound, notFoundDetail)
+	}
+	return id, nil
+}
+
+// ownWallet reads a wallet and lets the caller through only if a portal
+// token belongs to the wallet's customer.
+func (h *walletHandlers) ownWallet(c *fiber.Ctx, id wallet.WalletID) (wallet.Wallet, error) {
+	w, err := h.svc.Wallet(c.UserContext(), id)
+	if err != nil {
+		return w, serviceError(err)
+	}
+	return w, auth.RequireCustomer(c, w.CustomerID)
+}
+
+// Customers.
+
+type createCustomerRequest struct {
+	ID       string          `json:"id"`
+	Name     string          `json:"name"`
+	Email    string          `json:"email"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (h *walletHandlers) createCustomer(c *fiber.Ctx) error {
+	var req createCustomerRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	cus, err := h.svc.CreateCustomer(c.UserContext(), wallet.Customer{
+		ID: req.ID, Name: req.Name, Email: req.Email, Metadata: req.Metadata,
+	})
+	if errors.Is(err, wallet.ErrExists) {
+		return problem.New(problem.Conflict, "a customer with this id already exists")
+	}
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(cus)
+}
+
+func (h *walletHandlers) customer(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := auth.RequireCustomer(c, id); err != nil {
+		return err
+	}
+	cus, err := h.svc.Customer(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(cus)
+}
+
+func (h *walletHandlers) customerWallets(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := auth.RequireCustomer(c, id); err != nil {
+		return err
+	}
+	// An unknown customer is a 404, not an empty list: the client has the
+	// id wrong.
+	if _, err := h.svc.Customer(c.UserContext(), id); err != nil {
+		return serviceError(err)
+	}
+	ws, err := h.svc.WalletsOf(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(NewPage(ws, ""))
+}
+
+// Wallets.
+
+func (h *walletHandlers) createWallet(c *fiber.Ctx) error {
+	var req wallet.NewWallet
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	w, err := h.svc.CreateWallet(c.UserContext(), req)
+	switch {
+	case errors.Is(err, wallet.ErrNotFound):
+		// The customer is named in the body, not the URL: the resource the
+		// client addressed (/wallets) exists, one of its fields is wrong.
+		// Hence 422 on customer_id rather than 404.
+		return problem.Invalid("customer_id", "no such customer")
+	case errors.Is(err, wallet.ErrExists):
+		return problem.New(problem.Conflict, "the customer already has a wallet in this asset")
+	case err != nil:
+		return serviceError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(w)
+}
+
+func (h *walletHandlers) wallet(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	w, err := h.ownWallet(c, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(w)
+}
+
+func (h *walletHandlers) balance(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	var at *time.Time
+	if s := c.Query("at"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return problem.Invalid("at", "must be an RFC 3339 timestamp, e.g. 2025-01-31T23:59:59Z")
+		}
+		t = t.UTC()
+		at = &t
+	}
+	if _, err := h.ownWallet(c, id); err != nil {
+		return err
+	}
+	b, err := h.svc.Balance(c.UserContext(), id, at)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(b)
+}
+
+func (h *walletHandlers) entries(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	limit, cursor, err := PageQuery(c)
+	if err != nil {
+		return err
+	}
+	var after *ledger.EntryCursor
+	if cursor != "" {
+		cur, ok := decodeEntryCursor(cursor)
+		if !ok {
+			return problem.Invalid("cursor", "is not a cursor this list returned")
+		}
+		after = &cur
+	}
+	if _, err := h.ownWallet(c, id); err != nil {
+		return err
+	}
+	es, next, err := h.svc.Entries(c.UserContext(), id, after, limit)
+	if err != nil {
+		return serviceError(err)
+	}
+	var nextCursor string
+	if next != nil {
+		nextCursor = encodeEntryCursor(*next)
+	}
+	return c.JSON(NewPage(es, nextCursor))
+}
+
+// Entry cursors are opaque to clients: base64url of "<created_at>|<id>",
+// the time with all its digits so that no entry is skipped or repeated.
+func encodeEntryCursor(cur ledger.EntryCursor) string {
+	return base64.RawURLEncoding.EncodeToString(
+		[]byte(cur.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + cur.ID.String()))
+}
+
+func decodeEntryCursor(s string) (ledger.EntryCursor, bool) {
+	var cur ledger.EntryCursor
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return cur, false
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return cur, false
+	}
+	if cur.CreatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
+		return cur, false
+	}
+	if err := cur.ID.UnmarshalText([]byte(id)); err != nil {
+		return cur, false
+	}
+	return cur, true
+}
+
+// Grants.
+
+func (h *walletHandlers) addGrant(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	var req wallet.NewGrant
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	g, replayed, err := h.svc.AddGrant(c.UserContext(), key, id, req)
+	return respond(c, fiber.StatusCreated, g, replayed, err)
+}
+
+func (h *walletHandlers) grants(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.ownWallet(c, id); err != nil {
+		return err
+	}
+	gs, err := h.svc.Grants(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	// The service returns all of a wallet's grants; they are few (one per
+	// purchase or promotion), so the page is always the last one.
+	return c.JSON(NewPage(gs, ""))
+}
+
+func (h *walletHandlers) grant(c *fiber.Ctx) error {
+	id, err := grantParam(c)
+	if err != nil {
+		return err
+	}
+	g, err := h.svc.GrantByID(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	if _, err := h.ownWallet(c, g.WalletID); err != nil {
+		return err
+	}
+	return c.JSON(g)
+}
+
+// noBody is the body of POSTs that take none: an empty body or {} is fine,
+// any field is a mistake worth saying so.
+type noBody struct{}
+
+func (h *walletHandlers) voidGrant(c *fiber.Ctx) error {
+	id, err := grantParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	if err := DecodeJSON(c, &noBody{}); err != nil {
+		return err
+	}
+	g, replayed, err := h.svc.VoidGrant(c.UserContext(), key, id)
+	return respond(c, fiber.StatusOK, g, replayed, err)
+}
+
+// Debits.
+
+func (h *walletHandlers) debit(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	var req wallet.NewDebit
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	d, replayed, err := h.svc.Debit(c.UserContext(), key, id, req)
+	return respond(c, fiber.StatusCreated, d, replayed, err)
+}
+
+// Holds.
+
+func (h *walletHandlers) placeHold(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	var req wallet.NewHold
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	hold, replayed, err := h.svc.PlaceHold(c.UserContext(), key, id, req)
+	return respond(c, fiber.StatusCreated, hold, replayed, err)
+}
+
+func (h *walletHandlers) hold(c *fiber.Ctx) error {
+	id, err := holdParam(c)
+	if err != nil {
+		return err
+	}
+	hold, err := h.svc.Hold(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	if _, err := h.ownWallet(c, hold.WalletID); err != nil {
+		return err
+	}
+	return c.JSON(hold)
+}
+
+type captureRequest struct {
+	Amount *ledger.Amount `json:"amount"` // nil: the whole hold
+}
+
+func (h *walletHandlers) captureHold(c *fiber.Ctx) error {
+	id, err := holdParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	var req captureRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	hold, replayed, err := h.svc.CaptureHold(c.UserContext(), key, id, req.Amount)
+	return respond(c, fiber.StatusOK, hold, replayed, err)
+}
+
+func (h *walletHandlers) voidHold(c *fiber.Ctx) error {
+	id, err := holdParam(c)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	if err := DecodeJSON(c, &noBody{}); err != nil {
+		return err
+	}
+	hold, replayed, err := h.svc.VoidHold(c.UserContext(), key, id)
+	return respond(c, fiber.StatusOK, hold, replayed, err)
+}
