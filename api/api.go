@@ -39,6 +39,10 @@ type Config struct {
 	// Routes are the /v1 resources. Each says which scopes may call it; see
 	// Route. The API-key and whoami routes are built in.
 	Routes []Route
+
+	// CustomerExists, if set, is asked before a portal token is minted, so
+	// tokens are only made for customers that exist (404 otherwise).
+	CustomerExists func(ctx context.Context, id string) (bool, error)
 }
 
 // Route is one endpoint under /v1, and its row in the scope table: the
@@ -84,12 +88,15 @@ type server struct {
 	metrics *metrics.Metrics
 	ready   func(context.Context) error
 	limit   int
+	// customerExists guards portal tokens; nil skips the check.
+	customerExists func(context.Context, string) (bool, error)
 }
 
 // New builds the app. It panics on a malformed route table, which is a
 // programming error to be found at startup, as http.ServeMux does.
 func New(cfg Config) *fiber.App {
-	s := &server{log: cfg.Log, keys: cfg.Keys, metrics: cfg.Metrics, ready: cfg.Ready, limit: cfg.BodyLimit}
+	s := &server{log: cfg.Log, keys: cfg.Keys, metrics: cfg.Metrics, ready: cfg.Ready, limit: cfg.BodyLimit,
+		customerExists: cfg.CustomerExists}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -22,13 +22,15 @@ import (
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
 
 var dsn string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+// After the package's tests, the whole journal they wrote must verify.
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 
 // env is an app on the package's test database.
 type env struct {

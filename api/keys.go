@@ -192,6 +192,15 @@ func (s *server) createPortalToken(c *fiber.Ctx) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
+	if s.customerExists != nil {
+		ok, err := s.customerExists(c.UserContext(), customer)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return problem.New(problem.NotFound, "no such customer")
+		}
+	}
 	plaintext, k, err := s.keys.Create(c.UserContext(), auth.Portal, customer, req.Name, ttl)
 	if err != nil {
 		return createError(err)

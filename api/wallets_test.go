@@ -42,7 +42,9 @@ func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 				t.Errorf("close ledger: %v", err)
 			}
 		})
-		c.Routes = api.WalletRoutes(wallet.NewService(l))
+		svc := wallet.NewService(l)
+		c.Routes = api.WalletRoutes(svc)
+		c.CustomerExists = svc.CustomerExists
 		if edit != nil {
 			edit(c)
 		}
@@ -948,5 +950,17 @@ func TestWalletBodyTooLarge(t *testing.T) {
 	wantProblem(t, response{resp.StatusCode, resp.Header, b}, 413, problem.PayloadTooLarge)
 	if after := w.money(t, f.wallet); after != before {
 		t.Fatalf("an oversized request moved money:\n%s\n%s", before, after)
+	}
+}
+
+// Portal tokens are minted only for customers that exist.
+func TestPortalTokenNeedsCustomer(t *testing.T) {
+	e := newWalletEnv(t, nil)
+	wantProblem(t, e.do(t, "POST", "/v1/customers/nobody-here/portal-tokens", e.admin, nil), 404, problem.NotFound)
+	if r := e.do(t, "POST", "/v1/customers", e.admin, map[string]any{"id": "somebody"}); r.status != 201 {
+		t.Fatalf("create customer: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/customers/somebody/portal-tokens", e.admin, nil); r.status != 201 {
+		t.Fatalf("portal token for an existing customer: %d %s", r.status, r.body)
 	}
 }

@@ -2,6 +2,10 @@ package wallet
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
 	"time"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -35,13 +39,33 @@ func (s *Service) CreateCustomer(ctx context.Context, c Customer) (Customer, err
 	return s.createCustomer(ctx, c)
 }
 
+// CustomerExists reports whether a customer exists.
+func (s *Service) CustomerExists(ctx context.Context, id string) (bool, error) {
+	return CustomerExists(ctx, s.db, id)
+}
+
+// CustomerExists reports whether a customer exists, for tools that have a
+// database but no poster (ledgerctl).
+func CustomerExists(ctx context.Context, db *ledger.DB, id string) (bool, error) {
+	var one int
+	err := db.Pool.QueryRow(ctx, `SELECT 1 FROM customers WHERE id = $1`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up customer: %w", err)
+	}
+	return true, nil
+}
+
 // Customer reads a customer.
 func (s *Service) Customer(ctx context.Context, id string) (Customer, error) {
 	return s.customer(ctx, id)
 }
 
 // CreateWallet opens a wallet; ErrExists if the customer has one in that
-// asset, ErrNotFound if the customer does not exist.
+// asset, a *ValidationError on customer_id if the customer does not exist.
+// The overage policy defaults to block, the safe choice.
 func (s *Service) CreateWallet(ctx context.Context, w NewWallet) (Wallet, error) {
 	return s.createWallet(ctx, w)
 }

@@ -479,7 +479,13 @@ func (s *Service) hold(ctx context.Context, id HoldID) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	return holdView(h), nil
+	v := holdView(h)
+	// Past its expiry it can no longer be captured; the sweeper releases
+	// its reservation within a second. Say what it is.
+	if v.Status == HoldHeld && v.ExpiresAt != nil && !v.ExpiresAt.After(s.now()) {
+		v.Status = HoldExpired
+	}
+	return v, nil
 }
 
 func (s *Service) captureHold(ctx context.Context, key string, id HoldID, amount *ledger.Amount) (Hold, bool, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -18,24 +19,7 @@ import (
 var dsn string
 
 // After the package's tests, the whole journal they wrote must verify.
-func TestMain(m *testing.M) {
-	os.Exit(testdb.Main(m, &dsn, func(ctx context.Context, url string) error {
-		db, err := ledger.Open(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		r, err := ledger.Verify(ctx, db)
-		if err != nil {
-			return err
-		}
-		if !r.OK() {
-			r.Write(os.Stderr)
-			return errors.New("ledger invariants violated")
-		}
-		return nil
-	}))
-}
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 
 // clock is a settable time source shared by the ledger and the service.
 type clock struct {
@@ -437,6 +421,9 @@ func TestHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.clock.Advance(31 * time.Second)
+	if got, err := w.svc.Hold(ctx, h3.ID); err != nil || got.Status != HoldExpired {
+		t.Fatalf("a hold past its expiry reads %+v %v; want expired before the sweep too", got, err)
+	}
 	if _, _, err := w.svc.CaptureHold(ctx, "", h3.ID, nil); !isRejection(err, CodeHoldClosed) {
 		t.Fatalf("capture after expiry: %v", err)
 	}

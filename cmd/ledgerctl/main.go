@@ -21,6 +21,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
 )
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/ledger?sslmode=disable"
@@ -117,6 +118,15 @@ func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string
 		ttl := fs.Duration("ttl", 0, "lifetime (0: no expiry)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("keys create: %w", err)
+		}
+		if auth.Scope(*scope) == auth.Portal && *customer != "" {
+			ok, err := wallet.CustomerExists(ctx, db, *customer)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("keys create: no customer %q", *customer)
+			}
 		}
 		plain, k, err := store.Create(ctx, auth.Scope(*scope), *customer, *name, *ttl)
 		if err != nil {

@@ -96,6 +96,15 @@ func TestKeysCreateListRevoke(t *testing.T) {
 	if code, _, errs := ctl(t, "keys", "create", "--scope", "portal"); code == 0 {
 		t.Fatalf("portal key without a customer must fail: %s", errs)
 	}
+	if code, _, errs := ctl(t, "keys", "create", "--scope", "portal", "--customer", "ghost"); code == 0 || !strings.Contains(errs, "no customer") {
+		t.Fatalf("portal key for an unknown customer must fail: exit %d %s", code, errs)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO customers (id, created_at) VALUES ('real', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ctl(t, "keys", "create", "--scope", "portal", "--customer", "real"); code != 0 || !strings.HasPrefix(out, "lk_portal_") {
+		t.Fatalf("portal key: exit %d %s %s", code, out, errs)
+	}
 	if code, _, errs := ctl(t, "keys", "revoke", k.ID); code != 0 {
 		t.Fatalf("revoke: %s", errs)
 	}

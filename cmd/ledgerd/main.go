@@ -174,7 +174,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 				return nil
 			}},
 		),
-		Routes: api.WalletRoutes(wallets),
+		Routes:         api.WalletRoutes(wallets),
+		CustomerExists: wallets.CustomerExists,
 	})
 
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/testdb"
 )
 
 var dsn string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
+// After the package's tests, the whole journal they wrote must verify.
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out bytes.Buffer

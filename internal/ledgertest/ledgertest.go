@@ -1,0 +1,31 @@
+// Package ledgertest holds test helpers that need the ledger, kept apart
+// from internal/testdb so the ledger's own tests can use testdb without an
+// import cycle.
+package ledgertest
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+// Verify is a testdb.Main check: every ledger invariant must hold on the
+// package's database after its tests. The report goes to stderr.
+func Verify(ctx context.Context, url string) error {
+	db, err := ledger.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r, err := ledger.Verify(ctx, db)
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		r.Write(os.Stderr)
+		return errors.New("ledger invariants violated")
+	}
+	return nil
+}
