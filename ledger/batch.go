@@ -43,14 +43,21 @@ type acct struct {
 	created bool    // inserted by this batch
 	hot     bool    // sharded: written by increment, never loaded
 	row     int     // balance row (shard) this batch writes
+	// other holds a hot account's changes to rows other than row: a hold
+	// is released on the row that reserved it, whichever shard placed it.
+	other   map[int]Balance
 	touched bool
 }
 
 // HoldLeg is one reservation of a hold: Amount pending from Debit to Credit.
+// The rows are the counter rows the reservation went to (non-zero only on
+// hot accounts); the release must take it off the same rows.
 type HoldLeg struct {
-	Debit  AccountID `json:"debit_account_id"`
-	Credit AccountID `json:"credit_account_id"`
-	Amount Amount    `json:"amount"`
+	Debit     AccountID `json:"debit_account_id"`
+	Credit    AccountID `json:"credit_account_id"`
+	Amount    Amount    `json:"amount"`
+	DebitRow  int       `json:"debit_row,omitempty"`
+	CreditRow int       `json:"credit_row,omitempty"`
 }
 
 // Hold is a pending transfer.
@@ -133,6 +140,7 @@ type opState struct {
 
 type acctSave struct {
 	bal     Balance
+	other   map[int]Balance
 	touched bool
 }
 
@@ -249,30 +257,54 @@ func (b *Batch) lookup(id AccountID) (*acct, error) {
 
 func (b *Batch) save(a *acct) {
 	if _, ok := b.cur.saved[a]; !ok {
-		b.cur.saved[a] = acctSave{bal: a.Balance, touched: a.touched}
+		var other map[int]Balance
+		if a.other != nil {
+			other = make(map[int]Balance, len(a.other))
+			for k, v := range a.other {
+				other[k] = v
+			}
+		}
+		b.cur.saved[a] = acctSave{bal: a.Balance, other: other, touched: a.touched}
 	}
 }
 
-// move applies one posting's effect to the in-memory counters.
-func (b *Batch) move(a *acct, side Side, pending bool, amt Amount) {
+// move applies one posting's effect to the in-memory counters of one row.
+func (b *Batch) move(a *acct, row int, side Side, pending bool, amt Amount) {
 	b.save(a)
 	a.touched = true
+	bal := &a.Balance
+	var o Balance
+	if row != a.row {
+		if a.other == nil {
+			a.other = map[int]Balance{}
+		}
+		o = a.other[row]
+		bal = &o
+	}
 	switch {
 	case side == Debit && !pending:
-		a.DebitsPosted = a.DebitsPosted.Add(amt)
+		bal.DebitsPosted = bal.DebitsPosted.Add(amt)
 	case side == Credit && !pending:
-		a.CreditsPosted = a.CreditsPosted.Add(amt)
+		bal.CreditsPosted = bal.CreditsPosted.Add(amt)
 	case side == Debit && pending:
-		a.DebitsPending = a.DebitsPending.Add(amt)
+		bal.DebitsPending = bal.DebitsPending.Add(amt)
 	default:
-		a.CreditsPending = a.CreditsPending.Add(amt)
+		bal.CreditsPending = bal.CreditsPending.Add(amt)
+	}
+	if row != a.row {
+		a.other[row] = o
 	}
 }
 
+// stage adds a posting on the batch's own row of the account.
 func (b *Batch) stage(a *acct, side Side, pending bool, amt Amount, hold *HoldID) {
-	b.move(a, side, pending, amt)
+	b.stageRow(a, a.row, side, pending, amt, hold)
+}
+
+func (b *Batch) stageRow(a *acct, row int, side Side, pending bool, amt Amount, hold *HoldID) {
+	b.move(a, row, side, pending, amt)
 	b.postings = append(b.postings, postingRow{
-		entry: b.cur.entry.id, seq: len(b.postings) - b.cur.nPostings, account: a.ID, shard: a.row,
+		entry: b.cur.entry.id, seq: len(b.postings) - b.cur.nPostings, account: a.ID, shard: row,
 		asset: a.Asset, side: side, pending: pending, amount: amt, hold: hold,
 	})
 }
@@ -350,7 +382,7 @@ func (b *Batch) rollbackTo(m mark) {
 	for i := len(b.postings) - 1; i >= m.postings; i-- {
 		p := b.postings[i]
 		a := b.accounts[p.account]
-		b.move(a, p.side, p.pending, p.amount.Neg())
+		b.move(a, p.shard, p.side, p.pending, p.amount.Neg())
 	}
 	b.postings = b.postings[:m.postings]
 }
@@ -407,10 +439,15 @@ func (b *Batch) PlaceHold(spec HoldSpec) (Hold, error) {
 	}
 	id := spec.ID
 	m := b.mark()
+	legs := make([]HoldLeg, len(spec.Legs))
 	for i, leg := range spec.Legs {
-		b.stage(touch[2*i], Debit, true, leg.Amount, &id)
-		b.stage(touch[2*i+1], Credit, true, leg.Amount, &id)
+		d, c := touch[2*i], touch[2*i+1]
+		leg.DebitRow, leg.CreditRow = d.row, c.row
+		legs[i] = leg
+		b.stage(d, Debit, true, leg.Amount, &id)
+		b.stage(c, Credit, true, leg.Amount, &id)
 	}
+	spec.Legs = legs
 	if rej := b.checkOverdraft(touch); rej != nil {
 		b.rollbackTo(m)
 		return Hold{}, rej
@@ -453,8 +490,8 @@ func (b *Batch) release(h *holdState) []*acct {
 		if c == nil {
 			c, _ = b.lookup(leg.Credit)
 		}
-		b.stage(d, Debit, true, leg.Amount.Neg(), &id)
-		b.stage(c, Credit, true, leg.Amount.Neg(), &id)
+		b.stageRow(d, leg.DebitRow, Debit, true, leg.Amount.Neg(), &id)
+		b.stageRow(c, leg.CreditRow, Credit, true, leg.Amount.Neg(), &id)
 		touch = append(touch, d, c)
 	}
 	return touch
@@ -568,7 +605,7 @@ func (b *Batch) abort() {
 		c.undo[i]()
 	}
 	for a, s := range c.saved {
-		a.Balance, a.touched = s.bal, s.touched
+		a.Balance, a.other, a.touched = s.bal, s.other, s.touched
 	}
 	for h, saved := range c.savedHolds {
 		h.Hold = saved

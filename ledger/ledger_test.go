@@ -392,3 +392,52 @@ func TestOneKeyConcurrentlyFromTwoProcesses(t *testing.T) {
 	}
 	mustVerify(t, e.db)
 }
+
+// A hold reserves pending amounts on the hot account row of the shard that
+// placed it. Released from another shard — another process, or after a
+// restart with another shard count — it must come off that same row, or the
+// row's pending counter would go negative.
+func TestHoldReleasedFromAnotherShard(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 1})
+	other := New(e.db, Options{Shards: 3})
+	defer other.Close(ctx)
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+	if _, err := other.EnsureAccount(ctx, AccountSpec{Code: "revenue:usage", Asset: e.asset, Normal: Credit}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.l.Submit(ctx, &TransferOp{IdempotencyKey: "f-" + owner.String(), Owner: owner,
+		Postings: Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("9")})}); err != nil || out.Rejection != nil {
+		t.Fatal(err, out.Rejection)
+	}
+	// A route that lands on a shard other than 0 of the second ledger.
+	route := ""
+	for i := 0; route == ""; i++ {
+		if r := fmt.Sprint("route-", i); ShardOf(r)%3 != 0 {
+			route = r
+		}
+	}
+	for i, release := range []func(HoldID) Op{
+		func(id HoldID) Op { return &VoidOp{IdempotencyKey: "v-" + id.String(), Hold: id, Owner: owner, Route: route} },
+		func(id HoldID) Op {
+			return &CaptureOp{IdempotencyKey: "c-" + id.String(), Hold: id, Owner: owner, Route: route, Amount: ptr(MustAmount("1"))}
+		},
+	} {
+		id := NewHoldID()
+		if out, err := e.l.Submit(ctx, &HoldOp{IdempotencyKey: "h-" + id.String(), ID: id, Owner: owner,
+			Legs: []HoldLeg{{Debit: grant.ID, Credit: e.revenue.ID, Amount: MustAmount("4")}}}); err != nil || out.Rejection != nil {
+			t.Fatal(err, out.Rejection)
+		}
+		if out, err := other.Submit(ctx, release(id)); err != nil || out.Rejection != nil {
+			t.Fatalf("release %d from another shard: %v %v", i, err, out.Rejection)
+		}
+	}
+	rev, err := e.l.Account(ctx, e.revenue.ID)
+	if err != nil || !rev.CreditsPending.IsZero() {
+		t.Fatalf("revenue pending %s (err %v), want 0", rev.CreditsPending, err)
+	}
+	mustVerify(t, e.db)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -94,12 +94,15 @@ type CaptureOp struct {
 	Hold           HoldID  `json:"hold_id"`
 	Owner          OwnerID `json:"owner_id"` // routes the op to the hold's shard
 	Amount         *Amount `json:"amount,omitempty"`
+	// Route, if set, replaces Owner as the shard key, so the capture joins
+	// the queue of the other ops of the same customer.
+	Route string `json:"-"`
 }
 
 func (o *CaptureOp) Key() string         { return o.IdempotencyKey }
 func (o *CaptureOp) Kind() string        { return "capture" }
 func (o *CaptureOp) Fingerprint() []byte { return Fingerprint(o.Kind(), o) }
-func (o *CaptureOp) ShardKey() uint64    { return ShardOf(o.Owner.String()) }
+func (o *CaptureOp) ShardKey() uint64    { return routeOr(o.Route, o.Owner) }
 func (o *CaptureOp) Declare(d *Decl)     { d.Hold(o.Hold) }
 func (o *CaptureOp) Apply(_ context.Context, b *Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
@@ -112,13 +115,21 @@ type VoidOp struct {
 	Hold           HoldID  `json:"hold_id"`
 	Owner          OwnerID `json:"owner_id"`
 	Expired        bool    `json:"expired,omitempty"`
+	Route          string  `json:"-"` // as CaptureOp.Route
 }
 
 func (o *VoidOp) Key() string         { return o.IdempotencyKey }
 func (o *VoidOp) Kind() string        { return "void" }
 func (o *VoidOp) Fingerprint() []byte { return Fingerprint(o.Kind(), o) }
-func (o *VoidOp) ShardKey() uint64    { return ShardOf(o.Owner.String()) }
-func (o *VoidOp) Declare(d *Decl)     { d.Hold(o.Hold) }
+func (o *VoidOp) ShardKey() uint64    { return routeOr(o.Route, o.Owner) }
+
+func routeOr(route string, owner OwnerID) uint64 {
+	if route != "" {
+		return ShardOf(route)
+	}
+	return ShardOf(owner.String())
+}
+func (o *VoidOp) Declare(d *Decl) { d.Hold(o.Hold) }
 func (o *VoidOp) Apply(_ context.Context, b *Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
 	h, err := b.VoidHold(o.Hold, o.Expired)

@@ -341,10 +341,14 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 			b.holdIDs[h] = struct{}{}
 		}
 	}
+	// Every stage exists before the first loads, so an earlier stage can
+	// hand a later one work (metering tells wallets which wallets a usage
+	// event will charge).
 	for _, m := range l.opts.Modules {
-		st := m.NewStage()
-		b.stages[m.Name()] = st
-		if err := st.Load(ctx, b, todo); err != nil {
+		b.stages[m.Name()] = m.NewStage()
+	}
+	for _, m := range l.opts.Modules {
+		if err := b.stages[m.Name()].Load(ctx, b, todo); err != nil {
 			return nil, fmt.Errorf("load %s: %w", m.Name(), err)
 		}
 	}

@@ -293,6 +293,13 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 		}
 		rows = append(rows, balanceRow{id: a.ID, shard: a.row, delta: d})
 	}
+	for _, a := range b.accounts {
+		for row, d := range a.other {
+			if !(d.DebitsPosted.IsZero() && d.CreditsPosted.IsZero() && d.DebitsPending.IsZero() && d.CreditsPending.IsZero()) {
+				rows = append(rows, balanceRow{id: a.ID, shard: row, delta: d})
+			}
+		}
+	}
 	if len(rows) == 0 {
 		return nil
 	}

@@ -27,11 +27,12 @@ const TopicGrantExpired = "grant.expired"
 type base struct {
 	key      string
 	walletID WalletID
+	customer string // routes the op: one customer's ops, usage included, share a shard
 	sys      systemAccounts
 }
 
 func (o *base) Key() string        { return o.key }
-func (o *base) ShardKey() uint64   { return ledger.ShardOf(o.walletID.String()) }
+func (o *base) ShardKey() uint64   { return ledger.ShardOf(o.customer) }
 func (o *base) wallet() WalletID   { return o.walletID }
 func (o *base) grantRef() *GrantID { return nil }
 
@@ -289,6 +290,9 @@ func (o *closeGrantOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 	// What holds reserve stays until they close; the sweeper settles it then.
 	rest := acc.Available()
 	dest := o.sys.funding(g.Kind)
+	if g.fundingAccount != nil {
+		dest = *g.fundingAccount
+	}
 	if o.expire {
 		dest = o.sys.breakage
 	}

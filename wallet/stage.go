@@ -27,6 +27,7 @@ const moduleName = "wallet"
 
 // stage is the wallet state of one batch attempt.
 type stage struct {
+	wanted   []WalletID // wallets other stages need loaded (Want)
 	wallets  map[WalletID]*walletState
 	grants   map[GrantID]*grantState
 	newRows  []*grantState
@@ -43,8 +44,9 @@ type walletState struct {
 
 type grantState struct {
 	Grant
-	account ledger.AccountID
-	isNew   bool
+	account        ledger.AccountID
+	fundingAccount *ledger.AccountID // set when not the funding account of its kind
+	isNew          bool
 }
 
 // totals are a wallet's grant sums over all its grants, kept current as the
@@ -60,6 +62,9 @@ func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
 func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
 	s.wallets, s.grants, s.dirty, s.totals = map[WalletID]*walletState{}, map[GrantID]*grantState{}, map[*grantState]struct{}{}, map[WalletID]*totals{}
 	var wids, gids []uuid.UUID
+	for _, id := range s.wanted {
+		wids = append(wids, uuid.UUID(id))
+	}
 	for _, o := range ops {
 		w, ok := o.(op)
 		if !ok {
@@ -95,7 +100,7 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 	// Grants that can still matter: active ones, ones whose account still
 	// holds a balance (a hold outlived their void or expiry), and ones an op
 	// names. The wallet's sums come with them, over all its grants.
-	rows, err = tx.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted
+	rows, err = tx.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted, g.funding_account_id
 		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
 		WHERE g.wallet_id = ANY($1)
 			AND (g.status = 'active' OR bal.credits_posted > bal.debits_posted OR g.id = ANY($2))`, wids, gids)
@@ -103,13 +108,16 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 		return fmt.Errorf("load grants: %w", err)
 	}
 	for rows.Next() {
-		var posted ledger.Amount
-		g, account, err := scanGrant(rows, &posted)
+		var (
+			posted  ledger.Amount
+			funding *ledger.AccountID
+		)
+		g, account, err := scanGrant(rows, &posted, &funding)
 		if err != nil {
 			rows.Close()
 			return err
 		}
-		gs := &grantState{Grant: g, account: account}
+		gs := &grantState{Grant: g, account: account, fundingAccount: funding}
 		s.grants[g.ID] = gs
 		if w := s.wallets[g.WalletID]; w != nil {
 			w.grants = append(w.grants, gs)
@@ -153,19 +161,24 @@ func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
 		exp := make([]*time.Time, n)
 		costs := make([]*ledger.Amount, n)
 		descs, metas := make([]*string, n), make([]*string, n)
+		fundings := make([]*uuid.UUID, n)
 		for i, g := range s.newRows {
+			if g.fundingAccount != nil {
+				u := uuid.UUID(*g.fundingAccount)
+				fundings[i] = &u
+			}
 			ids[i], wallets[i], accounts[i] = uuid.UUID(g.ID), uuid.UUID(g.WalletID), uuid.UUID(g.account)
 			kinds[i], statuses[i], amounts[i], prios[i] = string(g.Kind), string(g.Status), g.Amount, int32(g.Priority)
 			eff[i], exp[i], costs[i] = g.EffectiveAt, g.ExpiresAt, g.CostBasis
 			descs[i], metas[i] = nullText(g.Description), nullText(string(g.Metadata))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO grants (id, wallet_id, account_id, kind, amount, priority, effective_at, expires_at,
-				cost_basis, description, metadata, status, created_at)
-			SELECT u.id, u.w, u.a, u.k, u.amt, u.p, u.eff, u.exp, u.cost, u.descr, u.meta::JSONB, u.st, $13
+				cost_basis, description, metadata, status, created_at, funding_account_id)
+			SELECT u.id, u.w, u.a, u.k, u.amt, u.p, u.eff, u.exp, u.cost, u.descr, u.meta::JSONB, u.st, $13, u.f
 			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::INT[], $7::TIMESTAMPTZ[],
-				$8::TIMESTAMPTZ[], $9::NUMERIC[], $10::TEXT[], $11::TEXT[], $12::TEXT[])
-				AS u(id, w, a, k, amt, p, eff, exp, cost, descr, meta, st)`,
-			ids, wallets, accounts, kinds, amounts, prios, eff, exp, costs, descs, metas, statuses, b.Now()); err != nil {
+				$8::TIMESTAMPTZ[], $9::NUMERIC[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $14::UUID[])
+				AS u(id, w, a, k, amt, p, eff, exp, cost, descr, meta, st, f)`,
+			ids, wallets, accounts, kinds, amounts, prios, eff, exp, costs, descs, metas, statuses, b.Now(), fundings); err != nil {
 			return fmt.Errorf("insert grants: %w", err)
 		}
 	}

@@ -408,7 +408,7 @@ func (s *Service) addGrant(ctx context.Context, key string, id WalletID, g NewGr
 		return Grant{}, false, err
 	}
 	return submit[Grant](ctx, s, &addGrantOp{
-		base:    base{key: newKey(key), walletID: id, sys: sys},
+		base:    base{key: newKey(key), walletID: id, customer: w.CustomerID, sys: sys},
 		grantID: GrantID(uuid.New()), account: ledger.NewAccountID(), req: g, prio: prio, eff: eff,
 	})
 }
@@ -426,7 +426,7 @@ func (s *Service) voidGrant(ctx context.Context, key string, id GrantID) (Grant,
 	if err != nil {
 		return Grant{}, false, err
 	}
-	return submit[Grant](ctx, s, &closeGrantOp{base: base{key: newKey(key), walletID: g.WalletID, sys: sys}, grantID: id})
+	return submit[Grant](ctx, s, &closeGrantOp{base: base{key: newKey(key), walletID: g.WalletID, customer: w.CustomerID, sys: sys}, grantID: id})
 }
 
 func (s *Service) debit(ctx context.Context, key string, id WalletID, d NewDebit) (Debit, bool, error) {
@@ -447,7 +447,7 @@ func (s *Service) debit(ctx context.Context, key string, id WalletID, d NewDebit
 	if err != nil {
 		return Debit{}, false, err
 	}
-	return submit[Debit](ctx, s, &debitOp{base: base{key: newKey(key), walletID: id, sys: sys}, req: d})
+	return submit[Debit](ctx, s, &debitOp{base: base{key: newKey(key), walletID: id, customer: w.CustomerID, sys: sys}, req: d})
 }
 
 func (s *Service) placeHold(ctx context.Context, key string, id WalletID, h NewHold) (Hold, bool, error) {
@@ -468,7 +468,7 @@ func (s *Service) placeHold(ctx context.Context, key string, id WalletID, h NewH
 	if err != nil {
 		return Hold{}, false, err
 	}
-	return submit[Hold](ctx, s, &holdOp{base: base{key: newKey(key), walletID: id, sys: sys}, holdID: ledger.NewHoldID(), req: h})
+	return submit[Hold](ctx, s, &holdOp{base: base{key: newKey(key), walletID: id, customer: w.CustomerID, sys: sys}, holdID: ledger.NewHoldID(), req: h})
 }
 
 func (s *Service) hold(ctx context.Context, id HoldID) (Hold, error) {
@@ -488,24 +488,33 @@ func (s *Service) hold(ctx context.Context, id HoldID) (Hold, error) {
 	return v, nil
 }
 
+func (s *Service) holdAndWallet(ctx context.Context, id HoldID) (Hold, Wallet, error) {
+	h, err := s.hold(ctx, id)
+	if err != nil {
+		return Hold{}, Wallet{}, err
+	}
+	w, err := s.wallet(ctx, h.WalletID)
+	return h, w, err
+}
+
 func (s *Service) captureHold(ctx context.Context, key string, id HoldID, amount *ledger.Amount) (Hold, bool, error) {
 	if amount != nil && amount.IsNegative() {
 		return Hold{}, false, invalid("amount", "must not be negative")
 	}
-	h, err := s.hold(ctx, id)
+	h, w, err := s.holdAndWallet(ctx, id)
 	if err != nil {
 		return Hold{}, false, err
 	}
-	lh, replayed, err := submit[ledger.Hold](ctx, s, &ledger.CaptureOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID, Amount: amount})
+	lh, replayed, err := submit[ledger.Hold](ctx, s, &ledger.CaptureOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID, Amount: amount, Route: w.CustomerID})
 	return holdView(lh), replayed, err
 }
 
 func (s *Service) voidHold(ctx context.Context, key string, id HoldID) (Hold, bool, error) {
-	h, err := s.hold(ctx, id)
+	h, w, err := s.holdAndWallet(ctx, id)
 	if err != nil {
 		return Hold{}, false, err
 	}
-	lh, replayed, err := submit[ledger.Hold](ctx, s, &ledger.VoidOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID})
+	lh, replayed, err := submit[ledger.Hold](ctx, s, &ledger.VoidOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID, Route: w.CustomerID})
 	return holdView(lh), replayed, err
 }
 
@@ -514,7 +523,7 @@ func (s *Service) voidHold(ctx context.Context, key string, id HoldID) (Hold, bo
 // debits_posted, so each state of a grant is swept once however many
 // sweepers run.
 func (s *Service) sweep(ctx context.Context) (int, error) {
-	rows, err := s.db.Pool.Query(ctx, `SELECT g.id, g.wallet_id, w.asset, g.status, bal.debits_posted::TEXT
+	rows, err := s.db.Pool.Query(ctx, `SELECT g.id, g.wallet_id, w.customer_id, w.asset, g.status, bal.debits_posted::TEXT
 		FROM grants g
 		JOIN wallets w ON w.id = g.wallet_id
 		JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
@@ -528,13 +537,14 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 	type due struct {
 		grant          GrantID
 		wallet         WalletID
+		customer       string
 		asset, status  string
 		debitsSnapshot string
 	}
 	var list []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.grant, &d.wallet, &d.asset, &d.status, &d.debitsSnapshot); err != nil {
+		if err := rows.Scan(&d.grant, &d.wallet, &d.customer, &d.asset, &d.status, &d.debitsSnapshot); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -552,7 +562,7 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 		}
 		expire := d.status != string(GrantVoided)
 		p, err := s.l.Enqueue(ctx, &closeGrantOp{
-			base:    base{key: fmt.Sprintf("grant-sweep:%s:%s", d.grant, d.debitsSnapshot), walletID: d.wallet, sys: sys},
+			base:    base{key: fmt.Sprintf("grant-sweep:%s:%s", d.grant, d.debitsSnapshot), walletID: d.wallet, customer: d.customer, sys: sys},
 			grantID: d.grant, expire: expire, snapshot: d.debitsSnapshot,
 		})
 		if err != nil {
