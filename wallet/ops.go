@@ -110,6 +110,12 @@ func (o *addGrantOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 // plan splits amount over the wallet's usable grants in burn-down order,
 // then over the overage receivable if the policy allows. It changes nothing.
 func plan(b *ledger.Batch, w *walletState, amount ledger.Amount) (shares []ledger.HoldLeg, covered, overage ledger.Amount, rej *ledger.Rejection) {
+	return planWith(b, w, amount, false)
+}
+
+// planWith is plan; force puts whatever credits do not cover on the overage
+// receivable whatever the policy and limit say (usage that already happened).
+func planWith(b *ledger.Batch, w *walletState, amount ledger.Amount, force bool) (shares []ledger.HoldLeg, covered, overage ledger.Amount, rej *ledger.Rejection) {
 	now := b.Now()
 	usable := make([]*grantState, 0, len(w.grants))
 	for _, g := range w.grants {
@@ -136,6 +142,10 @@ func plan(b *ledger.Batch, w *walletState, amount ledger.Amount) (shares []ledge
 	}
 	if !left.IsPositive() {
 		return shares, covered, ledger.Zero, nil
+	}
+	if force {
+		shares = append(shares, ledger.HoldLeg{Debit: w.overage, Amount: left})
+		return shares, covered, left, nil
 	}
 	if w.OveragePolicy != PolicyAllow {
 		return nil, ledger.Zero, ledger.Zero, ledger.Reject(CodeInsufficientCredits,

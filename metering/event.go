@@ -1,0 +1,216 @@
+// Package metering turns usage events into money: event validation, meters
+// (count, sum, max, unique_count, latest, with filters and group-by), the
+// running aggregate per customer, meter, dimensions and billing cycle, and
+// the ingest path that NATS and HTTP share. Each event is one ledger
+// operation: its aggregate moves from q0 to q1 and the customer's wallet is
+// charged price(q1) − price(q0), in the same transaction.
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Event is one usage event as an app sends it.
+type Event struct {
+	EventID    string          `json:"event_id"`
+	CustomerID string          `json:"customer_id"`
+	EventName  string          `json:"event_name"`
+	Timestamp  *time.Time      `json:"timestamp,omitempty"` // default: when it was received
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// Limits on an event, so one event cannot cost unbounded work or storage.
+const (
+	MaxEventBytes    = 16 << 10
+	MaxProperties    = 64
+	MaxPropertyDepth = 4
+	MaxFutureSkew    = 5 * time.Minute
+)
+
+var (
+	idPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$`)
+	namePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]{0,63}$`)
+)
+
+// Rejection is why an event can never apply. It is recorded, and the event
+// acknowledged: sending it again unchanged would fail the same way.
+type Rejection struct {
+	EventID string `json:"event_id,omitempty"`
+	Code    string `json:"code"`
+	Detail  string `json:"detail"`
+}
+
+func (r *Rejection) Error() string { return r.Code + ": " + r.Detail }
+
+// Rejection codes.
+const (
+	CodeInvalidJSON      = "invalid_json"
+	CodeInvalidEvent     = "invalid_event"
+	CodeUnknownCustomer  = "unknown_customer"
+	CodeNoMeter          = "no_meter"
+	CodeNoWallet         = "no_wallet"
+	CodeInvalidValue     = "invalid_value"
+	CodeConflictingEvent = "conflicting_event" // an event id seen before with other content
+)
+
+func reject(id, code, format string, args ...any) *Rejection {
+	return &Rejection{EventID: id, Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// properties is an event's properties, parsed once with numbers kept as
+// their literal text (never float64).
+type properties map[string]any
+
+// ParseEvent decodes and validates one event. received fills in a missing
+// timestamp. The error is always a *Rejection.
+func ParseEvent(raw []byte, received time.Time) (Event, properties, error) {
+	if len(raw) > MaxEventBytes {
+		return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "event is larger than %d bytes", MaxEventBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var e Event
+	if err := dec.Decode(&e); err != nil {
+		code := CodeInvalidJSON
+		if json.Valid(raw) {
+			code = CodeInvalidEvent
+		}
+		return Event{}, nil, reject(guessID(raw), code, "%v", err)
+	}
+	if dec.More() {
+		return Event{}, nil, reject(guessID(raw), CodeInvalidJSON, "trailing data after the event")
+	}
+	props, err := e.validate(received)
+	if err != nil {
+		return Event{}, nil, err
+	}
+	return e, props, nil
+}
+
+func (e *Event) validate(received time.Time) (properties, error) {
+	bad := func(format string, args ...any) error { return reject(e.EventID, CodeInvalidEvent, format, args...) }
+	switch {
+	case !idPattern.MatchString(e.EventID):
+		return nil, bad("event_id: 1 to 128 characters: letters, digits and _ . : @ / -")
+	case !idPattern.MatchString(e.CustomerID):
+		return nil, bad("customer_id: 1 to 128 characters: letters, digits and _ . : @ / -")
+	case !namePattern.MatchString(e.EventName):
+		return nil, bad("event_name: 1 to 64 characters, starting with a letter: letters, digits and _ . : -")
+	}
+	if e.Timestamp == nil {
+		t := received
+		e.Timestamp = &t
+	}
+	ts := e.Timestamp.UTC().Truncate(time.Microsecond)
+	e.Timestamp = &ts
+	if ts.After(received.Add(MaxFutureSkew)) {
+		return nil, bad("timestamp %s is more than %s in the future", ts.Format(time.RFC3339), MaxFutureSkew)
+	}
+	if ts.Year() < 2000 {
+		return nil, bad("timestamp %s is before 2000", ts.Format(time.RFC3339))
+	}
+	props := properties{}
+	if len(e.Properties) > 0 && string(e.Properties) != "null" {
+		dec := json.NewDecoder(bytes.NewReader(e.Properties))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, bad("properties: %v", err)
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, bad("properties must be a JSON object")
+		}
+		if len(obj) > MaxProperties {
+			return nil, bad("properties: at most %d keys", MaxProperties)
+		}
+		if d := depth(obj); d > MaxPropertyDepth {
+			return nil, bad("properties: nested %d deep, at most %d", d, MaxPropertyDepth)
+		}
+		props = obj
+	} else {
+		e.Properties = nil
+	}
+	return props, nil
+}
+
+func depth(v any) int {
+	switch x := v.(type) {
+	case map[string]any:
+		d := 0
+		for _, c := range x {
+			d = max(d, depth(c))
+		}
+		return d + 1
+	case []any:
+		d := 0
+		for _, c := range x {
+			d = max(d, depth(c))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+// guessID digs the event id out of an event that did not parse, so the
+// rejection can name it.
+func guessID(raw []byte) string {
+	var probe struct {
+		EventID string `json:"event_id"`
+	}
+	if json.Unmarshal(raw, &probe) == nil && len(probe.EventID) <= 128 {
+		return probe.EventID
+	}
+	return ""
+}
+
+// str is a property as the string meters filter and group by.
+func (p properties) str(name string) (string, bool) {
+	v, ok := p[name]
+	if !ok || v == nil {
+		return "", false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		if x {
+			return "true", true
+		}
+		return "false", true
+	}
+	b, _ := json.Marshal(v)
+	return string(b), true
+}
+
+// number is a property as an exact decimal: a JSON number or a numeric
+// string, taken from its text so no float ever touches it.
+func (p properties) number(name string) (decimal.Decimal, error) {
+	v, ok := p[name]
+	if !ok || v == nil {
+		return decimal.Decimal{}, fmt.Errorf("property %q is missing", name)
+	}
+	var s string
+	switch x := v.(type) {
+	case json.Number:
+		s = x.String()
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		return decimal.Decimal{}, fmt.Errorf("property %q is not a number", name)
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil || len(s) > 64 {
+		return decimal.Decimal{}, fmt.Errorf("property %q is not a number", name)
+	}
+	return d, nil
+}

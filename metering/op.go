@@ -1,0 +1,160 @@
+package metering
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/pricing"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// KindUsage is the journal kind of a usage event's entry.
+const KindUsage = "usage"
+
+// usageOp applies one event: every meter it matches moves, and every price
+// on those meters charges the customer's wallet of its asset.
+type usageOp struct {
+	svc      *Service
+	event    Event
+	props    properties
+	sentTS   *time.Time // the timestamp as sent (nil: defaulted), for the fingerprint
+	source   string
+	received time.Time
+}
+
+func (o *usageOp) Key() string          { return "event:" + o.event.EventID }
+func (o *usageOp) Kind() string         { return KindUsage }
+func (o *usageOp) ShardKey() uint64     { return ledger.ShardOf(o.event.CustomerID) }
+func (o *usageOp) Declare(*ledger.Decl) {}
+
+// Fingerprint covers the event as sent, with properties in canonical form,
+// so a resend with other whitespace or key order is the same event and one
+// with other content is a conflict.
+func (o *usageOp) Fingerprint() []byte {
+	props, _ := json.Marshal(map[string]any(o.props))
+	return ledger.Fingerprint(o.Kind(), struct {
+		ID, Customer, Name string
+		TS                 *time.Time
+		Props              json.RawMessage
+	}{o.event.EventID, o.event.CustomerID, o.event.EventName, o.sentTS, props})
+}
+
+// MeterCharge is what an event did to one meter in one asset.
+type MeterCharge struct {
+	Meter          string           `json:"meter"`
+	Asset          string           `json:"asset,omitempty"`
+	Dimensions     json.RawMessage  `json:"dimensions,omitempty"`
+	QuantityBefore decimal.Decimal  `json:"quantity_before"`
+	QuantityAfter  decimal.Decimal  `json:"quantity_after"`
+	Amount         ledger.Amount    `json:"amount"`
+	WalletID       *wallet.WalletID `json:"wallet_id,omitempty"`
+}
+
+// Applied is a usage event's stored result.
+type Applied struct {
+	EventID string        `json:"event_id"`
+	Charges []MeterCharge `json:"charges"`
+}
+
+func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
+	st := stageOf(b)
+	e := o.event
+	if !st.customers[e.CustomerID] {
+		return nil, reject(e.EventID, CodeUnknownCustomer, "no customer %q", e.CustomerID)
+	}
+	var matched []*Meter
+	for _, m := range st.meters[e.EventName] {
+		if m.matches(e.EventName, o.props) {
+			matched = append(matched, m)
+		}
+	}
+	if len(matched) == 0 {
+		return nil, reject(e.EventID, CodeNoMeter, "no meter counts %q events with these properties", e.EventName)
+	}
+	res := Applied{EventID: e.EventID, Charges: []MeterCharge{}}
+	var owner ledger.OwnerID
+	for _, m := range matched {
+		s, err := m.value(o.props)
+		if err != nil {
+			return nil, reject(e.EventID, CodeInvalidValue, "meter %s: %v", m.Code, err)
+		}
+		dims := m.dimensions(o.props)
+		dk := dimsKey(dims)
+		targets := st.targets(m, e.CustomerID, dims)
+		if len(targets) == 0 {
+			// Counted, not priced: the usage is kept on a calendar month.
+			targets = []target{{period: calendarMonth(*e.Timestamp)}}
+		}
+		for _, t := range targets {
+			if t.missingWallet {
+				return nil, reject(e.EventID, CodeNoWallet, "meter %s is priced in %s but customer %q has no %s wallet",
+					m.Code, t.asset, e.CustomerID, t.asset)
+			}
+			if t.wallet != nil {
+				// The cycle of the wallet the price charges.
+				start, _ := wallet.Cycle(t.walletCreated, *e.Timestamp)
+				t.period = start
+			}
+			key := aggKey{meter: m.ID, customer: e.CustomerID, dims: dk, asset: t.asset, period: t.period}
+			agg := st.aggregate(key)
+			saved := *agg
+			savedSeen := len(agg.seen)
+			q0, q1 := agg.apply(m, s, *e.Timestamp)
+			b.OnUndo(func() {
+				if len(agg.seen) != savedSeen {
+					delete(agg.seen, s.unique)
+				}
+				seen := agg.seen
+				*agg = saved
+				agg.seen = seen
+			})
+			charge := MeterCharge{Meter: m.Code, Asset: t.asset, QuantityBefore: q0, QuantityAfter: q1, WalletID: t.wallet}
+			if len(dims) > 0 {
+				charge.Dimensions = json.RawMessage(dk)
+			}
+			if t.price != nil {
+				delta, err := ledger.NewAmount(t.price.Marginal(q0, q1))
+				if err != nil {
+					return nil, fmt.Errorf("meter %s: price delta: %w", m.Code, err)
+				}
+				sys, err := o.svc.wallets.System(ctx, t.asset)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, "usage credit: "+m.Code); err != nil {
+					return nil, err
+				}
+				agg.amount = agg.amount.Add(delta.Decimal())
+				charge.Amount = delta
+				if owner.IsZero() {
+					owner = *t.wallet
+				}
+			}
+			st.record(b, usageRecord{event: e, meter: m, charge: charge, dimsKey: dk, step: s, period: t.period, entry: b.EntryID()})
+			res.Charges = append(res.Charges, charge)
+		}
+	}
+	b.Describe(owner, "usage: "+e.EventName, nil)
+	st.addEvent(b, eventRow{event: e, source: o.source, received: o.received, entry: b.EntryID()})
+	return res, nil
+}
+
+// target is one asset an event's meter is charged in.
+type target struct {
+	asset         string
+	price         *pricing.Price
+	wallet        *wallet.WalletID
+	walletCreated time.Time
+	period        time.Time
+	missingWallet bool
+}
+
+func calendarMonth(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}

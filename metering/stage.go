@@ -1,0 +1,433 @@
+package metering
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/pricing"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+const moduleName = "metering"
+
+type module struct{}
+
+// Module is the metering stage for the poster. It must come before
+// wallet.Module() in ledger.Options.Modules: it tells the wallet stage which
+// wallets the batch's events charge.
+func Module() ledger.Module { return module{} }
+
+func (module) Name() string           { return moduleName }
+func (module) NewStage() ledger.Stage { return &stage{} }
+
+type aggKey struct {
+	meter    MeterID
+	customer string
+	dims     string
+	asset    string
+	period   time.Time
+}
+
+type priceRow struct {
+	asset string
+	price pricing.Price
+}
+
+type walletRow struct {
+	id      wallet.WalletID
+	created time.Time
+}
+
+// stage is the metering state of one batch attempt.
+type stage struct {
+	customers map[string]bool
+	meters    map[string][]*Meter     // by event name
+	prices    map[MeterID][]priceRow  // by meter
+	wallets   map[[2]string]walletRow // (customer, asset) → wallet
+	aggs      map[aggKey]*aggregate
+	records   []usageRecord
+	events    []eventRow
+}
+
+type usageRecord struct {
+	event   Event
+	meter   *Meter
+	charge  MeterCharge
+	dimsKey string
+	step    step
+	period  time.Time
+	entry   ledger.EntryID
+}
+
+type eventRow struct {
+	event    Event
+	source   string
+	received time.Time
+	entry    ledger.EntryID
+}
+
+func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
+
+// Load reads, for the whole batch: which customers exist, the meters of the
+// events' names and their prices, the customers' wallets (handed to the
+// wallet stage), and the aggregates the events will move, locked.
+func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
+	s.customers, s.meters, s.prices = map[string]bool{}, map[string][]*Meter{}, map[MeterID][]priceRow{}
+	s.wallets, s.aggs = map[[2]string]walletRow{}, map[aggKey]*aggregate{}
+	var usage []*usageOp
+	customers, names := map[string]bool{}, map[string]bool{}
+	for _, o := range ops {
+		if u, ok := o.(*usageOp); ok {
+			usage = append(usage, u)
+			customers[u.event.CustomerID] = true
+			names[u.event.EventName] = true
+		}
+	}
+	if len(usage) == 0 {
+		return nil
+	}
+	tx := b.Tx()
+	rows, err := tx.Query(ctx, `SELECT id FROM customers WHERE id = ANY($1)`, keys(customers))
+	if err != nil {
+		return fmt.Errorf("load customers: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		s.customers[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	meters, err := queryMeters(ctx, tx, `WHERE event_name = ANY($1)`, keys(names))
+	if err != nil {
+		return err
+	}
+	var meterIDs []uuid.UUID
+	for _, m := range meters {
+		s.meters[m.EventName] = append(s.meters[m.EventName], m)
+		meterIDs = append(meterIDs, m.ID)
+	}
+	if len(meterIDs) > 0 {
+		prices, err := queryPrices(ctx, tx, `WHERE p.meter_id = ANY($1)`, meterIDs)
+		if err != nil {
+			return err
+		}
+		for _, p := range prices {
+			s.prices[p.MeterID] = append(s.prices[p.MeterID], priceRow{asset: p.Asset, price: p.Price})
+		}
+	}
+	rows, err = tx.Query(ctx, `SELECT id, customer_id, asset, created_at FROM wallets WHERE customer_id = ANY($1)`, keys(customers))
+	if err != nil {
+		return fmt.Errorf("load wallets: %w", err)
+	}
+	for rows.Next() {
+		var (
+			w               walletRow
+			customer, asset string
+		)
+		if err := rows.Scan(&w.id, &customer, &asset, &w.created); err != nil {
+			rows.Close()
+			return err
+		}
+		s.wallets[[2]string{customer, asset}] = w
+		wallet.Want(b, w.id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return s.loadAggregates(ctx, b, usage)
+}
+
+// targets are the assets an event's meter is charged in: for each asset
+// with a price on the meter, the most specific price matching the
+// dimensions, and the customer's wallet of that asset.
+func (s *stage) targets(m *Meter, customer string, dims map[string]string) []target {
+	byAsset := map[string][]pricing.Price{}
+	var assets []string
+	for _, p := range s.prices[m.ID] {
+		if _, ok := byAsset[p.asset]; !ok {
+			assets = append(assets, p.asset)
+		}
+		byAsset[p.asset] = append(byAsset[p.asset], p.price)
+	}
+	var out []target
+	for _, asset := range assets {
+		i := pricing.SelectIndex(byAsset[asset], dims)
+		if i < 0 {
+			continue
+		}
+		p := byAsset[asset][i]
+		t := target{asset: asset, price: &p}
+		if w, ok := s.wallets[[2]string{customer, asset}]; ok {
+			id := w.id
+			t.wallet, t.walletCreated = &id, w.created
+		} else {
+			t.missingWallet = true
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// loadAggregates works out every aggregate the batch's events touch and
+// reads the existing ones FOR UPDATE, with the unique values in play.
+func (s *stage) loadAggregates(ctx context.Context, b *ledger.Batch, usage []*usageOp) error {
+	want := map[aggKey]bool{}
+	type uniq struct {
+		key   aggKey
+		value string
+	}
+	var uniques []uniq
+	for _, u := range usage {
+		for _, m := range s.meters[u.event.EventName] {
+			if !m.matches(u.event.EventName, u.props) {
+				continue
+			}
+			dims := m.dimensions(u.props)
+			ts := targetsOrDefault(s.targets(m, u.event.CustomerID, dims), *u.event.Timestamp)
+			st, err := m.value(u.props)
+			for _, t := range ts {
+				k := aggKey{meter: m.ID, customer: u.event.CustomerID, dims: dimsKey(dims), asset: t.asset, period: t.period}
+				want[k] = true
+				if err == nil && m.Aggregation == UniqueCount {
+					uniques = append(uniques, uniq{k, st.unique})
+				}
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	n := len(want)
+	meters, customers, dims, assets, periods := make([]uuid.UUID, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]time.Time, 0, n)
+	for k := range want {
+		meters, customers, dims, assets, periods = append(meters, k.meter), append(customers, k.customer), append(dims, k.dims), append(assets, k.asset), append(periods, k.period)
+		s.aggs[k] = &aggregate{seen: map[string]bool{}}
+	}
+	rows, err := b.Tx().Query(ctx, `SELECT a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start, a.quantity, a.latest_ts, a.amount
+		FROM usage_aggregates a
+		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[]) AS u(m, c, d, s, p)
+			ON a.meter_id = u.m AND a.customer_id = u.c AND a.dims_key = u.d AND a.asset = u.s AND a.period_start = u.p
+		ORDER BY a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start
+		FOR UPDATE OF a`, meters, customers, dims, assets, periods)
+	if err != nil {
+		return fmt.Errorf("lock aggregates: %w", err)
+	}
+	for rows.Next() {
+		var (
+			k   aggKey
+			agg aggregate
+		)
+		if err := rows.Scan(&k.meter, &k.customer, &k.dims, &k.asset, &k.period, &agg.quantity, &agg.latestTS, &agg.amount); err != nil {
+			rows.Close()
+			return err
+		}
+		k.period = k.period.UTC()
+		agg.exists, agg.seen = true, map[string]bool{}
+		s.aggs[k] = &agg
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(uniques) == 0 {
+		return nil
+	}
+	un := len(uniques)
+	um, uc, ud, ua, up, uv := make([]uuid.UUID, un), make([]string, un), make([]string, un), make([]string, un), make([]time.Time, un), make([]string, un)
+	for i, q := range uniques {
+		um[i], uc[i], ud[i], ua[i], up[i], uv[i] = q.key.meter, q.key.customer, q.key.dims, q.key.asset, q.key.period, q.value
+	}
+	rows, err = b.Tx().Query(ctx, `SELECT v.meter_id, v.customer_id, v.dims_key, v.asset, v.period_start, v.value
+		FROM usage_unique_values v
+		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[]) AS u(m, c, d, s, p, val)
+			ON v.meter_id = u.m AND v.customer_id = u.c AND v.dims_key = u.d AND v.asset = u.s AND v.period_start = u.p AND v.value = u.val`,
+		um, uc, ud, ua, up, uv)
+	if err != nil {
+		return fmt.Errorf("load unique values: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k   aggKey
+			val string
+		)
+		if err := rows.Scan(&k.meter, &k.customer, &k.dims, &k.asset, &k.period, &val); err != nil {
+			return err
+		}
+		k.period = k.period.UTC()
+		if a := s.aggs[k]; a != nil {
+			a.seen[val] = true
+		}
+	}
+	return rows.Err()
+}
+
+// targetsOrDefault mirrors Apply: unpriced usage lives on a calendar month,
+// priced usage on the cycle of the wallet it charges.
+func targetsOrDefault(ts []target, at time.Time) []target {
+	if len(ts) == 0 {
+		return []target{{period: calendarMonth(at)}}
+	}
+	for i := range ts {
+		if ts[i].wallet != nil {
+			ts[i].period, _ = wallet.Cycle(ts[i].walletCreated, at)
+		}
+	}
+	return ts
+}
+
+func (s *stage) aggregate(k aggKey) *aggregate {
+	a := s.aggs[k]
+	if a == nil {
+		a = &aggregate{seen: map[string]bool{}}
+		s.aggs[k] = a
+	}
+	return a
+}
+
+func (s *stage) record(b *ledger.Batch, r usageRecord) {
+	s.records = append(s.records, r)
+	b.OnUndo(func() { s.records = s.records[:len(s.records)-1] })
+}
+
+func (s *stage) addEvent(b *ledger.Batch, e eventRow) {
+	s.events = append(s.events, e)
+	b.OnUndo(func() { s.events = s.events[:len(s.events)-1] })
+}
+
+// Flush writes the events, their usage records, the aggregates and the new
+// unique values. A new aggregate row that another process created meanwhile
+// makes the upsert fail with a serialization error, and the batch reruns
+// with the row loaded.
+func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
+	tx := b.Tx()
+	if n := len(s.events); n > 0 {
+		ids, customers, names, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+		ts, received := make([]time.Time, n), make([]time.Time, n)
+		entries := make([]uuid.UUID, n)
+		for i, e := range s.events {
+			ids[i], customers[i], names[i], sources[i] = e.event.EventID, e.event.CustomerID, e.event.EventName, e.source
+			ts[i], received[i], entries[i] = *e.event.Timestamp, e.received, uuid.UUID(e.entry)
+			if len(e.event.Properties) > 0 {
+				p := string(e.event.Properties)
+				props[i] = &p
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id)
+			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[])
+				AS u(id, c, n, ts, p, s, r, e)`, ids, customers, names, ts, props, sources, received, entries); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	if n := len(s.records); n > 0 {
+		ids, meters, assets, customers := make([]string, n), make([]uuid.UUID, n), make([]string, n), make([]string, n)
+		ts, periods := make([]time.Time, n), make([]time.Time, n)
+		dk, dj, uniq := make([]string, n), make([]*string, n), make([]*string, n)
+		vals, q0, q1 := make([]*string, n), make([]string, n), make([]string, n)
+		amounts := make([]ledger.Amount, n)
+		wallets := make([]*uuid.UUID, n)
+		entries := make([]uuid.UUID, n)
+		for i, r := range s.records {
+			ids[i], meters[i], assets[i], customers[i] = r.event.EventID, r.meter.ID, r.charge.Asset, r.event.CustomerID
+			ts[i], periods[i], dk[i], entries[i] = *r.event.Timestamp, r.period, r.dimsKey, uuid.UUID(r.entry)
+			if len(r.charge.Dimensions) > 0 {
+				d := string(r.charge.Dimensions)
+				dj[i] = &d
+			}
+			if r.meter.Aggregation == UniqueCount {
+				u := r.step.unique
+				uniq[i] = &u
+			} else {
+				v := r.step.value.String()
+				vals[i] = &v
+			}
+			q0[i], q1[i], amounts[i] = r.charge.QuantityBefore.String(), r.charge.QuantityAfter.String(), r.charge.Amount
+			if r.charge.WalletID != nil {
+				w := uuid.UUID(*r.charge.WalletID)
+				wallets[i] = &w
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
+				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id)
+			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e
+			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
+				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[])
+				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e)`,
+			ids, meters, assets, customers, ts, dk, dj, vals, uniq, q0, q1, amounts, wallets, periods, entries); err != nil {
+			return fmt.Errorf("insert usage records: %w", err)
+		}
+	}
+	var dirty []aggKey
+	for k, a := range s.aggs {
+		if a.dirty {
+			dirty = append(dirty, k)
+		}
+	}
+	if n := len(dirty); n > 0 {
+		meters, customers, dims, assets, periods := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+		qs, amounts := make([]string, n), make([]string, n)
+		latest := make([]*time.Time, n)
+		for i, k := range dirty {
+			a := s.aggs[k]
+			meters[i], customers[i], dims[i], assets[i], periods[i] = k.meter, k.customer, k.dims, k.asset, k.period
+			qs[i], amounts[i], latest[i] = a.quantity.String(), a.amount.String(), a.latestTS
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_aggregates (meter_id, customer_id, dims_key, asset, period_start, quantity, latest_ts, amount)
+			SELECT u.m, u.c, u.d, u.s, u.p, u.q::NUMERIC, u.l, u.amt::NUMERIC
+			FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TEXT[])
+				AS u(m, c, d, s, p, q, l, amt)
+			ON CONFLICT (meter_id, customer_id, dims_key, asset, period_start)
+			DO UPDATE SET quantity = excluded.quantity, latest_ts = excluded.latest_ts, amount = excluded.amount`,
+			meters, customers, dims, assets, periods, qs, latest, amounts); err != nil {
+			return fmt.Errorf("upsert aggregates: %w", err)
+		}
+	}
+	var um []uuid.UUID
+	var uc, ud, ua, uv []string
+	var up []time.Time
+	for _, r := range s.records {
+		if r.meter.Aggregation == UniqueCount {
+			um, uc, ud, ua, up, uv = append(um, r.meter.ID), append(uc, r.event.CustomerID), append(ud, r.dimsKey), append(ua, r.charge.Asset), append(up, r.period), append(uv, r.step.unique)
+		}
+	}
+	if len(um) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO usage_unique_values (meter_id, customer_id, dims_key, asset, period_start, value)
+			SELECT * FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[])
+			ON CONFLICT DO NOTHING`, um, uc, ud, ua, up, uv); err != nil {
+			return fmt.Errorf("insert unique values: %w", err)
+		}
+	}
+	return nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// decodeJSON is a small helper for JSON columns.
+func decodeJSON(raw []byte, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+var _ = decimal.Zero

@@ -1,0 +1,205 @@
+package pricing
+
+import (
+	"fmt"
+
+	"github.com/shopspring/decimal"
+)
+
+// Scale is the number of fractional digits Amount rounds to. It equals the
+// ledger's scale (ledger.Scale), so every amount and every marginal debit
+// can be posted as is; it is repeated here because this package does not
+// import the ledger.
+const Scale = 12
+
+// MaxIntegerDigits bounds the integer part of every decimal in a price, as
+// NUMERIC(38,12) does where prices are stored.
+const MaxIntegerDigits = 38 - Scale
+
+// MaxTiers is the most tiers a graduated or volume price may have.
+const MaxTiers = 20
+
+// MaxDimensions is the most dimensions a price may be restricted by.
+const MaxDimensions = 16
+
+// A Model names the rule by which a price turns a quantity into an amount.
+type Model string
+
+// The price models. Their rules follow the conventions of Stripe, Orb and
+// OpenMeter; see Price.Amount.
+const (
+	PerUnit   Model = "per_unit"
+	Graduated Model = "graduated"
+	Volume    Model = "volume"
+	Package   Model = "package"
+)
+
+func (m Model) valid() bool {
+	switch m {
+	case PerUnit, Graduated, Volume, Package:
+		return true
+	}
+	return false
+}
+
+// A Tier is one band of a graduated or volume price. It covers the billable
+// quantities above the previous tier's UpTo (or 0) up to and including its
+// own UpTo. Only the last tier is open-ended, with a nil UpTo.
+type Tier struct {
+	UpTo      *decimal.Decimal // inclusive upper bound; nil means no bound
+	UnitPrice decimal.Decimal  // per unit within the tier (graduated) or of the whole quantity (volume)
+	FlatPrice decimal.Decimal  // charged once when the quantity reaches into the tier
+}
+
+// A Price is a price model with its parameters. Only the fields of its
+// Model are used; Validate refuses a price that sets the others, so that a
+// misplaced field is an error rather than silently ignored.
+//
+// A zero UnitPrice or PackagePrice is valid and means free: a meter may
+// count usage without charging for it. In JSON these fields are required,
+// so that forgetting one is not mistaken for a free price.
+type Price struct {
+	Model        Model
+	UnitPrice    decimal.Decimal // per_unit
+	Tiers        []Tier          // graduated, volume
+	PackageSize  decimal.Decimal // package
+	PackagePrice decimal.Decimal // package
+
+	// FreeUnits is the allowance of every model: the first FreeUnits of each
+	// billing period cost nothing. Tier bounds and packages count the billable
+	// units that remain after it.
+	FreeUnits decimal.Decimal
+
+	// Dimensions restricts the price to events with these values, such as
+	// {"model": "gpt-4o", "token_type": "input"}. Empty matches every event.
+	Dimensions map[string]string
+}
+
+// Amount returns the total charge for the cumulative quantity q used in a
+// billing period, rounded to Scale fractional digits, half up.
+//
+// The free allowance is taken first: the billable quantity is
+// b = max(0, q − FreeUnits), so a negative q also prices as zero. Then:
+//
+//   - per_unit: b × UnitPrice.
+//   - graduated: each tier prices the units of b that fall in it at its own
+//     UnitPrice, and adds its FlatPrice once as soon as any unit falls in it.
+//   - volume: all of b is priced at the UnitPrice of the one tier b falls in,
+//     plus that tier's FlatPrice; b = 0 costs nothing. Crossing into a
+//     cheaper tier can lower the total.
+//   - package: ⌈b / PackageSize⌉ × PackagePrice; a partial package is charged
+//     whole.
+//
+// In every model Amount(0) is 0, so an unused period costs nothing and the
+// first event's debit is its whole Amount.
+//
+// Why round half up, and only here: amounts are never negative, and half up
+// is what PostgreSQL's round(numeric) does, so a total recomputed in SQL
+// agrees with this one. Half even exists to cancel the bias of rounding many
+// values one by one; Marginal never rounds an event on its own, so there is
+// no such bias to cancel.
+//
+// Amount assumes p is valid (see Validate) and panics if p.Model is unknown,
+// since no amount, zero included, would be right for it.
+func (p Price) Amount(q decimal.Decimal) decimal.Decimal {
+	b := q.Sub(p.FreeUnits)
+	if b.Sign() <= 0 {
+		return decimal.Zero
+	}
+	var a decimal.Decimal
+	switch p.Model {
+	case PerUnit:
+		a = b.Mul(p.UnitPrice)
+	case Graduated:
+		a = graduated(p.Tiers, b)
+	case Volume:
+		a = volume(p.Tiers, b)
+	case Package:
+		a = packages(b, p.PackageSize).Mul(p.PackagePrice)
+	default:
+		panic(fmt.Sprintf("pricing: Amount of unknown model %q", p.Model))
+	}
+	return a.Round(Scale)
+}
+
+// Marginal returns the charge for moving the period's cumulative quantity
+// from q0 to q1: Amount(q1) − Amount(q0). It is what an event is debited.
+//
+// It is negative when the total goes down: under a volume price whose total
+// crosses into a cheaper tier, or when q1 < q0. The caller posts that as a
+// credit back.
+//
+// Since both terms are rounded totals, debits telescope: for any quantities
+// 0 = q0, q1, …, qn the sum of Marginal(q[i−1], q[i]) is exactly Amount(qn).
+func (p Price) Marginal(q0, q1 decimal.Decimal) decimal.Decimal {
+	return p.Amount(q1).Sub(p.Amount(q0))
+}
+
+// graduated prices b > 0 tier by tier.
+func graduated(tiers []Tier, b decimal.Decimal) decimal.Decimal {
+	var a, lower decimal.Decimal
+	for _, t := range tiers {
+		if b.Cmp(lower) <= 0 {
+			break
+		}
+		upper := b
+		if t.UpTo != nil && t.UpTo.Cmp(b) < 0 {
+			upper = *t.UpTo
+		}
+		a = a.Add(upper.Sub(lower).Mul(t.UnitPrice)).Add(t.FlatPrice)
+		if t.UpTo == nil {
+			break
+		}
+		lower = *t.UpTo
+	}
+	return a
+}
+
+// volume prices all of b > 0 at the tier it falls in.
+func volume(tiers []Tier, b decimal.Decimal) decimal.Decimal {
+	for _, t := range tiers {
+		if t.UpTo == nil || b.Cmp(*t.UpTo) <= 0 {
+			return b.Mul(t.UnitPrice).Add(t.FlatPrice)
+		}
+	}
+	// Unreachable for a valid price, whose last tier is open.
+	return decimal.Zero
+}
+
+// packages returns ⌈b / size⌉ for b > 0, exactly: the integer quotient and
+// remainder are computed without the rounding a decimal division would do.
+func packages(b, size decimal.Decimal) decimal.Decimal {
+	if size.Sign() <= 0 {
+		return decimal.Zero // invalid price; Validate refuses it
+	}
+	n, r := b.QuoRem(size, 0)
+	if r.Sign() != 0 {
+		n = n.Add(decimal.NewFromInt(1))
+	}
+	return n
+}
+
+// Equal reports whether p and q are the same price: same model, equal
+// decimals and the same dimensions. Fields the model does not use are
+// compared too.
+func (p Price) Equal(q Price) bool {
+	if p.Model != q.Model ||
+		!p.UnitPrice.Equal(q.UnitPrice) ||
+		!p.PackageSize.Equal(q.PackageSize) ||
+		!p.PackagePrice.Equal(q.PackagePrice) ||
+		!p.FreeUnits.Equal(q.FreeUnits) ||
+		len(p.Tiers) != len(q.Tiers) ||
+		!sameDimensions(p.Dimensions, q.Dimensions) {
+		return false
+	}
+	for i, t := range p.Tiers {
+		u := q.Tiers[i]
+		if (t.UpTo == nil) != (u.UpTo == nil) ||
+			t.UpTo != nil && !t.UpTo.Equal(*u.UpTo) ||
+			!t.UnitPrice.Equal(u.UnitPrice) ||
+			!t.FlatPrice.Equal(u.FlatPrice) {
+			return false
+		}
+	}
+	return true
+}

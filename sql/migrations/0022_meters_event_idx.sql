@@ -1,0 +1,1 @@
+CREATE INDEX meters_event_idx ON meters (event_name);
