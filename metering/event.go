@@ -168,8 +168,14 @@ func guessID(raw []byte) string {
 	if json.Unmarshal(raw, &probe) == nil && len(probe.EventID) <= 128 {
 		return probe.EventID
 	}
+	// Broken JSON (a truncated publish) often still carries its id.
+	if m := looseID.FindSubmatch(raw); m != nil {
+		return string(m[1])
+	}
 	return ""
 }
+
+var looseID = regexp.MustCompile(`"event_id"\s*:\s*"([A-Za-z0-9_.:@/-]{1,128})"`)
 
 // str is a property as the string meters filter and group by.
 func (p properties) str(name string) (string, bool) {
