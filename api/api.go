@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultBodyLimit fits a full events batch (1,000 events) with room to spare.
-const DefaultBodyLimit = 4 << 20
+const DefaultBodyLimit = 5 << 20
 
 // Config is what New needs. Only DB, or Keys, is required.
 type Config struct {
@@ -141,6 +141,7 @@ func New(cfg Config) *fiber.App {
 	app.Get("/healthz", matched, s.healthz)
 	app.Get("/readyz", matched, s.readyz)
 	app.Get("/metrics", matched, s.metrics.Handler())
+	app.Get("/openapi.json", matched, serveOpenAPI)
 
 	v1 := app.Group("/v1", auth.Authenticate(s.keys))
 	register(v1, append(s.routes(), cfg.Routes...))

@@ -419,7 +419,9 @@ func TestHoldReleasedFromAnotherShard(t *testing.T) {
 		}
 	}
 	for i, release := range []func(HoldID) Op{
-		func(id HoldID) Op { return &VoidOp{IdempotencyKey: "v-" + id.String(), Hold: id, Owner: owner, Route: route} },
+		func(id HoldID) Op {
+			return &VoidOp{IdempotencyKey: "v-" + id.String(), Hold: id, Owner: owner, Route: route}
+		},
 		func(id HoldID) Op {
 			return &CaptureOp{IdempotencyKey: "c-" + id.String(), Hold: id, Owner: owner, Route: route, Amount: ptr(MustAmount("1"))}
 		},

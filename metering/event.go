@@ -9,7 +9,9 @@ package metering
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -28,7 +30,7 @@ type Event struct {
 
 // Limits on an event, so one event cannot cost unbounded work or storage.
 const (
-	MaxEventBytes    = 16 << 10
+	MaxEventBytes    = 4 << 10 // × MaxBatchEvents fits the default request body limit
 	MaxProperties    = 64
 	MaxPropertyDepth = 4
 	MaxFutureSkew    = 5 * time.Minute
@@ -42,6 +44,7 @@ var (
 // Rejection is why an event can never apply. It is recorded, and the event
 // acknowledged: sending it again unchanged would fail the same way.
 type Rejection struct {
+	Index   *int   `json:"index,omitempty"` // the event's position in an ingest call
 	EventID string `json:"event_id,omitempty"`
 	Code    string `json:"code"`
 	Detail  string `json:"detail"`
@@ -82,7 +85,7 @@ func ParseEvent(raw []byte, received time.Time) (Event, properties, error) {
 		if json.Valid(raw) {
 			code = CodeInvalidEvent
 		}
-		return Event{}, nil, reject(guessID(raw), code, "%v", err)
+		return Event{}, nil, reject(guessID(raw), code, "%s", decodeDetail(err))
 	}
 	if dec.More() {
 		return Event{}, nil, reject(guessID(raw), CodeInvalidJSON, "trailing data after the event")
@@ -219,4 +222,27 @@ func (p properties) number(name string) (decimal.Decimal, error) {
 		return decimal.Decimal{}, fmt.Errorf("property %q is not a number", name)
 	}
 	return d, nil
+}
+
+// decodeDetail says what was wrong with an event in the event's own terms,
+// not encoding/json's.
+func decodeDetail(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var timeErr *time.ParseError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &timeErr):
+		return "timestamp must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z"
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return typeErr.Field + " has the wrong JSON type"
+	case errors.As(err, &typeErr):
+		return "an event must be a JSON object with event_id, customer_id and event_name"
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("not valid JSON (at byte %d)", syntaxErr.Offset)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "; an event has event_id, customer_id, event_name, timestamp and properties"
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "not valid JSON (it ends too early)"
+	}
+	return "not a valid event"
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/testdb"
@@ -38,7 +39,8 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	l := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()}})
+	l := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()},
+		Tx: ledger.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}})
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	ws := wallet.NewService(l)
 	return &world{l: l, db: db, wallets: ws, svc: NewService(l, ws, nil)}
@@ -228,8 +230,15 @@ func TestPoisonEventsAreRecorded(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	codes := map[string]bool{}
-	for _, r := range res.Rejected {
+	for i, r := range res.Rejected {
 		codes[r.Code] = true
+		// Said in the event's terms, in request order, with its position.
+		if strings.Contains(r.Detail, "Go ") || strings.Contains(r.Detail, "metering.") {
+			t.Errorf("detail leaks internals: %q", r.Detail)
+		}
+		if r.Index == nil || *r.Index != i+1 {
+			t.Errorf("rejection %d has index %v, want %d", i, r.Index, i+1)
+		}
 	}
 	for _, c := range []string{CodeInvalidJSON, CodeUnknownCustomer, CodeNoMeter, CodeNoWallet, CodeInvalidEvent} {
 		if !codes[c] {
@@ -325,5 +334,36 @@ func TestMeterAggregations(t *testing.T) {
 func TestPricingScaleIsTheLedgerScale(t *testing.T) {
 	if pricing.Scale != ledger.Scale {
 		t.Fatalf("pricing.Scale %d, ledger.Scale %d", pricing.Scale, ledger.Scale)
+	}
+}
+
+// A meter priced in two assets charges the wallets the customer has; a
+// missing wallet in one asset does not block the other.
+func TestSecondAssetPriceDoesNotBlock(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	cus, wl := w.customer(t, "10")
+	m := w.meter(t, Meter{Code: "calls", Aggregation: Count})
+	w.price(t, m, `{"model":"per_unit","unit_price":"1"}`)
+	var usd pricing.Price
+	if err := json.Unmarshal([]byte(`{"model":"per_unit","unit_price":"0.01"}`), &usd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.CreatePrice(ctx, NewPrice{MeterCode: m.Code, Asset: "USD", Price: usd}); err != nil {
+		t.Fatal(err)
+	}
+	if res := w.ingest(t, event("two-assets-"+cus, cus, m.EventName, nil)); res.Accepted != 1 {
+		t.Fatalf("%+v", res)
+	}
+	if got := w.balance(t, wl.ID).Consumed.String(); got != "1" {
+		t.Fatalf("CREDITS consumed %s, want 1", got)
+	}
+	// With no wallet in any priced asset, the event cannot be charged.
+	bare, err := w.wallets.CreateCustomer(ctx, wallet.Customer{ID: unique("bare-")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := w.ingest(t, event("bare-"+bare.ID, bare.ID, m.EventName, nil)); len(res.Rejected) != 1 || res.Rejected[0].Code != CodeNoWallet {
+		t.Fatalf("%+v", res)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -90,10 +91,15 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 			// Counted, not priced: the usage is kept on a calendar month.
 			targets = []target{{period: calendarMonth(*e.Timestamp)}}
 		}
+		// A meter priced in several assets charges the wallets the customer
+		// has; only a customer with none of them cannot be charged at all.
+		if len(targets) > 0 && !anyWallet(targets) {
+			return nil, reject(e.EventID, CodeNoWallet, "meter %s is priced in %s but customer %q has no wallet in it",
+				m.Code, targetAssets(targets), e.CustomerID)
+		}
 		for _, t := range targets {
 			if t.missingWallet {
-				return nil, reject(e.EventID, CodeNoWallet, "meter %s is priced in %s but customer %q has no %s wallet",
-					m.Code, t.asset, e.CustomerID, t.asset)
+				continue
 			}
 			if t.wallet != nil {
 				// The cycle of the wallet the price charges.
@@ -157,4 +163,21 @@ type target struct {
 func calendarMonth(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func anyWallet(ts []target) bool {
+	for _, t := range ts {
+		if !t.missingWallet {
+			return true
+		}
+	}
+	return false
+}
+
+func targetAssets(ts []target) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.asset)
+	}
+	return strings.Join(out, ", ")
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -296,13 +297,14 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 	res := IngestResult{Rejected: []Rejection{}}
 	received := s.l.Now()
 	type item struct {
-		op  *usageOp
-		raw json.RawMessage
-		p   *ledger.Pending
+		op    *usageOp
+		raw   json.RawMessage
+		p     *ledger.Pending
+		index int
 	}
 	var items []item
 	var rejected []rejectionRow
-	for _, raw := range raws {
+	for i, raw := range raws {
 		var sent struct {
 			Timestamp *time.Time `json:"timestamp"`
 		}
@@ -310,6 +312,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 		if err != nil {
 			var rej *Rejection
 			errors.As(err, &rej)
+			rej.Index = &i
 			res.Rejected = append(res.Rejected, *rej)
 			rejected = append(rejected, rejectionRow{rej: *rej, raw: raw, customer: guessCustomer(raw)})
 			continue
@@ -320,7 +323,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 		if err != nil {
 			return res, err
 		}
-		items = append(items, item{op: op, raw: raw, p: p})
+		items = append(items, item{op: op, raw: raw, p: p, index: i})
 	}
 	var failed error
 	for _, it := range items {
@@ -332,10 +335,13 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 		case err == nil:
 			res.Accepted++
 		case errors.As(err, &rej):
-			res.Rejected = append(res.Rejected, *rej)
+			r := *rej
+			r.Index = &it.index
+			res.Rejected = append(res.Rejected, r)
+			rej = &r
 			rejected = append(rejected, rejectionRow{rej: *rej, raw: it.raw, customer: it.op.event.CustomerID})
 		case errors.Is(err, ledger.ErrIdempotencyConflict):
-			r := Rejection{EventID: it.op.event.EventID, Code: CodeConflictingEvent,
+			r := Rejection{Index: &it.index, EventID: it.op.event.EventID, Code: CodeConflictingEvent,
 				Detail: "an event with this id and other content was applied before"}
 			res.Rejected = append(res.Rejected, r)
 			rejected = append(rejected, rejectionRow{rej: r, raw: it.raw, customer: it.op.event.CustomerID})
@@ -349,6 +355,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 	if failed != nil {
 		return res, fmt.Errorf("ingest: %w", failed)
 	}
+	sort.SliceStable(res.Rejected, func(i, j int) bool { return *res.Rejected[i].Index < *res.Rejected[j].Index })
 	return res, nil
 }
 

@@ -199,6 +199,9 @@ func (s *stage) loadAggregates(ctx context.Context, b *ledger.Batch, usage []*us
 			ts := targetsOrDefault(s.targets(m, u.event.CustomerID, dims), *u.event.Timestamp)
 			st, err := m.value(u.props)
 			for _, t := range ts {
+				if t.missingWallet {
+					continue
+				}
 				k := aggKey{meter: m.ID, customer: u.event.CustomerID, dims: dimsKey(dims), asset: t.asset, period: t.period}
 				want[k] = true
 				if err == nil && m.Aggregation == UniqueCount {

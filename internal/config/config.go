@@ -74,7 +74,7 @@ func vars() []variable {
 			func(c *Config, v string) error { return logLevel(&c.LogLevel, v) }},
 		{"LEDGER_LOG_FORMAT", "text", "text or json",
 			func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "text", "json") }},
-		{"LEDGER_BODY_LIMIT_BYTES", "1048576", "largest HTTP request body accepted, in bytes",
+		{"LEDGER_BODY_LIMIT_BYTES", "5242880", "largest HTTP request body accepted, in bytes (fits 1,000 events of the 4 KiB maximum)",
 			func(c *Config, v string) error { return intIn(&c.BodyLimitBytes, v, 1, 1<<30) }},
 		{"LEDGER_POSTER_SHARDS", "8", "ledger poster goroutines; wallets are hashed onto them",
 			func(c *Config, v string) error { return intIn(&c.PosterShards, v, 1, 1024) }},

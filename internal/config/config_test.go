@@ -26,7 +26,7 @@ func TestLoadDefaults(t *testing.T) {
 		EmbeddedNATSAddr:  "127.0.0.1:4222",
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
-		BodyLimitBytes:    1 << 20,
+		BodyLimitBytes:    5 << 20,
 		PosterShards:      8,
 		PosterMaxBatch:    1000,
 		PosterLinger:      2 * time.Millisecond,
