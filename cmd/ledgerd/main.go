@@ -28,6 +28,7 @@ import (
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 	schema "github.com/creditledger/creditledger/sql"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -141,10 +142,19 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	l := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
 		Observer: m, Log: log, Tx: ledger.TxOptions{IsoLevel: iso},
-		Modules: []ledger.Module{wallet.Module()},
+		// metering first: it tells the wallet stage which wallets events charge.
+		Modules: []ledger.Module{metering.Module(), wallet.Module()},
 	})
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
+	meters := metering.NewService(l, wallets, log)
+	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
+		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Log: log,
+	})
+	if err != nil {
+		drain(l, log)
+		return fmt.Errorf("usage events: %w", err)
+	}
 
 	keys := auth.NewStore(db)
 	if cfg.AdminKey != "" {
@@ -174,7 +184,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 				return nil
 			}},
 		),
-		Routes:         api.WalletRoutes(wallets),
+		Routes:         append(api.WalletRoutes(wallets), api.MeteringRoutes(meters)...),
 		CustomerExists: wallets.CustomerExists,
 	})
 
@@ -191,8 +201,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			log.Info("expired or settled grants", "grants", n)
 		}
 	})
-	// Sweepers stop before the poster drains, so they enqueue nothing late.
-	stopWorkers := func() { stopSweeps(); <-sweeps }
+	consuming := make(chan error, 1)
+	go func() { consuming <- consumer.Run(sweepCtx) }()
+	log.Info("consuming usage events", "stream", cfg.NATSStream, "subjects", cfg.NATSSubjectPrefix+".>")
+	// Sweepers and the consumer stop before the poster drains, so nothing
+	// is enqueued late; unacked events are redelivered after a restart.
+	stopWorkers := func() {
+		stopSweeps()
+		<-sweeps
+		if err := <-consuming; err != nil {
+			log.Warn("usage consumer", "err", err)
+		}
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- app.Listen(cfg.HTTPAddr) }()

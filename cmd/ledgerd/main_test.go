@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/creditledger/creditledger/internal/ledgertest"
+	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/testdb"
 )
 
@@ -60,7 +63,14 @@ func TestServeAndShutDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	// A NATS server of the test's own, as a deployment would have.
+	ns, err := natsserver.Start(context.Background(), natsserver.Options{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
 	env := map[string]string{
+		"NATS_URL":                  ns.ClientURL(),
 		"DATABASE_URL":              dsn,
 		"LEDGER_HTTP_ADDR":          addr,
 		"LEDGER_DATA_DIR":           t.TempDir(),
@@ -126,6 +136,35 @@ func TestServeAndShutDown(t *testing.T) {
 	call("POST", "/v1/wallets/"+id+"/debits", `{"amount":"100"}`, 402)
 	if b := call("GET", "/v1/wallets/"+id+"/balance", "", 200); !strings.Contains(b, `"consumed":"0.000003"`) {
 		t.Fatalf("balance: %s", b)
+	}
+
+	// Metered usage over NATS: a meter, a price, an event published the way
+	// an app would, and the balance moves.
+	call("POST", "/v1/meters", `{"code":"e2e_tokens","event_name":"completion","aggregation":"sum","property":"tokens"}`, 201)
+	call("POST", "/v1/prices", `{"meter_code":"e2e_tokens","asset":"CREDITS","model":"per_unit","unit_price":"0.001"}`, 201)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg := nats.NewMsg("ledger.events.acme-e2e")
+	msg.Header.Set("Nats-Msg-Id", "evt-1")
+	msg.Data = []byte(`{"event_id":"evt-1","customer_id":"acme-e2e","event_name":"completion","properties":{"tokens":1500}}`)
+	if err := nc.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		b := call("GET", "/v1/wallets/"+id+"/balance", "", 200)
+		if strings.Contains(b, `"consumed":"1.500003"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the NATS event never reached the balance: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if u := call("GET", "/v1/customers/acme-e2e/usage?meter=e2e_tokens", "", 200); !strings.Contains(u, `"total":"1500"`) {
+		t.Fatalf("usage: %s", u)
 	}
 
 	cancel()

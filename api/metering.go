@@ -1,0 +1,298 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/metering"
+	"github.com/creditledger/creditledger/pricing"
+)
+
+// MeteringRoutes are the meter, price, event and usage endpoints, for
+// Config.Routes. Meters and prices are admin configuration; ingest keys may
+// only send events; read keys read everything; portal tokens read their own
+// customer's usage and rejected events.
+func MeteringRoutes(svc *metering.Service) []Route {
+	h := &meteringHandlers{svc: svc}
+	return []Route{
+		POST("/meters", h.createMeter),
+		GET("/meters", h.meters).Allow(auth.Read),
+
+		POST("/prices", h.createPrice),
+		GET("/prices", h.prices).Allow(auth.Read),
+
+		POST("/events", h.ingest).Allow(auth.Ingest),
+		GET("/events/rejected", h.rejected).Allow(auth.Read, auth.Portal),
+
+		GET("/customers/:id/usage", h.usage).Allow(auth.Read, auth.Portal),
+	}
+}
+
+type meteringHandlers struct {
+	svc *metering.Service
+}
+
+// meteringError maps the metering service's errors to problems. Anything
+// it does not know stays as it is and becomes a logged 500.
+func meteringError(err error) error {
+	var invalid *metering.ValidationError
+	switch {
+	case errors.As(err, &invalid):
+		return problem.Invalid(invalid.Field, invalid.Detail)
+	case errors.Is(err, metering.ErrNotFound):
+		return problem.New(problem.NotFound, notFoundDetail)
+	case errors.Is(err, metering.ErrExists):
+		return problem.New(problem.Conflict, "already exists")
+	}
+	return err
+}
+
+// Meters.
+
+// createMeterRequest is metering.Meter without the fields the server sets,
+// so that a client sending "id" or "created_at" hears that it cannot.
+type createMeterRequest struct {
+	Code        string               `json:"code"`
+	EventName   string               `json:"event_name"`
+	Aggregation metering.Aggregation `json:"aggregation"`
+	Property    string               `json:"property"`
+	Filters     map[string][]string  `json:"filters"`
+	GroupBy     []string             `json:"group_by"`
+}
+
+func (h *meteringHandlers) createMeter(c *fiber.Ctx) error {
+	var req createMeterRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	m, err := h.svc.CreateMeter(c.UserContext(), metering.Meter{
+		Code: req.Code, EventName: req.EventName, Aggregation: req.Aggregation,
+		Property: req.Property, Filters: req.Filters, GroupBy: req.GroupBy,
+	})
+	if errors.Is(err, metering.ErrExists) {
+		return problem.New(problem.Conflict, "a meter with this code already exists")
+	}
+	if err != nil {
+		return meteringError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(m)
+}
+
+func (h *meteringHandlers) meters(c *fiber.Ctx) error {
+	ms, err := h.svc.Meters(c.UserContext())
+	if err != nil {
+		return meteringError(err)
+	}
+	// Meters are configuration, a handful per deployment, and the service
+	// returns them all: the page is always the last one.
+	return c.JSON(NewPage(ms, ""))
+}
+
+// Prices.
+
+// priceKeys are the keys of POST /prices besides the price model's own.
+var priceKeys = []string{"meter_code", "asset"}
+
+func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
+	// The body is the price model's JSON with two keys of our own beside
+	// it. pricing decodes (and validates) its part and ignores other keys,
+	// so unknown keys are refused here, where all the allowed ones are
+	// known: a misspelt "free_unit" must not silently price from zero.
+	var obj map[string]json.RawMessage
+	if err := DecodeJSON(c, &obj); err != nil {
+		return err
+	}
+	allowed := append(pricing.JSONFields(), priceKeys...)
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if !slices.Contains(allowed, k) {
+			return problem.Invalid(k, "unknown field")
+		}
+	}
+	meterCode, err := stringField(obj, "meter_code")
+	if err != nil {
+		return err
+	}
+	asset, err := stringField(obj, "asset")
+	if err != nil {
+		return err
+	}
+	var spec pricing.Price
+	if err := json.Unmarshal(c.Body(), &spec); err != nil {
+		var invalid *pricing.ValidationError
+		if errors.As(err, &invalid) {
+			return problem.Invalid(invalid.Field, invalid.Detail)
+		}
+		return err
+	}
+	p, err := h.svc.CreatePrice(c.UserContext(), metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec})
+	if errors.Is(err, metering.ErrExists) {
+		return problem.New(problem.Conflict, "the meter already has a price in this asset for these dimensions")
+	}
+	if err != nil {
+		return meteringError(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(p)
+}
+
+func (h *meteringHandlers) prices(c *fiber.Ctx) error {
+	ps, err := h.svc.Prices(c.UserContext())
+	if err != nil {
+		return meteringError(err)
+	}
+	// As with meters: configuration, returned whole.
+	return c.JSON(NewPage(ps, ""))
+}
+
+// stringField reads a required string member of a decoded object. null
+// counts as absent, as it does for the price model's fields.
+func stringField(obj map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := obj[name]
+	if !ok || string(raw) == "null" {
+		return "", problem.Invalid(name, "required")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", problem.Invalid(name, "must be a JSON string")
+	}
+	if s == "" {
+		return "", problem.Invalid(name, "required")
+	}
+	return s, nil
+}
+
+// Events.
+
+// ingestRetryAfter is what a client is told to wait before resending a
+// batch the database could not take.
+const ingestRetryAfter = 5 * time.Second
+
+// ingestRequest keeps each event raw: the service parses them one by one,
+// so one malformed event is rejected on its own instead of failing the
+// batch. Only JSON that does not parse at all fails the whole request.
+type ingestRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+func (h *meteringHandlers) ingest(c *fiber.Ctx) error {
+	var req ingestRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	switch n := len(req.Events); {
+	case n == 0:
+		return problem.Invalid("events", "required: 1 to "+strconv.Itoa(metering.MaxBatchEvents)+" events")
+	case n > metering.MaxBatchEvents:
+		return problem.Invalid("events", fmt.Sprintf("%d events; at most %d a request", n, metering.MaxBatchEvents))
+	}
+	res, err := h.svc.Ingest(c.UserContext(), req.Events, "http")
+	if err != nil {
+		// The service could not reach the database: which events were
+		// applied is unknown, so the client resends the whole batch, which
+		// is safe because events are deduplicated by event_id. A problem
+		// is not logged by the error handler, so the cause is logged here.
+		slog.Default().Warn("ingest failed", "err", err, "events", len(req.Events), "request_id", RequestID(c))
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ingestRetryAfter/time.Second)))
+		return problem.New(problem.Unavailable, "events could not be stored; send the whole batch again")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+func (h *meteringHandlers) rejected(c *fiber.Ctx) error {
+	customer := c.Query("customer_id")
+	// A portal token sees only its own customer's rejections, and must ask
+	// for them by id: without one it would list everyone's.
+	if err := auth.RequireCustomer(c, customer); err != nil {
+		return err
+	}
+	limit, cursor, err := PageQuery(c)
+	if err != nil {
+		return err
+	}
+	rs, next, err := h.svc.Rejections(c.UserContext(), customer, cursor, limit)
+	if err != nil {
+		return meteringError(err)
+	}
+	return c.JSON(NewPage(rs, next))
+}
+
+// Usage.
+
+// usageDefaultRange is the range of a usage query that gives no from.
+const usageDefaultRange = 24 * time.Hour
+
+// usageJSON is metering.Usage on the wire. Quantities are written as
+// strings here rather than by decimal.Decimal's MarshalJSON, which writes
+// numbers if a program sets decimal.MarshalJSONWithoutQuotes: exact values
+// must not go through a client's float.
+type usageJSON struct {
+	Meter  string           `json:"meter"`
+	From   time.Time        `json:"from"`
+	To     time.Time        `json:"to"`
+	Window metering.Window  `json:"window"`
+	Series []usagePointJSON `json:"series"`
+	Total  string           `json:"total"`
+	Amount string           `json:"amount"`
+}
+
+type usagePointJSON struct {
+	Start    time.Time `json:"start"`
+	Quantity string    `json:"quantity"`
+	Amount   string    `json:"amount"`
+}
+
+func (h *meteringHandlers) usage(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := auth.RequireCustomer(c, id); err != nil {
+		return err
+	}
+	meter := c.Query("meter")
+	if meter == "" {
+		return problem.Invalid("meter", "required: the code of the meter")
+	}
+	to, err := timeQuery(c, "to", time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return err
+	}
+	from, err := timeQuery(c, "from", to.Add(-usageDefaultRange))
+	if err != nil {
+		return err
+	}
+	window := metering.Window(c.Query("window", string(metering.Hour)))
+	u, err := h.svc.Usage(c.UserContext(), id, meter, from, to, window)
+	if err != nil {
+		return meteringError(err)
+	}
+	out := usageJSON{
+		Meter: u.Meter, From: u.From, To: u.To, Window: u.Window,
+		Series: make([]usagePointJSON, len(u.Series)),
+		Total:  u.Total.String(), Amount: u.Amount.String(),
+	}
+	for i, p := range u.Series {
+		out.Series[i] = usagePointJSON{Start: p.Start, Quantity: p.Quantity.String(), Amount: p.Amount.String()}
+	}
+	return c.JSON(out)
+}
+
+// timeQuery reads an RFC 3339 query parameter, or returns def if it is
+// absent.
+func timeQuery(c *fiber.Ctx, name string, def time.Time) (time.Time, error) {
+	s := c.Query(name)
+	if s == "" {
+		return def.UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, problem.Invalid(name, "must be an RFC 3339 timestamp, e.g. 2025-01-31T23:59:59Z")
+	}
+	return t.UTC(), nil
+}
