@@ -396,7 +396,7 @@ func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
 			ON CONFLICT (meter_id, customer_id, dims_key, asset, period_start)
 			DO UPDATE SET quantity = excluded.quantity, latest_ts = excluded.latest_ts, amount = excluded.amount`,
 			meters, customers, dims, assets, periods, qs, latest, amounts); err != nil {
-			return fmt.Errorf("upsert aggregates: %w", err)
+			return fmt.Errorf("write aggregates: %w", err)
 		}
 	}
 	var um []uuid.UUID
