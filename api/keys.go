@@ -96,9 +96,24 @@ func (s *server) createKey(c *fiber.Ctx) error {
 	if len(req.Name) > maxNameLen {
 		bad.Add("name", "is too long")
 	}
-	ttl := lifetime(&bad, req.ExpiresInSeconds, 0, maxKeyLifetime)
+	// A portal key is a portal token however it is minted: the same
+	// lifetime rules and the same check that its customer exists.
+	def, most := int64(0), int64(maxKeyLifetime)
+	if req.Scope == auth.Portal {
+		def, most = defaultPortalLifetime, maxPortalLifetime
+	}
+	ttl := lifetime(&bad, req.ExpiresInSeconds, def, most)
 	if err := bad.Err(); err != nil {
 		return err
+	}
+	if req.Scope == auth.Portal && s.customerExists != nil {
+		ok, err := s.customerExists(c.UserContext(), req.CustomerID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return problem.Invalid("customer_id", "no such customer")
+		}
 	}
 	plaintext, k, err := s.keys.Create(c.UserContext(), req.Scope, req.CustomerID, req.Name, ttl)
 	if err != nil {

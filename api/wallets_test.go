@@ -964,3 +964,20 @@ func TestPortalTokenNeedsCustomer(t *testing.T) {
 		t.Fatalf("portal token for an existing customer: %d %s", r.status, r.body)
 	}
 }
+
+// A portal key minted through /v1/api-keys obeys the portal-token rules:
+// its customer must exist, and it expires after an hour unless told
+// otherwise (30 days at most).
+func TestPortalKeyThroughAPIKeys(t *testing.T) {
+	e := newWalletEnv(t, nil)
+	wantProblem(t, e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "portal", "customer_id": "ghost"}), 422, problem.Validation)
+	if r := e.do(t, "POST", "/v1/customers", e.admin, map[string]any{"id": "real-portal"}); r.status != 201 {
+		t.Fatalf("create customer: %d %s", r.status, r.body)
+	}
+	r := e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "portal", "customer_id": "real-portal"})
+	if r.status != 201 || !strings.Contains(string(r.body), `"expires_at":"`) {
+		t.Fatalf("portal key: %d %s (want an expiry)", r.status, r.body)
+	}
+	wantProblem(t, e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "portal", "customer_id": "real-portal",
+		"expires_in_seconds": 31 * 24 * 3600}), 422, problem.Validation)
+}
