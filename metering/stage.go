@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
@@ -432,5 +431,3 @@ func decodeJSON(raw []byte, v any) error {
 	}
 	return json.Unmarshal(raw, v)
 }
-
-var _ = decimal.Zero
