@@ -339,11 +339,23 @@ func declaredRoutes(t *testing.T) map[string]*declaredRoute {
 	// Functions that read the Idempotency-Key header, by name. Handlers are
 	// matched to them by name alone, without types: good enough while no
 	// two handlers share a name.
-	readsKey := map[string]bool{}
-	for _, f := range parsed {
-		for _, decl := range f.Decls {
-			if fd, ok := decl.(*ast.FuncDecl); ok && fd.Body != nil && callsFunc(fd.Body, "idempotencyKey") {
-				readsKey[fd.Name.Name] = true
+	// A function reads the key if it calls idempotencyKey or a function
+	// that does (handlers share one helper for money-moving POSTs).
+	readsKey := map[string]bool{"idempotencyKey": true}
+	for changed := true; changed; {
+		changed = false
+		for _, f := range parsed {
+			for _, decl := range f.Decls {
+				fd, ok := decl.(*ast.FuncDecl)
+				if !ok || fd.Body == nil || readsKey[fd.Name.Name] {
+					continue
+				}
+				for reader := range readsKey {
+					if callsFunc(fd.Body, reader) {
+						readsKey[fd.Name.Name], changed = true, true
+						break
+					}
+				}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -304,23 +305,31 @@ func decodeEntryCursor(s string) (ledger.EntryCursor, bool) {
 	return cur, true
 }
 
-// Grants.
-
-func (h *walletHandlers) addGrant(c *fiber.Ctx) error {
-	id, err := walletParam(c)
+// idempotent is every money-moving POST: the id in the path (one that
+// cannot parse names nothing: 404), the Idempotency-Key, the body, the
+// service call, and the answer, marked when it replays an earlier one.
+func idempotent[ID, Req, Res any](c *fiber.Ctx, status int, parse func(string) (ID, error),
+	call func(ctx context.Context, key string, id ID, req Req) (Res, bool, error)) error {
+	id, err := parse(c.Params("id"))
 	if err != nil {
-		return err
+		return problem.New(problem.NotFound, notFoundDetail)
 	}
 	key, err := idempotencyKey(c)
 	if err != nil {
 		return err
 	}
-	var req wallet.NewGrant
+	var req Req
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	g, replayed, err := h.svc.AddGrant(c.UserContext(), key, id, req)
-	return respond(c, fiber.StatusCreated, g, replayed, err)
+	res, replayed, err := call(c.UserContext(), key, id, req)
+	return respond(c, status, res, replayed, err)
+}
+
+// Grants.
+
+func (h *walletHandlers) addGrant(c *fiber.Ctx) error {
+	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID, h.svc.AddGrant)
 }
 
 func (h *walletHandlers) grants(c *fiber.Ctx) error {
@@ -360,57 +369,22 @@ func (h *walletHandlers) grant(c *fiber.Ctx) error {
 type noBody struct{}
 
 func (h *walletHandlers) voidGrant(c *fiber.Ctx) error {
-	id, err := grantParam(c)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	if err := DecodeJSON(c, &noBody{}); err != nil {
-		return err
-	}
-	g, replayed, err := h.svc.VoidGrant(c.UserContext(), key, id)
-	return respond(c, fiber.StatusOK, g, replayed, err)
+	return idempotent(c, fiber.StatusOK, wallet.ParseGrantID,
+		func(ctx context.Context, key string, id wallet.GrantID, _ noBody) (wallet.Grant, bool, error) {
+			return h.svc.VoidGrant(ctx, key, id)
+		})
 }
 
 // Debits.
 
 func (h *walletHandlers) debit(c *fiber.Ctx) error {
-	id, err := walletParam(c)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	var req wallet.NewDebit
-	if err := DecodeJSON(c, &req); err != nil {
-		return err
-	}
-	d, replayed, err := h.svc.Debit(c.UserContext(), key, id, req)
-	return respond(c, fiber.StatusCreated, d, replayed, err)
+	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID, h.svc.Debit)
 }
 
 // Holds.
 
 func (h *walletHandlers) placeHold(c *fiber.Ctx) error {
-	id, err := walletParam(c)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	var req wallet.NewHold
-	if err := DecodeJSON(c, &req); err != nil {
-		return err
-	}
-	hold, replayed, err := h.svc.PlaceHold(c.UserContext(), key, id, req)
-	return respond(c, fiber.StatusCreated, hold, replayed, err)
+	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID, h.svc.PlaceHold)
 }
 
 func (h *walletHandlers) hold(c *fiber.Ctx) error {
@@ -433,34 +407,15 @@ type captureRequest struct {
 }
 
 func (h *walletHandlers) captureHold(c *fiber.Ctx) error {
-	id, err := holdParam(c)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	var req captureRequest
-	if err := DecodeJSON(c, &req); err != nil {
-		return err
-	}
-	hold, replayed, err := h.svc.CaptureHold(c.UserContext(), key, id, req.Amount)
-	return respond(c, fiber.StatusOK, hold, replayed, err)
+	return idempotent(c, fiber.StatusOK, wallet.ParseHoldID,
+		func(ctx context.Context, key string, id wallet.HoldID, req captureRequest) (wallet.Hold, bool, error) {
+			return h.svc.CaptureHold(ctx, key, id, req.Amount)
+		})
 }
 
 func (h *walletHandlers) voidHold(c *fiber.Ctx) error {
-	id, err := holdParam(c)
-	if err != nil {
-		return err
-	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	if err := DecodeJSON(c, &noBody{}); err != nil {
-		return err
-	}
-	hold, replayed, err := h.svc.VoidHold(c.UserContext(), key, id)
-	return respond(c, fiber.StatusOK, hold, replayed, err)
+	return idempotent(c, fiber.StatusOK, wallet.ParseHoldID,
+		func(ctx context.Context, key string, id wallet.HoldID, _ noBody) (wallet.Hold, bool, error) {
+			return h.svc.VoidHold(ctx, key, id)
+		})
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -306,7 +307,7 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 	// Same order in every batch, so two batches that share a hot shard row
 	// (two processes) queue instead of deadlocking.
 	sort.Slice(rows, func(i, j int) bool {
-		c := compareUUID(uuid.UUID(rows[i].id), uuid.UUID(rows[j].id))
+		c := bytes.Compare(rows[i].id[:], rows[j].id[:])
 		return c < 0 || c == 0 && rows[i].shard < rows[j].shard
 	})
 	n := len(rows)
@@ -335,18 +336,6 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("update balances: %d of %d rows found", tag.RowsAffected(), n)
 	}
 	return nil
-}
-
-func compareUUID(a, b uuid.UUID) int {
-	for i := range a {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
 }
 
 func (l *Ledger) insertEntries(ctx context.Context, b *Batch) error {

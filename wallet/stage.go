@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -231,17 +232,8 @@ func burnOrder(gs []*grantState) {
 		if !a.CreatedAt.Equal(b.CreatedAt) {
 			return a.CreatedAt.Before(b.CreatedAt)
 		}
-		return uuidLess(uuid.UUID(a.ID), uuid.UUID(b.ID))
+		return bytes.Compare(a.ID[:], b.ID[:]) < 0
 	})
-}
-
-func uuidLess(a, b uuid.UUID) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return false
 }
 
 // markDirty records a grant change, undone with the op if it fails.
