@@ -26,6 +26,8 @@ type Event struct {
 	EventName  string          `json:"event_name"`
 	Timestamp  *time.Time      `json:"timestamp,omitempty"` // default: when it was received
 	Properties json.RawMessage `json:"properties,omitempty"`
+
+	sentTimestamp *time.Time // as sent, before defaulting: part of the fingerprint
 }
 
 // Limits on an event, so one event cannot cost unbounded work or storage.
@@ -107,6 +109,7 @@ func (e *Event) validate(received time.Time) (properties, error) {
 	case !namePattern.MatchString(e.EventName):
 		return nil, bad("event_name: 1 to 64 characters, starting with a letter: letters, digits and _ . : -")
 	}
+	e.sentTimestamp = e.Timestamp
 	if e.Timestamp == nil {
 		t := received
 		e.Timestamp = &t

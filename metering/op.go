@@ -23,7 +23,6 @@ type usageOp struct {
 	svc      *Service
 	event    Event
 	props    properties
-	sentTS   *time.Time // the timestamp as sent (nil: defaulted), for the fingerprint
 	source   string
 	received time.Time
 }
@@ -42,7 +41,7 @@ func (o *usageOp) Fingerprint() []byte {
 		ID, Customer, Name string
 		TS                 *time.Time
 		Props              json.RawMessage
-	}{o.event.EventID, o.event.CustomerID, o.event.EventName, o.sentTS, props})
+	}{o.event.EventID, o.event.CustomerID, o.event.EventName, o.event.sentTimestamp, props})
 }
 
 // MeterCharge is what an event did to one meter in one asset.
@@ -128,9 +127,9 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				if err != nil {
 					return nil, fmt.Errorf("meter %s: price delta: %w", m.Code, err)
 				}
-				sys, err := o.svc.wallets.System(ctx, t.asset)
-				if err != nil {
-					return nil, err
+				sys, ok := st.system[t.asset]
+				if !ok {
+					return nil, fmt.Errorf("system accounts of %s not loaded", t.asset)
 				}
 				if _, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, "usage credit: "+m.Code); err != nil {
 					return nil, err

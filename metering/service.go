@@ -305,9 +305,6 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 	var items []item
 	var rejected []rejectionRow
 	for i, raw := range raws {
-		var sent struct {
-			Timestamp *time.Time `json:"timestamp"`
-		}
 		e, props, err := ParseEvent(raw, received)
 		if err != nil {
 			var rej *Rejection
@@ -317,8 +314,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 			rejected = append(rejected, rejectionRow{rej: *rej, raw: raw, customer: guessCustomer(raw)})
 			continue
 		}
-		_ = json.Unmarshal(raw, &sent)
-		op := &usageOp{svc: s, event: e, props: props, sentTS: sent.Timestamp, source: source, received: received}
+		op := &usageOp{svc: s, event: e, props: props, source: source, received: received}
 		p, err := s.l.Enqueue(ctx, op)
 		if err != nil {
 			return res, err

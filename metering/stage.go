@@ -50,6 +50,7 @@ type stage struct {
 	prices    map[MeterID][]priceRow  // by meter
 	wallets   map[[2]string]walletRow // (customer, asset) → wallet
 	aggs      map[aggKey]*aggregate
+	system    map[string]wallet.SystemAccounts // by asset, resolved once per batch
 	records   []usageRecord
 	events    []eventRow
 }
@@ -78,7 +79,7 @@ func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
 // wallet stage), and the aggregates the events will move, locked.
 func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
 	s.customers, s.meters, s.prices = map[string]bool{}, map[string][]*Meter{}, map[MeterID][]priceRow{}
-	s.wallets, s.aggs = map[[2]string]walletRow{}, map[aggKey]*aggregate{}
+	s.wallets, s.aggs, s.system = map[[2]string]walletRow{}, map[aggKey]*aggregate{}, map[string]wallet.SystemAccounts{}
 	var usage []*usageOp
 	customers, names := map[string]bool{}, map[string]bool{}
 	for _, o := range ops {
@@ -124,6 +125,14 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 		}
 		for _, p := range prices {
 			s.prices[p.MeterID] = append(s.prices[p.MeterID], priceRow{asset: p.Asset, price: p.Price})
+			if _, ok := s.system[p.Asset]; !ok {
+				// From the ledger's cache once the asset's first price exists.
+				sys, err := usage[0].svc.wallets.System(ctx, p.Asset)
+				if err != nil {
+					return err
+				}
+				s.system[p.Asset] = sys
+			}
 		}
 	}
 	rows, err = tx.Query(ctx, `SELECT id, customer_id, asset, created_at FROM wallets WHERE customer_id = ANY($1)`, keys(customers))
