@@ -585,7 +585,7 @@ func (b *Batch) Emit(topic string, owner OwnerID, payload any) error {
 	if err != nil {
 		return fmt.Errorf("outbox %s: %w", topic, err)
 	}
-	b.outbox = append(b.outbox, outboxRow{id: uuid.New(), topic: topic, owner: owner, entry: b.cur.entry.id, payload: raw})
+	b.outbox = append(b.outbox, outboxRow{id: newOutboxID(), topic: topic, owner: owner, entry: b.cur.entry.id, payload: raw})
 	return nil
 }
 
