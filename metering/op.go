@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,7 +53,32 @@ type MeterCharge struct {
 	QuantityBefore decimal.Decimal  `json:"quantity_before"`
 	QuantityAfter  decimal.Decimal  `json:"quantity_after"`
 	Amount         ledger.Amount    `json:"amount"`
+	Overage        ledger.Amount    `json:"overage"` // the part credits did not cover (negative: credited back)
 	WalletID       *wallet.WalletID `json:"wallet_id,omitempty"`
+}
+
+// invoiceLine names the invoice line a meter's uncovered usage goes to:
+// one per meter and dimensions, e.g. "tokens (model=gpt-4o, token_type=input)".
+func invoiceLine(m *Meter, dims map[string]string, dk string, p *pricing.Price, qty decimal.Decimal) wallet.UsageLine {
+	desc := m.Code
+	if len(dims) > 0 {
+		keys := make([]string, 0, len(dims))
+		for k := range dims {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + dims[k]
+		}
+		desc += " (" + strings.Join(parts, ", ") + ")"
+	}
+	l := wallet.UsageLine{Key: m.ID.String() + "|" + dk, Description: desc, Quantity: qty}
+	if p.Model == pricing.PerUnit {
+		price := p.UnitPrice
+		l.UnitPrice = &price
+	}
+	return l
 }
 
 // Applied is a usage event's stored result.
@@ -131,11 +157,12 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				if !ok {
 					return nil, fmt.Errorf("system accounts of %s not loaded", t.asset)
 				}
-				if _, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, "usage credit: "+m.Code); err != nil {
+				c, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, invoiceLine(m, dims, dk, t.price, q1.Sub(q0)))
+				if err != nil {
 					return nil, err
 				}
 				agg.amount = agg.amount.Add(delta.Decimal())
-				charge.Amount = delta
+				charge.Amount, charge.Overage = delta, c.Overage
 				if owner.IsZero() {
 					owner = *t.wallet
 				}

@@ -349,7 +349,7 @@ func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
 		ts, periods := make([]time.Time, n), make([]time.Time, n)
 		dk, dj, uniq := make([]string, n), make([]*string, n), make([]*string, n)
 		vals, q0, q1 := make([]*string, n), make([]string, n), make([]string, n)
-		amounts := make([]ledger.Amount, n)
+		amounts, overages := make([]ledger.Amount, n), make([]ledger.Amount, n)
 		wallets := make([]*uuid.UUID, n)
 		entries := make([]uuid.UUID, n)
 		for i, r := range s.records {
@@ -366,19 +366,19 @@ func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
 				v := r.step.value.String()
 				vals[i] = &v
 			}
-			q0[i], q1[i], amounts[i] = r.charge.QuantityBefore.String(), r.charge.QuantityAfter.String(), r.charge.Amount
+			q0[i], q1[i], amounts[i], overages[i] = r.charge.QuantityBefore.String(), r.charge.QuantityAfter.String(), r.charge.Amount, r.charge.Overage
 			if r.charge.WalletID != nil {
 				w := uuid.UUID(*r.charge.WalletID)
 				wallets[i] = &w
 			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
-				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id)
-			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e
+				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id, overage)
+			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e, u.o
 			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
-				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[])
-				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e)`,
-			ids, meters, assets, customers, ts, dk, dj, vals, uniq, q0, q1, amounts, wallets, periods, entries); err != nil {
+				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[], $16::NUMERIC[])
+				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e, o)`,
+			ids, meters, assets, customers, ts, dk, dj, vals, uniq, q0, q1, amounts, wallets, periods, entries, overages); err != nil {
 			return fmt.Errorf("insert usage records: %w", err)
 		}
 	}

@@ -73,29 +73,44 @@ func (o *addGrantOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := b.Now()
-	eff := now
+	eff := b.Now()
 	if o.eff != nil {
 		eff = *o.eff
 	}
 	b.Describe(w.ID, o.req.Description, o.req.Metadata)
+	g, err := s.creditGrant(b, w, o.sys.funding(o.req.Kind), false, o.account, Grant{
+		ID: o.grantID, Kind: o.req.Kind, Amount: o.req.Amount, Priority: o.prio, EffectiveAt: eff, ExpiresAt: o.req.ExpiresAt,
+		CostBasis: o.req.CostBasis, Description: o.req.Description, Metadata: o.req.Metadata,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.rearm(b, w)
+	return g.Grant, nil
+}
+
+// creditGrant opens grant g's account (id account) in w, funds it from
+// funding, and adds the grant to the batch. custom says funding is not the
+// grant kind's funding account, so a void gives the rest back to funding.
+func (s *stage) creditGrant(b *ledger.Batch, w *walletState, funding ledger.AccountID, custom bool, account ledger.AccountID, g Grant) (*grantState, error) {
+	now := b.Now()
 	if _, err := b.CreateAccount(ledger.AccountSpec{
-		ID: o.account, Code: "grant:" + o.grantID.String(), Asset: w.Asset, Owner: w.ID,
+		ID: account, Code: "grant:" + g.ID.String(), Asset: w.Asset, Owner: w.ID,
 		Normal: ledger.Credit, NoOverdraft: true,
 	}); err != nil {
 		return nil, err
 	}
-	if err := b.Post(ledger.Postings(ledger.Transfer{Debit: o.sys.funding(o.req.Kind), Credit: o.account, Amount: o.req.Amount})...); err != nil {
+	if err := b.Post(ledger.Postings(ledger.Transfer{Debit: funding, Credit: account, Amount: g.Amount})...); err != nil {
 		return nil, err
 	}
-	g := &grantState{isNew: true, account: o.account, Grant: Grant{
-		ID: o.grantID, WalletID: w.ID, Kind: o.req.Kind, Amount: o.req.Amount, Remaining: o.req.Amount,
-		Priority: o.prio, EffectiveAt: eff, ExpiresAt: o.req.ExpiresAt, CostBasis: o.req.CostBasis,
-		Description: o.req.Description, Metadata: o.req.Metadata, Status: GrantActive, CreatedAt: now,
-	}}
-	s.grants[g.ID] = g
-	w.grants = append(w.grants, g)
-	s.newRows = append(s.newRows, g)
+	g.WalletID, g.Remaining, g.Status, g.CreatedAt = w.ID, g.Amount, GrantActive, now
+	gs := &grantState{isNew: true, account: account, Grant: g}
+	if custom {
+		gs.fundingAccount = &funding
+	}
+	s.grants[g.ID] = gs
+	w.grants = append(w.grants, gs)
+	s.newRows = append(s.newRows, gs)
 	t := s.totals[w.ID]
 	t.granted = t.granted.Add(g.Amount)
 	b.OnUndo(func() {
@@ -104,7 +119,7 @@ func (o *addGrantOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 		s.newRows = s.newRows[:len(s.newRows)-1]
 		t.granted = t.granted.Sub(g.Amount)
 	})
-	return g.Grant, nil
+	return gs, nil
 }
 
 // plan splits amount over the wallet's usable grants in burn-down order,
@@ -196,6 +211,9 @@ func (o *debitOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 	if err := b.Post(ps...); err != nil {
 		return nil, err
 	}
+	if err := s.react(b, w); err != nil {
+		return nil, err
+	}
 	return Debit{EntryID: b.EntryID(), Amount: o.req.Amount, Covered: covered, Overage: overage, Balance: s.balance(b, w)}, nil
 }
 
@@ -216,7 +234,7 @@ func (o *holdOp) Fingerprint() []byte {
 func (o *holdOp) Declare(d *ledger.Decl) { d.Account(o.sys.revenue) }
 
 func (o *holdOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
-	_, w, err := walletFor(b, o.walletID)
+	s, w, err := walletFor(b, o.walletID)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +253,9 @@ func (o *holdOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 	exp := b.Now().Add(time.Duration(secs) * time.Second)
 	h, err := b.PlaceHold(ledger.HoldSpec{ID: o.holdID, Owner: w.ID, Legs: shares, ExpiresAt: &exp, Metadata: o.req.Metadata})
 	if err != nil {
+		return nil, err
+	}
+	if err := s.react(b, w); err != nil {
 		return nil, err
 	}
 	return holdView(h), nil
@@ -326,6 +347,9 @@ func (o *closeGrantOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 		if wasActive {
 			g.Status, g.VoidedAt = GrantVoided, &now
 		}
+	}
+	if err := s.react(b, w); err != nil {
+		return nil, err
 	}
 	view := s.grantView(b, g)
 	if o.expire && wasActive {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -35,12 +37,32 @@ type stage struct {
 	dirty    map[*grantState]struct{}
 	totals   map[WalletID]*totals
 	accounts systemAccounts
+
+	reactDirty map[*walletState]struct{} // reactions to write
+	cycleDirty map[*walletState]struct{} // next_cycle_end to write
+
+	topups      map[TopupID]*topupState
+	newTopups   []*topupState
+	dirtyTopups map[*topupState]struct{}
+	billable    map[WalletID][]*topupState // immediate top-ups not yet invoiced
+
+	// Uncovered usage per invoice line: what earlier batches stored (loaded
+	// only for wallets whose cycle closes in this batch) and what this
+	// batch adds. A reset wallet's stored lines went into an invoice.
+	lineLoaded map[WalletID]map[string]overageLine
+	lineKeys   map[WalletID][]string
+	lineDeltas map[WalletID]map[string]*overageLine
+	lineReset  map[WalletID]bool
+	invoices   []*Invoice
 }
 
 type walletState struct {
 	Wallet
-	overage ledger.AccountID
-	grants  []*grantState // loaded grants: active, or holding a balance, or named by an op
+	overage      ledger.AccountID
+	grants       []*grantState // loaded grants: active, or holding a balance, or named by an op
+	react        reactions
+	rule         *AutoTopup
+	nextCycleEnd *time.Time
 }
 
 type grantState struct {
@@ -62,7 +84,11 @@ func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
 // declares the accounts to lock: each wallet's overage account and grants.
 func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
 	s.wallets, s.grants, s.dirty, s.totals = map[WalletID]*walletState{}, map[GrantID]*grantState{}, map[*grantState]struct{}{}, map[WalletID]*totals{}
-	var wids, gids []uuid.UUID
+	s.reactDirty, s.cycleDirty = map[*walletState]struct{}{}, map[*walletState]struct{}{}
+	s.topups, s.dirtyTopups, s.billable = map[TopupID]*topupState{}, map[*topupState]struct{}{}, map[WalletID][]*topupState{}
+	s.lineLoaded, s.lineKeys = map[WalletID]map[string]overageLine{}, map[WalletID][]string{}
+	s.lineDeltas, s.lineReset = map[WalletID]map[string]*overageLine{}, map[WalletID]bool{}
+	var wids, gids, tids, closing []uuid.UUID
 	for _, id := range s.wanted {
 		wids = append(wids, uuid.UUID(id))
 	}
@@ -75,33 +101,30 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 		if g := w.grantRef(); g != nil {
 			gids = append(gids, uuid.UUID(*g))
 		}
+		switch o := o.(type) {
+		case *settleTopupOp:
+			tids = append(tids, uuid.UUID(o.topupID))
+		case *closeCycleOp:
+			closing = append(closing, uuid.UUID(o.walletID))
+		}
 	}
 	if len(wids) == 0 {
 		return nil
 	}
+	if err := s.loadWallets(ctx, b, wids); err != nil {
+		return err
+	}
 	tx := b.Tx()
-	rows, err := tx.Query(ctx, walletSelect+` WHERE w.id = ANY($1)`, wids)
-	if err != nil {
-		return fmt.Errorf("load wallets: %w", err)
+	if err := s.loadTopups(ctx, tx, tids, closing); err != nil {
+		return err
 	}
-	for rows.Next() {
-		w, overage, err := scanWallet(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		s.wallets[w.ID] = &walletState{Wallet: w, overage: overage}
-		s.totals[w.ID] = &totals{}
-		b.DeclareAccount(overage)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load wallets: %w", err)
+	if err := s.loadLines(ctx, tx, closing); err != nil {
+		return err
 	}
 	// Grants that can still matter: active ones, ones whose account still
 	// holds a balance (a hold outlived their void or expiry), and ones an op
 	// names. The wallet's sums come with them, over all its grants.
-	rows, err = tx.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted, g.funding_account_id
+	rows, err := tx.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted, g.funding_account_id
 		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
 		WHERE g.wallet_id = ANY($1)
 			AND (g.status = 'active' OR bal.credits_posted > bal.debits_posted OR g.id = ANY($2))`, wids, gids)
@@ -150,8 +173,107 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 	return rows.Err()
 }
 
-// Flush inserts the batch's new grants and writes changed ones.
+// loadWallets reads the batch's wallets with their reactions and auto
+// top-up rules, and declares their overage accounts.
+func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUID) error {
+	rows, err := b.Tx().Query(ctx, `SELECT w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds,
+			w.created_at, w.overage_account_id, w.reactions, w.next_cycle_end, `+ruleColumns+`
+		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id WHERE w.id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("load wallets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			react []byte
+			next  *time.Time
+			rule  ruleScan
+		)
+		w, overage, err := scanWallet(rows, append([]any{&react, &next}, rule.dest()...)...)
+		if err != nil {
+			return err
+		}
+		st := &walletState{Wallet: w, overage: overage, rule: rule.rule(w.ID), nextCycleEnd: next}
+		if st.react, err = decodeReactions(react); err != nil {
+			return err
+		}
+		s.wallets[w.ID] = st
+		s.totals[w.ID] = &totals{}
+		b.DeclareAccount(overage)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load wallets: %w", err)
+	}
+	return nil
+}
+
+// loadTopups reads the top-ups ops settle, and the immediate top-ups not yet
+// invoiced of wallets whose cycle closes.
+func (s *stage) loadTopups(ctx context.Context, tx pgx.Tx, ids, closing []uuid.UUID) error {
+	if len(ids) == 0 && len(closing) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, topupSelect+` WHERE id = ANY($1)
+		OR (wallet_id = ANY($2) AND payment = 'immediate' AND status = 'succeeded' AND invoice_id IS NULL)
+		ORDER BY created_at, id`, ids, closing)
+	if err != nil {
+		return fmt.Errorf("load top-ups: %w", err)
+	}
+	list, err := collect(rows, scanTopup)
+	if err != nil {
+		return fmt.Errorf("load top-ups: %w", err)
+	}
+	for _, t := range list {
+		ts := &topupState{Topup: t}
+		s.topups[t.ID] = ts
+		if t.Payment == PaymentImmediate && t.Status == TopupSucceeded && t.InvoiceID == nil {
+			s.billable[t.WalletID] = append(s.billable[t.WalletID], ts)
+		}
+	}
+	return nil
+}
+
+// loadLines reads the open invoice lines of wallets whose cycle closes.
+func (s *stage) loadLines(ctx context.Context, tx pgx.Tx, closing []uuid.UUID) error {
+	if len(closing) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT wallet_id, line_key, description, quantity, amount, unit_price
+		FROM overage_lines WHERE wallet_id = ANY($1) ORDER BY wallet_id, line_key`, closing)
+	if err != nil {
+		return fmt.Errorf("load invoice lines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			w     WalletID
+			key   string
+			l     overageLine
+			price *decimal.Decimal
+		)
+		if err := rows.Scan(&w, &key, &l.description, &l.quantity, &l.amount, &price); err != nil {
+			return fmt.Errorf("load invoice lines: %w", err)
+		}
+		l.unitPrice = price
+		if s.lineLoaded[w] == nil {
+			s.lineLoaded[w] = map[string]overageLine{}
+		}
+		s.lineLoaded[w][key] = l
+		s.lineKeys[w] = append(s.lineKeys[w], key)
+	}
+	return rows.Err()
+}
+
+// Flush inserts the batch's new grants and writes changed ones, then the
+// reactions, top-ups, invoice lines and invoices.
 func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
+	if err := s.flushGrants(ctx, b); err != nil {
+		return err
+	}
+	return s.flushReactions(ctx, b)
+}
+
+func (s *stage) flushGrants(ctx context.Context, b *ledger.Batch) error {
 	tx := b.Tx()
 	if n := len(s.newRows); n > 0 {
 		ids, wallets, accounts := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)

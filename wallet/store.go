@@ -21,6 +21,7 @@ import (
 type systemAccounts struct {
 	paid, promotional ledger.AccountID // funding: debit-normal
 	revenue, breakage ledger.AccountID // credit-normal
+	receivable        ledger.AccountID // debit-normal: what invoices bill
 }
 
 func (s systemAccounts) funding(k GrantKind) ledger.AccountID {
@@ -47,6 +48,7 @@ func (s *Service) system(ctx context.Context, asset string) (systemAccounts, err
 		{&out.promotional, "funding:promotional", ledger.Debit},
 		{&out.revenue, "revenue:usage", ledger.Credit},
 		{&out.breakage, "revenue:breakage", ledger.Credit},
+		{&out.receivable, "receivable:invoices", ledger.Debit},
 	} {
 		acc, err := s.l.EnsureAccount(ctx, ledger.AccountSpec{Code: a.code, Asset: asset, Normal: a.normal, Shards: hotShards})
 		if err != nil {
@@ -192,9 +194,20 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO wallets (id, customer_id, asset, overage_policy, overage_limit, alert_thresholds, overage_account_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			id, nw.CustomerID, nw.Asset, string(nw.OveragePolicy), nw.OverageLimit, string(thJSON), overage.ID, s.now().Truncate(time.Microsecond))
+		for _, a := range []ledger.AccountSpec{
+			{ID: billableAccount(id), Code: "billable:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit, NoOverdraft: true},
+			{ID: roundingAccount(id), Code: "rounding:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit},
+		} {
+			if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		created := s.now().Truncate(time.Microsecond)
+		_, end := Cycle(created, created)
+		_, err = tx.Exec(ctx, `INSERT INTO wallets (id, customer_id, asset, overage_policy, overage_limit, alert_thresholds, overage_account_id,
+				created_at, next_cycle_end)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			id, nw.CustomerID, nw.Asset, string(nw.OveragePolicy), nw.OverageLimit, string(thJSON), overage.ID, created, end)
 		return err
 	})
 	if isUnique(err, "wallets_customer_asset") {
@@ -208,14 +221,16 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 
 const walletSelect = `SELECT w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds, w.created_at, w.overage_account_id FROM wallets w`
 
-func scanWallet(r pgx.Row) (Wallet, ledger.AccountID, error) {
+// scanWallet reads a walletSelect row; extra receives columns selected
+// after it.
+func scanWallet(r pgx.Row, extra ...any) (Wallet, ledger.AccountID, error) {
 	var (
 		w       Wallet
 		policy  string
 		th      []byte
 		overage ledger.AccountID
 	)
-	if err := r.Scan(&w.ID, &w.CustomerID, &w.Asset, &policy, &w.OverageLimit, &th, &w.CreatedAt, &overage); err != nil {
+	if err := r.Scan(append([]any{&w.ID, &w.CustomerID, &w.Asset, &policy, &w.OverageLimit, &th, &w.CreatedAt, &overage}, extra...)...); err != nil {
 		return Wallet{}, overage, err
 	}
 	w.OveragePolicy = Policy(policy)

@@ -57,7 +57,10 @@ type Charge struct {
 // (which governs explicit debits and holds). A negative amount — a volume
 // price crossing into a cheaper tier — is credited back: first against
 // outstanding overage, the rest as a new credit grant funded by revenue.
-func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.Amount, description string) (Charge, error) {
+//
+// What the credits did not cover is added to line, the invoice line the
+// usage is billed on when the cycle closes.
+func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.Amount, line UsageLine) (Charge, error) {
 	s, w, err := walletFor(b, id)
 	if err != nil {
 		return Charge{}, err
@@ -76,7 +79,10 @@ func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger
 			return Charge{}, err
 		}
 		c.Covered, c.Overage = covered, overage
-		return c, nil
+		if overage.IsPositive() {
+			s.addOverage(b, w.ID, line, amount, overage)
+		}
+		return c, s.react(b, w)
 	}
 	back := amount.Neg()
 	c.Credited = back
@@ -89,35 +95,20 @@ func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger
 			return Charge{}, err
 		}
 		back = back.Sub(owed)
+		c.Overage = owed.Neg()
+		s.addOverage(b, w.ID, line, amount, c.Overage)
 	}
 	if !back.IsPositive() {
-		return c, nil
+		return c, s.react(b, w)
 	}
-	gid, account := GrantID(uuid.New()), ledger.NewAccountID()
-	if _, err := b.CreateAccount(ledger.AccountSpec{ID: account, Code: "grant:" + gid.String(), Asset: w.Asset,
-		Owner: w.ID, Normal: ledger.Credit, NoOverdraft: true}); err != nil {
+	// A credit back is not a purchase: it does not re-arm the alerts.
+	if _, err := s.creditGrant(b, w, sys.revenue, true, ledger.NewAccountID(), Grant{
+		ID: GrantID(uuid.New()), Kind: Paid, Amount: back, Priority: 0, EffectiveAt: b.Now(),
+		Description: "usage credit: " + line.Description,
+	}); err != nil {
 		return Charge{}, err
 	}
-	if err := b.Post(ledger.Postings(ledger.Transfer{Debit: sys.revenue, Credit: account, Amount: back})...); err != nil {
-		return Charge{}, err
-	}
-	revenue := sys.revenue
-	g := &grantState{isNew: true, account: account, fundingAccount: &revenue, Grant: Grant{
-		ID: gid, WalletID: w.ID, Kind: Paid, Amount: back, Remaining: back, Priority: 0,
-		EffectiveAt: b.Now(), Description: description, Status: GrantActive, CreatedAt: b.Now(),
-	}}
-	s.grants[g.ID] = g
-	w.grants = append(w.grants, g)
-	s.newRows = append(s.newRows, g)
-	t := s.totals[w.ID]
-	t.granted = t.granted.Add(back)
-	b.OnUndo(func() {
-		delete(s.grants, g.ID)
-		w.grants = w.grants[:len(w.grants)-1]
-		s.newRows = s.newRows[:len(s.newRows)-1]
-		t.granted = t.granted.Sub(back)
-	})
-	return c, nil
+	return c, s.react(b, w)
 }
 
 // Cycle returns the monthly billing cycle anchored at anchor that contains

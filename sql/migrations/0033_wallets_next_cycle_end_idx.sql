@@ -1,0 +1,1 @@
+CREATE INDEX wallets_next_cycle_end_idx ON wallets (next_cycle_end);

@@ -1,0 +1,110 @@
+package wallet
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/creditledger/creditledger/ledger"
+)
+
+func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	w.grant(t, wl.ID, "5", 50, nil, nil)
+	w.mustDebit(t, wl.ID, "12.345678") // 7.345678 uncovered
+	first, replayed, err := w.svc.CloseCycle(ctx, wl.ID)
+	if err != nil || replayed {
+		t.Fatalf("close: %v replayed=%v", err, replayed)
+	}
+	second, replayed, err := w.svc.CloseCycle(ctx, wl.ID)
+	if err != nil || !replayed || second.ID != first.ID {
+		t.Fatalf("second close: %v replayed=%v id %s vs %s", err, replayed, second.ID, first.ID)
+	}
+	var n int
+	if err := w.db.Pool.QueryRow(ctx, `SELECT count(*) FROM invoices WHERE wallet_id = $1`, wl.ID).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d invoices (%v), want 1", n, err)
+	}
+	// Rounded down to the cent; the rest is carried.
+	if !first.Subtotal.Equal(ledger.MustAmount("7.345678")) || !first.Total.Equal(ledger.MustAmount("7.34")) ||
+		!first.CarriedOut.Equal(ledger.MustAmount("0.005678")) || len(first.Lines) != 1 || first.Lines[0].Kind != LineDebits {
+		t.Fatalf("invoice %+v", first)
+	}
+	got, err := w.svc.Invoice(ctx, first.ID)
+	if err != nil || !got.Total.Equal(first.Total) || len(got.Lines) != 1 {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	if err != nil || len(list) != 1 || list[0].ID != first.ID {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	// The receivable moved into the invoice: nothing is owed on the wallet.
+	if bal := w.balance(t, wl.ID); !bal.Overage.IsZero() {
+		t.Fatalf("overage after the invoice: %s", bal.Overage)
+	}
+	if n := len(w.events(t, wl.ID, TopicInvoiceCreated)); n != 1 {
+		t.Fatalf("invoice.created %d times", n)
+	}
+}
+
+func TestRoundingRemainderIsCarried(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	// Three cycles of 0.004 each: billed 0, 0, 0.01 — nothing lost.
+	want := []struct{ total, carried string }{{"0", "0.004"}, {"0", "0.008"}, {"0.01", "0.002"}}
+	var billed ledger.Amount
+	for i, c := range want {
+		w.mustDebit(t, wl.ID, "0.004")
+		inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !inv.Total.Equal(ledger.MustAmount(c.total)) || !inv.CarriedOut.Equal(ledger.MustAmount(c.carried)) {
+			t.Fatalf("cycle %d: total %s carried %s, want %s and %s", i, inv.Total, inv.CarriedOut, c.total, c.carried)
+		}
+		billed = billed.Add(inv.Total)
+		w.clock.Advance(32 * 24 * time.Hour) // into the next cycle
+	}
+	acc, err := w.l.Account(ctx, roundingAccount(wl.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := billed.Add(acc.Posted(ledger.Debit)); !got.Equal(ledger.MustAmount("0.012")) {
+		t.Fatalf("billed + carried = %s, want 0.012", got)
+	}
+}
+
+func TestSchedulerClosesEndedCycles(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	w.mustDebit(t, wl.ID, "3")
+	if n, err := w.svc.CloseDueCycles(ctx); err != nil || n != 0 {
+		t.Fatalf("before the cycle ends: %d %v", n, err)
+	}
+	start, end := Cycle(wl.CreatedAt, wl.CreatedAt)
+	w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
+	// Two schedulers at once, then again: one invoice for the cycle.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := w.svc.CloseDueCycles(ctx); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := w.svc.CloseDueCycles(ctx); err != nil || n != 0 {
+		t.Fatalf("after closing: %d %v", n, err)
+	}
+	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("invoices %+v %v", list, err)
+	}
+	inv := list[0]
+	if !inv.PeriodStart.Equal(start) || !inv.PeriodEnd.Equal(end) || !inv.Total.Equal(ledger.MustAmount("3")) {
+		t.Fatalf("invoice %+v, want [%s, %s) for 3", inv, start, end)
+	}
+}
