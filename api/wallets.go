@@ -21,7 +21,7 @@ import (
 // read keys and to the owning customer's portal tokens.
 func WalletRoutes(svc *wallet.Service) []Route {
 	h := &walletHandlers{svc: svc}
-	return []Route{
+	return append([]Route{
 		POST("/customers", h.createCustomer),
 		GET("/customers/:id", h.customer).Allow(auth.Read, auth.Portal),
 		GET("/customers/:id/wallets", h.customerWallets).Allow(auth.Read, auth.Portal),
@@ -42,7 +42,7 @@ func WalletRoutes(svc *wallet.Service) []Route {
 		GET("/holds/:id", h.hold).Allow(auth.Read, auth.Portal),
 		POST("/holds/:id/capture", h.captureHold),
 		POST("/holds/:id/void", h.voidHold),
-	}
+	}, h.billingRoutes()...)
 }
 
 type walletHandlers struct {
@@ -90,7 +90,7 @@ func rejectionProblem(r *ledger.Rejection) error {
 		return problem.Invalid("amount", detail)
 	case wallet.CodeHoldNotFound:
 		return problem.New(problem.NotFound, notFoundDetail)
-	case wallet.CodeHoldClosed, wallet.CodeGrantClosed:
+	case wallet.CodeHoldClosed, wallet.CodeGrantClosed, wallet.CodeTopupClosed:
 		return problem.New(problem.Conflict, detail)
 	}
 	// A code this layer does not know yet is still a business refusal of

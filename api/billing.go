@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// billingRoutes are the auto top-up, top-up, billing cycle and invoice
+// endpoints (part of WalletRoutes). Configuring and settling are admin
+// only; reads are open to read keys and to the customer's portal tokens.
+func (h *walletHandlers) billingRoutes() []Route {
+	return []Route{
+		PUT("/wallets/:id/auto-topup", h.setAutoTopup),
+		GET("/wallets/:id/auto-topup", h.autoTopup).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id/topups", h.topups).Allow(auth.Read, auth.Portal),
+		GET("/topups/:id", h.topup).Allow(auth.Read, auth.Portal),
+		POST("/topups/:id/confirm", h.confirmTopup),
+		POST("/topups/:id/fail", h.failTopup),
+
+		POST("/wallets/:id/close-cycle", h.closeCycle),
+		GET("/invoices", h.invoices).Allow(auth.Read, auth.Portal),
+		GET("/invoices/:id", h.invoice).Allow(auth.Read, auth.Portal),
+	}
+}
+
+func (h *walletHandlers) setAutoTopup(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	var req wallet.NewAutoTopup
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	r, err := h.svc.SetAutoTopup(c.UserContext(), id, req)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(r)
+}
+
+func (h *walletHandlers) autoTopup(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.ownWallet(c, id); err != nil {
+		return err
+	}
+	r, err := h.svc.AutoTopup(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(r)
+}
+
+func (h *walletHandlers) topups(c *fiber.Ctx) error {
+	id, err := walletParam(c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.ownWallet(c, id); err != nil {
+		return err
+	}
+	ts, err := h.svc.Topups(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(NewPage(ts, ""))
+}
+
+func (h *walletHandlers) topup(c *fiber.Ctx) error {
+	id, err := wallet.ParseTopupID(c.Params("id"))
+	if err != nil {
+		return problem.New(problem.NotFound, notFoundDetail)
+	}
+	t, err := h.svc.Topup(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	if err := auth.RequireCustomer(c, t.CustomerID); err != nil {
+		return err
+	}
+	return c.JSON(t)
+}
+
+// Confirming, failing and closing a cycle are idempotent by what they name
+// (the top-up, the cycle): an Idempotency-Key adds nothing and is ignored.
+
+func (h *walletHandlers) confirmTopup(c *fiber.Ctx) error {
+	return idempotent(c, fiber.StatusOK, wallet.ParseTopupID,
+		func(ctx context.Context, _ string, id wallet.TopupID, _ noBody) (wallet.Topup, bool, error) {
+			return h.svc.ConfirmTopup(ctx, id)
+		})
+}
+
+type failTopupRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (h *walletHandlers) failTopup(c *fiber.Ctx) error {
+	return idempotent(c, fiber.StatusOK, wallet.ParseTopupID,
+		func(ctx context.Context, _ string, id wallet.TopupID, req failTopupRequest) (wallet.Topup, bool, error) {
+			return h.svc.FailTopup(ctx, id, req.Reason)
+		})
+}
+
+func (h *walletHandlers) closeCycle(c *fiber.Ctx) error {
+	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID,
+		func(ctx context.Context, _ string, id wallet.WalletID, _ noBody) (wallet.Invoice, bool, error) {
+			return h.svc.CloseCycle(ctx, id)
+		})
+}
+
+func (h *walletHandlers) invoices(c *fiber.Ctx) error {
+	customer := c.Query("customer_id")
+	if customer == "" {
+		return problem.Invalid("customer_id", "required")
+	}
+	if err := auth.RequireCustomer(c, customer); err != nil {
+		return err
+	}
+	invs, err := h.svc.Invoices(c.UserContext(), customer)
+	if err != nil {
+		return serviceError(err)
+	}
+	return c.JSON(NewPage(invs, ""))
+}
+
+func (h *walletHandlers) invoice(c *fiber.Ctx) error {
+	id, err := wallet.ParseInvoiceID(c.Params("id"))
+	if err != nil {
+		return problem.New(problem.NotFound, notFoundDetail)
+	}
+	inv, err := h.svc.Invoice(c.UserContext(), id)
+	if err != nil {
+		return serviceError(err)
+	}
+	if err := auth.RequireCustomer(c, inv.CustomerID); err != nil {
+		return err
+	}
+	return c.JSON(inv)
+}
