@@ -57,10 +57,10 @@ type InvoiceLine struct {
 // Invoice bills what a billing cycle's credits did not cover.
 //
 // Rounding rule: lines and Subtotal are exact. Total is Subtotal plus what
-// the previous invoice carried, rounded DOWN to the currency's minor unit,
-// so a customer is never billed for a fraction of a cent not yet used; the
-// rest (CarriedOut, always below one minor unit) is carried to the next
-// invoice. The carry lives in the wallet's rounding account in the ledger,
+// the previous invoice carried, rounded toward zero to the currency's minor
+// unit, so a customer is never billed for a fraction of a cent not yet
+// used (nor credited one not yet owed); the rest (CarriedOut, always less
+// than one minor unit) is carried to the next invoice. The carry lives in the wallet's rounding account in the ledger,
 // so it is never lost: total billed + carried = everything owed.
 type Invoice struct {
 	ID          InvoiceID      `json:"id"`
@@ -231,7 +231,7 @@ func (o *closeCycleOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 	}
 	inv.Subtotal = overage.Add(billable)
 	exact := inv.Subtotal.Add(carriedIn)
-	total, err := ledger.NewAmount(exact.Decimal().RoundFloor(inv.MinorUnits))
+	total, err := ledger.NewAmount(exact.Decimal().Truncate(inv.MinorUnits))
 	if err != nil {
 		return nil, err
 	}
@@ -245,8 +245,11 @@ func (o *closeCycleOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 		{Debit: o.sys.receivable, Credit: roundingAccount(w.ID), Amount: carriedIn},
 		{Debit: roundingAccount(w.ID), Credit: o.sys.receivable, Amount: inv.CarriedOut},
 	} {
-		if t.Amount.IsPositive() {
+		switch t.Amount.Sign() {
+		case 1:
 			ts = append(ts, t)
+		case -1: // a credit: the transfer the other way
+			ts = append(ts, ledger.Transfer{Debit: t.Credit, Credit: t.Debit, Amount: t.Amount.Neg()})
 		}
 	}
 	if len(ts) > 0 {

@@ -108,3 +108,39 @@ func TestSchedulerClosesEndedCycles(t *testing.T) {
 		t.Fatalf("invoice %+v, want [%s, %s) for 3", inv, start, end)
 	}
 }
+
+// Voiding an immediate top-up's grant after it was invoiced gives the rest
+// back as a credit on the next invoice.
+func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyBlock, "")
+	w.grant(t, wl.ID, "10", 50, nil, nil)
+	w.rule(t, wl.ID, NewAutoTopup{Threshold: amt("5"), Amount: amt("20"), Payment: PaymentImmediate})
+	w.mustDebit(t, wl.ID, "8")
+	relay := ledger.NewRelay(w.db, nil, w.svc)
+	relay.Now = w.clock.Now
+	if _, err := relay.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tp := w.topups(t, wl.ID)[0]
+	if tp.Status != TopupSucceeded {
+		t.Fatalf("top-up %+v", tp)
+	}
+	first, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	if err != nil || !first.Total.Equal(ledger.MustAmount("20")) {
+		t.Fatalf("first invoice %+v %v", first, err)
+	}
+	w.mustDebit(t, wl.ID, "2") // burns the older grant first: the top-up's 20 stay whole
+	if _, _, err := w.svc.VoidGrant(ctx, "", *tp.GrantID); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Advance(32 * 24 * time.Hour)
+	second, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Total.Equal(ledger.MustAmount("-20")) || len(second.Lines) != 1 || second.Lines[0].Kind != LineAdjustment {
+		t.Fatalf("second invoice %+v, want a credit of 20", second)
+	}
+}

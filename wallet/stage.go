@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -147,6 +148,11 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 			w.grants = append(w.grants, gs)
 		}
 		b.DeclareAccount(account)
+		if funding != nil && slices.Contains(gids, uuid.UUID(g.ID)) {
+			// A void gives the rest back to it (revenue for a credit back,
+			// the wallet's billable account for an immediate top-up).
+			b.DeclareAccount(*funding)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -195,7 +195,7 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 			return err
 		}
 		for _, a := range []ledger.AccountSpec{
-			{ID: billableAccount(id), Code: "billable:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit, NoOverdraft: true},
+			{ID: billableAccount(id), Code: "billable:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit},
 			{ID: roundingAccount(id), Code: "rounding:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit},
 		} {
 			if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {

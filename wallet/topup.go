@@ -273,7 +273,9 @@ func walletAccountID(w WalletID, code string) ledger.AccountID {
 }
 
 // billableAccount funds immediate top-ups: what the customer owes for them
-// until an invoice settles it (debit-normal).
+// until an invoice settles it (debit-normal). It may go negative: voiding a
+// top-up's grant after it was invoiced gives the rest back, a credit on the
+// next invoice.
 func billableAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "billable") }
 
 // roundingAccount carries the part of an invoice below the currency's
@@ -287,13 +289,12 @@ func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
 		id     ledger.AccountID
 		code   string
 		normal ledger.Normal
-		noOver bool
 	}{
-		{billableAccount(w.ID), "billable:" + w.ID.String(), ledger.Debit, true},
-		{roundingAccount(w.ID), "rounding:" + w.ID.String(), ledger.Debit, false},
+		{billableAccount(w.ID), "billable:" + w.ID.String(), ledger.Debit},
+		{roundingAccount(w.ID), "rounding:" + w.ID.String(), ledger.Debit},
 	} {
 		if _, err := s.l.EnsureAccount(ctx, ledger.AccountSpec{ID: a.id, Code: a.code, Asset: w.Asset, Owner: w.ID,
-			Normal: a.normal, NoOverdraft: a.noOver}); err != nil {
+			Normal: a.normal}); err != nil {
 			return err
 		}
 	}
