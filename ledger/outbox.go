@@ -51,6 +51,10 @@ type Relay struct {
 	// its available_at has passed. Tests that move the ledger's clock move
 	// this one with it.
 	Now func() time.Time
+	// Relayed, if set, is called after a transaction that relayed messages
+	// commits: a dispatcher waiting for work can start at once rather than
+	// at its next poll.
+	Relayed func()
 }
 
 // NewRelay returns a relay handing messages to handlers in order.
@@ -74,6 +78,9 @@ func relayBackoff(attempts int) time.Duration {
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	n, err := r.relay(ctx, nil)
 	if err == nil {
+		if n > 0 && r.Relayed != nil {
+			r.Relayed()
+		}
 		return n, nil
 	}
 	r.log.Warn("outbox relay batch failed; relaying one by one", "err", err)
@@ -92,6 +99,9 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 			continue
 		}
 		done += k
+	}
+	if done > 0 && r.Relayed != nil {
+		r.Relayed()
 	}
 	return done, nil
 }

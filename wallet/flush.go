@@ -127,9 +127,9 @@ func (s *stage) flushLines(ctx context.Context, b *ledger.Batch) error {
 		}
 	}
 	var (
-		wallets                               []uuid.UUID
-		keys, descs, qtys, amounts            []string
-		prices                                []*string
+		wallets                    []uuid.UUID
+		keys, descs, qtys, amounts []string
+		prices                     []*string
 	)
 	for w, m := range s.lineDeltas {
 		ks := make([]string, 0, len(m))

@@ -32,11 +32,11 @@ type reactions struct {
 	// receivable is back to zero (settled into an invoice or credited back).
 	Overage bool `json:"overage,omitempty"`
 
-	TopupInFlight *TopupID    `json:"topup_in_flight,omitempty"`
-	TopupDay      string      `json:"topup_day,omitempty"` // UTC date TopupsToday counts
-	TopupsToday   int         `json:"topups_today,omitempty"`
-	TopupFailures int         `json:"topup_failures,omitempty"` // consecutive
-	TopupRetry    *time.Time  `json:"topup_retry_after,omitempty"`
+	TopupInFlight *TopupID   `json:"topup_in_flight,omitempty"`
+	TopupDay      string     `json:"topup_day,omitempty"` // UTC date TopupsToday counts
+	TopupsToday   int        `json:"topups_today,omitempty"`
+	TopupFailures int        `json:"topup_failures,omitempty"` // consecutive
+	TopupRetry    *time.Time `json:"topup_retry_after,omitempty"`
 }
 
 // setReactions changes w's reactions for the op being applied: undone with

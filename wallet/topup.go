@@ -363,12 +363,12 @@ const ruleColumns = `r.enabled, r.threshold, r.amount, r.target_balance, r.kind,
 
 // scanRule reads ruleColumns from a LEFT JOIN: nil when there is no rule.
 type ruleScan struct {
-	enabled       *bool
-	threshold     *ledger.Amount
+	enabled        *bool
+	threshold      *ledger.Amount
 	amount, target *ledger.Amount
-	kind, payment *string
-	maxPerDay     *int32
-	updated       *time.Time
+	kind, payment  *string
+	maxPerDay      *int32
+	updated        *time.Time
 }
 
 func (r *ruleScan) dest() []any {

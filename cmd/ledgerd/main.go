@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/ledger"
@@ -156,6 +158,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		return fmt.Errorf("usage events: %w", err)
 	}
 
+	// Side effects leave through the outbox: the relay fans them out to
+	// webhook deliveries and credits immediate top-ups; the dispatcher sends
+	// the deliveries.
+	hooks := webhook.New(db, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Log: log})
+	relay := ledger.NewRelay(db, log, hooks, wallets)
+	relay.Relayed = hooks.Nudge
+
 	keys := auth.NewStore(db)
 	if cfg.AdminKey != "" {
 		created, err := keys.BootstrapAdmin(ctx, cfg.AdminKey)
@@ -184,7 +193,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 				return nil
 			}},
 		),
-		Routes:         append(api.WalletRoutes(wallets), api.MeteringRoutes(meters)...),
+		Routes:         slices.Concat(api.WalletRoutes(wallets), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
 		CustomerExists: wallets.CustomerExists,
 	})
 
@@ -200,7 +209,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		} else if n > 0 {
 			log.Info("expired or settled grants", "grants", n)
 		}
+		if n, err := wallets.CloseDueCycles(ctx); err != nil {
+			log.Warn("billing cycle close", "err", err)
+		} else if n > 0 {
+			log.Info("closed billing cycles", "invoices", n)
+		}
 	})
+	relaying := make(chan struct{})
+	go func() { defer close(relaying); relay.Run(sweepCtx, 100*time.Millisecond) }()
+	dispatching := make(chan struct{})
+	go func() { defer close(dispatching); hooks.Run(sweepCtx) }()
 	consuming := make(chan error, 1)
 	go func() { consuming <- consumer.Run(sweepCtx) }()
 	log.Info("consuming usage events", "stream", cfg.NATSStream, "subjects", cfg.NATSSubjectPrefix+".>")
@@ -209,6 +227,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	stopWorkers := func() {
 		stopSweeps()
 		<-sweeps
+		<-relaying
+		<-dispatching
 		if err := <-consuming; err != nil {
 			log.Warn("usage consumer", "err", err)
 		}

@@ -3,10 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +82,8 @@ func TestServeAndShutDown(t *testing.T) {
 		"LEDGER_DATA_DIR":           t.TempDir(),
 		"LEDGER_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
 		"LEDGER_ADMIN_KEY":          "test-admin-key-0123456789",
+		// The test's webhook receiver listens on 127.0.0.1.
+		"LEDGER_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs safeBuffer
@@ -126,6 +134,12 @@ func TestServeAndShutDown(t *testing.T) {
 		}
 		return string(b)
 	}
+	// The app's webhook receiver, checking every signature.
+	hook := newReceiver(t)
+	ep := call("POST", "/v1/webhook-endpoints", `{"url":"`+hook.URL+`/hooks"}`, 201)
+	hook.secret = jsonField(t, ep, "secret")
+	epID := jsonField(t, ep, "id")
+
 	call("POST", "/v1/customers", `{"id":"acme-e2e","name":"Acme"}`, 201)
 	wl := call("POST", "/v1/wallets", `{"customer_id":"acme-e2e","asset":"CREDITS","overage_policy":"block"}`, 201)
 	id := wl[strings.Index(wl, `"id":"`)+6:][:36]
@@ -167,6 +181,24 @@ func TestServeAndShutDown(t *testing.T) {
 		t.Fatalf("usage: %s", u)
 	}
 
+	// Past 50% used: the threshold alert reaches the app's webhook, signed.
+	call("POST", "/v1/wallets/"+id+"/debits", `{"amount":"60"}`, 201)
+	ev := hook.wait(t, "wallet.threshold_reached")
+	if !strings.Contains(string(ev.body), `"threshold":50`) || !strings.Contains(string(ev.body), `"wallet_id":"`+id+`"`) {
+		t.Fatalf("threshold event: %s", ev.body)
+	}
+	// The cycle closes once; invoice.created follows.
+	inv := call("POST", "/v1/wallets/"+id+"/close-cycle", "", 201)
+	if again := call("POST", "/v1/wallets/"+id+"/close-cycle", "", 201); jsonField(t, again, "id") != jsonField(t, inv, "id") {
+		t.Fatalf("second close: %s, first %s", again, inv)
+	}
+	hook.wait(t, "invoice.created")
+	log := call("GET", "/v1/webhook-endpoints/"+epID+"/deliveries", "", 200)
+	if !strings.Contains(log, `"status":"succeeded"`) || !strings.Contains(log, `"event_type":"invoice.created"`) {
+		t.Fatalf("delivery log: %s", log)
+	}
+	t.Logf("delivery log: %s", log)
+
 	cancel()
 	select {
 	case code := <-done:
@@ -179,6 +211,81 @@ func TestServeAndShutDown(t *testing.T) {
 	if !strings.Contains(logs.String(), "stopped cleanly") {
 		t.Fatalf("no clean stop in the log:\n%s", logs.String())
 	}
+}
+
+// receiver is an app's webhook endpoint: it checks the Standard Webhooks
+// signature of every delivery (with code of its own, not the sender's).
+type receiver struct {
+	*httptest.Server
+	secret string
+	mu     sync.Mutex
+	got    []delivery
+}
+
+type delivery struct {
+	id, typ string
+	body    []byte
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		id, ts := req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp")
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.secret, "whsec_"))
+		if err != nil {
+			t.Errorf("secret %q: %v", r.secret, err)
+		}
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id + "." + ts + "."))
+		mac.Write(body)
+		want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+		if !slices.Contains(strings.Fields(req.Header.Get("webhook-signature")), want) {
+			t.Errorf("delivery %s: signature %q, want %q", id, req.Header.Get("webhook-signature"), want)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var env struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(body, &env); err != nil || env.ID != id {
+			t.Errorf("delivery body %s (id header %s): %v", body, id, err)
+		}
+		r.got = append(r.got, delivery{id: id, typ: env.Type, body: body})
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// wait returns the first delivery of type typ, waiting for it.
+func (r *receiver) wait(t *testing.T, typ string) delivery {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		r.mu.Lock()
+		for _, d := range r.got {
+			if d.typ == typ {
+				r.mu.Unlock()
+				return d
+			}
+		}
+		r.mu.Unlock()
+	}
+	t.Fatalf("no %s webhook arrived", typ)
+	return delivery{}
+}
+
+func jsonField(t *testing.T, body, field string) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	v, _ := m[field].(string)
+	return v
 }
 
 type safeBuffer struct {
