@@ -280,6 +280,7 @@ type balanceRow struct {
 	id    AccountID
 	shard int
 	delta Balance
+	hot   bool // not locked up front (see lockAccounts)
 }
 
 func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
@@ -292,12 +293,12 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 		if d == (Balance{}) || (d.DebitsPosted.IsZero() && d.CreditsPosted.IsZero() && d.DebitsPending.IsZero() && d.CreditsPending.IsZero()) {
 			continue
 		}
-		rows = append(rows, balanceRow{id: a.ID, shard: a.row, delta: d})
+		rows = append(rows, balanceRow{id: a.ID, shard: a.row, delta: d, hot: a.hot})
 	}
 	for _, a := range b.accounts {
 		for row, d := range a.other {
 			if !(d.DebitsPosted.IsZero() && d.CreditsPosted.IsZero() && d.DebitsPending.IsZero() && d.CreditsPending.IsZero()) {
-				rows = append(rows, balanceRow{id: a.ID, shard: row, delta: d})
+				rows = append(rows, balanceRow{id: a.ID, shard: row, delta: d, hot: true})
 			}
 		}
 	}
@@ -313,14 +314,22 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 	n := len(rows)
 	ids, shards := make([]uuid.UUID, n), make([]int32, n)
 	dp, cp, dpe, cpe := make([]Amount, n), make([]Amount, n), make([]Amount, n), make([]Amount, n)
+	var hotIDs []uuid.UUID
+	var hotShards []int32
 	for i, r := range rows {
 		ids[i], shards[i] = uuid.UUID(r.id), int32(r.shard)
 		dp[i], cp[i], dpe[i], cpe[i] = r.delta.DebitsPosted, r.delta.CreditsPosted, r.delta.DebitsPending, r.delta.CreditsPending
+		if r.hot {
+			hotIDs, hotShards = append(hotIDs, ids[i]), append(hotShards, shards[i])
+		}
 	}
-	if _, err := b.tx.Exec(ctx, `SELECT 1 FROM ledger_balances bal
-		JOIN unnest($1::UUID[], $2::INT[]) AS u(id, shard) ON bal.account_id = u.id AND bal.shard = u.shard
-		ORDER BY bal.account_id, bal.shard FOR UPDATE OF bal`, ids, shards); err != nil {
-		return fmt.Errorf("lock balance rows: %w", err)
+	// The other rows were locked (in id order) before the ops ran.
+	if len(hotIDs) > 0 {
+		if _, err := b.tx.Exec(ctx, `SELECT 1 FROM ledger_balances bal
+			JOIN unnest($1::UUID[], $2::INT[]) AS u(id, shard) ON bal.account_id = u.id AND bal.shard = u.shard
+			ORDER BY bal.account_id, bal.shard FOR UPDATE OF bal`, hotIDs, hotShards); err != nil {
+			return fmt.Errorf("lock balance rows: %w", err)
+		}
 	}
 	tag, err := b.tx.Exec(ctx, `UPDATE ledger_balances AS bal SET
 			debits_posted = bal.debits_posted + u.dp,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,15 @@ func BenchmarkIngest(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			w := newWorld(b)
+			var tr *sqlTracer
+			if os.Getenv("TRACE_SQL") != "" {
+				db, t, err := openTraced(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr = t
+				w = worldOn(b, db)
+			}
 			m := w.meter(b, Meter{Code: "tok", Aggregation: Sum, Property: "tokens"})
 			w.price(b, m, `{"model":"per_unit","unit_price":"0.000003"}`)
 			customers := make([]string, bc.customers)
@@ -63,6 +73,9 @@ func BenchmarkIngest(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			if tr != nil {
+				tr.dump()
+			}
 			// Every wallet shows exactly its share of the debit.
 			per := b.N / len(customers)
 			for i, id := range wallets[:min(len(wallets), 20)] {

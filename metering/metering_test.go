@@ -39,6 +39,10 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	return worldOn(t, db)
+}
+
+func worldOn(t testing.TB, db *ledger.DB) *world {
 	l := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()},
 		Tx: ledger.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}})
 	t.Cleanup(func() { _ = l.Close(context.Background()) })

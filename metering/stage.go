@@ -93,17 +93,30 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 		return nil
 	}
 	tx := b.Tx()
-	rows, err := tx.Query(ctx, `SELECT id FROM customers WHERE id = ANY($1)`, keys(customers))
+	// The events' customers and their wallets, in one query: a customer
+	// with no row is unknown; one with no wallet in a priced asset is told
+	// so per event.
+	rows, err := tx.Query(ctx, `SELECT c.id, w.id, w.asset, w.created_at
+		FROM customers c LEFT JOIN wallets w ON w.customer_id = c.id WHERE c.id = ANY($1)`, keys(customers))
 	if err != nil {
 		return fmt.Errorf("load customers: %w", err)
 	}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var (
+			customer string
+			id       *uuid.UUID
+			asset    *string
+			created  *time.Time
+		)
+		if err := rows.Scan(&customer, &id, &asset, &created); err != nil {
 			rows.Close()
 			return err
 		}
-		s.customers[id] = true
+		s.customers[customer] = true
+		if id != nil {
+			s.wallets[[2]string{customer, *asset}] = walletRow{id: wallet.WalletID(*id), created: *created}
+			wallet.Want(b, wallet.WalletID(*id))
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -134,26 +147,6 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 				s.system[p.Asset] = sys
 			}
 		}
-	}
-	rows, err = tx.Query(ctx, `SELECT id, customer_id, asset, created_at FROM wallets WHERE customer_id = ANY($1)`, keys(customers))
-	if err != nil {
-		return fmt.Errorf("load wallets: %w", err)
-	}
-	for rows.Next() {
-		var (
-			w               walletRow
-			customer, asset string
-		)
-		if err := rows.Scan(&w.id, &customer, &asset, &w.created); err != nil {
-			rows.Close()
-			return err
-		}
-		s.wallets[[2]string{customer, asset}] = w
-		wallet.Want(b, w.id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	return s.loadAggregates(ctx, b, usage)
 }

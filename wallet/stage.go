@@ -158,6 +158,11 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load grants: %w", err)
 	}
+	// The wallets' grant sums are only for the balances debits answer with:
+	// usage and the other ops never show them.
+	if !slices.ContainsFunc(ops, func(o ledger.Op) bool { _, ok := o.(*debitOp); return ok }) {
+		return nil
+	}
 	rows, err = tx.Query(ctx, `SELECT wallet_id, SUM(amount), SUM(expired_amount), SUM(voided_amount)
 		FROM grants WHERE wallet_id = ANY($1) GROUP BY wallet_id`, wids)
 	if err != nil {
