@@ -108,7 +108,10 @@ test: ensure-go
 		exit 1
 	fi
 
-# The poster benchmark against the test PostgreSQL; writes BENCHMARKS.md.
+# The end-to-end load test (bin/loadgen runs NATS, starts ledgerd against a
+# fresh ledger_bench database and drives the six scenarios of the benchmark
+# issue) and the poster/ingest micro-benchmarks; writes BENCHMARKS.md.
+# LOADGEN_ARGS adds loadgen flags (`make bench LOADGEN_ARGS=-quick`).
 bench: ensure-go
 	@if [[ -z $${TEST_DATABASE_URL:-} ]]; then
 		TEST_DATABASE_URL=$$(scripts/ensure-postgres.sh --admin)

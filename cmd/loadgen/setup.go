@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// fixture is what setup created: the spread customers and the hot one, each
+// with a CREDITS wallet holding one large paid grant.
+type fixture struct {
+	Spread []account
+	Hot    []account // one; a slice so it can stand in for Spread
+	Notes  []string  // what went wrong on the way, for the report
+}
+
+func (f fixture) all() []account { return append(append([]account(nil), f.Spread...), f.Hot...) }
+
+// setup creates the meter, the price and the accounts over the API, with
+// workers requests at a time. Not timed as part of any scenario.
+func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, workers, grantWorkers int) (fixture, error) {
+	var setupNotes []string
+	if _, err := api.call(ctx, http.MethodPost, "/v1/meters", map[string]any{
+		"code": meterCode, "event_name": eventName, "aggregation": "sum", "property": "tokens",
+	}, nil, http.StatusCreated); err != nil {
+		return fixture{}, fmt.Errorf("meter: %w", err)
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/v1/prices", map[string]any{
+		"meter_code": meterCode, "asset": asset, "model": "per_unit", "unit_price": unitPriceStr,
+	}, nil, http.StatusCreated); err != nil {
+		return fixture{}, fmt.Errorf("price: %w", err)
+	}
+	accts := make([]account, customers+1)
+	for i := range customers {
+		accts[i].Customer = fmt.Sprintf("c-%05d", i+1)
+	}
+	accts[customers].Customer = "c-hot"
+
+	// Each worker writes only the accounts it was handed.
+	err := parallel(ctx, len(accts), workers, func(ctx context.Context, i int) error {
+		w, err := createWallet(ctx, api, accts[i].Customer)
+		accts[i].Wallet = w
+		return err
+	})
+	if err != nil {
+		return fixture{}, err
+	}
+	// Grants go through the batching poster: the more arrive at once, the
+	// fuller its batches and the fewer transactions commit (and conflict).
+	var retried atomic.Int64
+	err = parallel(ctx, len(accts), grantWorkers, func(ctx context.Context, i int) error {
+		n, err := addGrant(ctx, api, accts[i].Wallet)
+		retried.Add(int64(n))
+		if err != nil {
+			return fmt.Errorf("grant for %s: %w", accts[i].Customer, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fixture{}, err
+	}
+	if n := retried.Load(); n > 0 {
+		log.Warn("setup: grant requests failed with a server error and were sent again", "retries", n)
+		setupNotes = append(setupNotes, fmt.Sprintf("setup: %d grant requests got a 5xx (or no answer) and were sent again with the same Idempotency-Key", n))
+	}
+	return fixture{Spread: accts[:customers], Hot: accts[customers:], Notes: setupNotes}, nil
+}
+
+// createWallet makes a customer and its wallet (usage beyond credits goes
+// to overage, never refused), and returns the wallet id.
+func createWallet(ctx context.Context, api *apiClient, customer string) (string, error) {
+	if _, err := api.call(ctx, http.MethodPost, "/v1/customers", map[string]string{"id": customer},
+		nil, http.StatusCreated); err != nil {
+		return "", fmt.Errorf("customer %s: %w", customer, err)
+	}
+	var w struct {
+		ID string `json:"id"`
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/v1/wallets", map[string]string{
+		"customer_id": customer, "asset": asset, "overage_policy": "allow",
+	}, &w, http.StatusCreated); err != nil {
+		return "", fmt.Errorf("wallet of %s: %w", customer, err)
+	}
+	if w.ID == "" {
+		return "", fmt.Errorf("wallet of %s: no id in the answer", customer)
+	}
+	return w.ID, nil
+}
+
+// addGrant gives wallet its paid grant. Under load the poster can fail a
+// batch for good (retries exhausted) and answer 500; the Idempotency-Key
+// makes sending it again safe, so it is sent again a few times. It returns
+// how many times it had to.
+func addGrant(ctx context.Context, api *apiClient, wallet string) (int, error) {
+	var err error
+	for attempt := range 5 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return attempt, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
+		_, err = api.callKey(ctx, "loadgen-grant-"+wallet, http.MethodPost, "/v1/wallets/"+wallet+"/grants",
+			map[string]string{"amount": grantAmount, "kind": "paid"}, nil, http.StatusCreated)
+		var se *statusError
+		if err == nil || (errors.As(err, &se) && se.Status < 500) {
+			return attempt, err
+		}
+	}
+	return 4, err
+}
