@@ -151,7 +151,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
 	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
-		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Log: log,
+		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Workers: cfg.NATSWorkers, Log: log,
 	})
 	if err != nil {
 		drain(l, log)

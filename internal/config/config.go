@@ -30,6 +30,7 @@ type Config struct {
 	AdminKey            string
 	NATSSubjectPrefix   string
 	NATSStream          string
+	NATSWorkers         int
 	EmbeddedNATSAddr    string
 	LogLevel            slog.Level
 	LogFormat           string // "text" or "json"
@@ -68,6 +69,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return subjectPrefix(&c.NATSSubjectPrefix, v) }},
 		{"LEDGER_NATS_STREAM", "LEDGER_EVENTS", "JetStream stream holding usage events (created if missing)",
 			func(c *Config, v string) error { return streamName(&c.NATSStream, v) }},
+		{"LEDGER_NATS_WORKERS", "8", "concurrent JetStream fetch loops (1,000 events each) feeding the poster",
+			func(c *Config, v string) error { return intIn(&c.NATSWorkers, v, 1, 256) }},
 		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:4222", "host:port of the embedded NATS server (an ephemeral port if busy)",
 			func(c *Config, v string) error { return hostPort(&c.EmbeddedNATSAddr, v) }},
 		{"LEDGER_LOG_LEVEL", "info", "debug, info, warn or error",
@@ -82,7 +85,7 @@ func vars() []variable {
 			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},
 		{"LEDGER_POSTER_LINGER", "2ms", "how long the poster waits to fill a batch (Go duration)",
 			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
-		{"LEDGER_PG_ISOLATION", "serializable", "isolation of poster transactions on PostgreSQL: serializable or repeatable_read (see ARCHITECTURE.md; CockroachDB is always serializable)",
+		{"LEDGER_PG_ISOLATION", "repeatable_read", "isolation of poster transactions on PostgreSQL: repeatable_read or serializable (see ARCHITECTURE.md; CockroachDB is always serializable)",
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
 			func(c *Config, v string) error { return boolean(&c.WebhookAllowPrivate, v) }},

@@ -30,7 +30,8 @@ func TestLoadDefaults(t *testing.T) {
 		PosterShards:      8,
 		PosterMaxBatch:    1000,
 		PosterLinger:      2 * time.Millisecond,
-		PGIsolation:       "serializable",
+		PGIsolation:       "repeatable_read",
+		NATSWorkers:       8,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
@@ -50,6 +51,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_ADMIN_KEY", "sk_admin", func(c Config) bool { return c.AdminKey == "sk_admin" }},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "acme.usage", func(c Config) bool { return c.NATSSubjectPrefix == "acme.usage" }},
 		{"LEDGER_NATS_STREAM", "ACME", func(c Config) bool { return c.NATSStream == "ACME" }},
+		{"LEDGER_NATS_WORKERS", "16", func(c Config) bool { return c.NATSWorkers == 16 }},
 		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:0", func(c Config) bool { return c.EmbeddedNATSAddr == "127.0.0.1:0" }},
 		{"LEDGER_LOG_LEVEL", "DEBUG", func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"LEDGER_LOG_LEVEL", "warn", func(c Config) bool { return c.LogLevel == slog.LevelWarn }},
