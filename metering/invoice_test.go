@@ -75,3 +75,23 @@ func TestInvoiceEqualsPricedOverage(t *testing.T) {
 		t.Fatalf("open lines after the invoice: %d for %s", lines, amount)
 	}
 }
+
+// A volume price's credit back first pays down uncovered usage: the
+// invoice line's amount drops by it, and its units still count.
+func TestCreditBackLowersTheInvoiceLine(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	cus, wl := w.customer(t, "") // no credits: everything is overage
+	m := w.meter(t, Meter{Code: "units", Aggregation: Sum, Property: "n"})
+	w.price(t, m, `{"model":"volume","tiers":[{"up_to":"1000","unit_price":"0.01"},{"up_to":null,"unit_price":"0.008"}]}`)
+	w.ingest(t, event("cb1-"+cus, cus, m.EventName, map[string]any{"n": 900})) // 9
+	w.ingest(t, event("cb2-"+cus, cus, m.EventName, map[string]any{"n": 200})) // 1,100 at 0.008 = 8.8: 0.2 back
+	inv, _, err := w.wallets.CloseCycle(ctx, wl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Lines) != 1 || inv.Lines[0].Amount.String() != "8.8" || inv.Lines[0].Quantity.String() != "1100" ||
+		inv.Lines[0].UnitPrice.String() != "0.008" || !inv.Total.Equal(ledger.MustAmount("8.8")) {
+		t.Fatalf("invoice %+v", inv)
+	}
+}

@@ -112,12 +112,12 @@ type overageLine struct {
 // addOverage adds the uncovered part of a usage charge to its line.
 func (s *stage) addOverage(b *ledger.Batch, w WalletID, l UsageLine, charged, uncovered ledger.Amount) {
 	qty := l.Quantity
+	// A credit back (both negative) counts its quantity like any usage: a
+	// volume tier that lowers the price still used the units.
 	switch {
 	case uncovered.Equal(charged):
 	case l.UnitPrice != nil && !l.UnitPrice.IsZero():
 		qty = uncovered.Decimal().DivRound(*l.UnitPrice, ledger.Scale)
-	case uncovered.Sign() < 0:
-		qty = decimal.Zero // a credit back lowers the amount, not the quantity
 	default:
 		qty = l.Quantity.Mul(uncovered.Decimal()).DivRound(charged.Decimal(), ledger.Scale)
 	}
