@@ -422,3 +422,19 @@ func replay(s storedEntry, op Op) opResult {
 	}
 	return opResult{out: s.outcome()}
 }
+
+// WaitPosted waits for every pending op and counts those this call posted
+// (not replays of an earlier one): what a sweeper reports as done.
+func WaitPosted(ctx context.Context, pend []*Pending) (int, error) {
+	n := 0
+	for _, p := range pend {
+		out, err := p.Wait(ctx)
+		if err != nil {
+			return n, err
+		}
+		if out.Status == StatusPosted && !out.Replayed {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -176,15 +176,9 @@ func (l *Ledger) ExpireHolds(ctx context.Context, now time.Time, limit int) (int
 		}
 		pend = append(pend, p)
 	}
-	n := 0
-	for _, p := range pend {
-		out, err := p.Wait(ctx)
-		if err != nil {
-			return n, fmt.Errorf("expire hold: %w", err)
-		}
-		if out.Status == StatusPosted && !out.Replayed {
-			n++
-		}
+	n, err := WaitPosted(ctx, pend)
+	if err != nil {
+		return n, fmt.Errorf("expire hold: %w", err)
 	}
 	return n, nil
 }

@@ -585,15 +585,9 @@ func (s *Service) sweep(ctx context.Context) (int, error) {
 		}
 		pend = append(pend, p)
 	}
-	n := 0
-	for _, p := range pend {
-		out, err := p.Wait(ctx)
-		if err != nil {
-			return n, fmt.Errorf("sweep grant: %w", err)
-		}
-		if out.Status == ledger.StatusPosted && !out.Replayed {
-			n++
-		}
+	n, err := ledger.WaitPosted(ctx, pend)
+	if err != nil {
+		return n, fmt.Errorf("sweep grant: %w", err)
 	}
 	return n, nil
 }

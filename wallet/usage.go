@@ -26,23 +26,6 @@ func Want(b *ledger.Batch, id WalletID) {
 	s.wanted = append(s.wanted, id)
 }
 
-// WalletInBatch is what another module may know of a loaded wallet.
-type WalletInBatch struct {
-	ID         WalletID
-	CustomerID string
-	Asset      string
-	CreatedAt  time.Time
-}
-
-// Loaded returns a wallet the stage loaded (see Want).
-func Loaded(b *ledger.Batch, id WalletID) (WalletInBatch, bool) {
-	w := stageOf(b).wallets[id]
-	if w == nil {
-		return WalletInBatch{}, false
-	}
-	return WalletInBatch{ID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, CreatedAt: w.CreatedAt}, true
-}
-
 // Charge is what ChargeUsage did.
 type Charge struct {
 	Amount   ledger.Amount `json:"amount"`   // signed: negative is a credit back
