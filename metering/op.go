@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -55,30 +54,6 @@ type MeterCharge struct {
 	Amount         ledger.Amount    `json:"amount"`
 	Overage        ledger.Amount    `json:"overage"` // the part credits did not cover (negative: credited back)
 	WalletID       *wallet.WalletID `json:"wallet_id,omitempty"`
-}
-
-// invoiceLine names the invoice line a meter's uncovered usage goes to:
-// one per meter and dimensions, e.g. "tokens (model=gpt-4o, token_type=input)".
-func invoiceLine(m *Meter, dims map[string]string, dk string, p *pricing.Price, qty decimal.Decimal) wallet.UsageLine {
-	desc := m.Code
-	if len(dims) > 0 {
-		keys := make([]string, 0, len(dims))
-		for k := range dims {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = k + "=" + dims[k]
-		}
-		desc += " (" + strings.Join(parts, ", ") + ")"
-	}
-	l := wallet.UsageLine{Key: m.ID.String() + "|" + dk, Description: desc, Quantity: qty}
-	if p.Model == pricing.PerUnit {
-		price := p.UnitPrice
-		l.UnitPrice = &price
-	}
-	return l
 }
 
 // Applied is a usage event's stored result.
@@ -157,7 +132,11 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				if !ok {
 					return nil, fmt.Errorf("system accounts of %s not loaded", t.asset)
 				}
-				c, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, invoiceLine(m, dims, dk, t.price, q1.Sub(q0)))
+				line := wallet.UsageLine{Meter: m.ID, MeterCode: m.Code, DimsKey: dk, Dims: dims, Quantity: q1.Sub(q0)}
+				if t.price.Model == pricing.PerUnit {
+					line.UnitPrice = &t.price.UnitPrice
+				}
+				c, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, line)
 				if err != nil {
 					return nil, err
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,12 +94,30 @@ func MinorUnits(currency string) int32 {
 }
 
 // UsageLine says which invoice line metered usage goes to if the credits do
-// not cover it.
+// not cover it. Its key and description are only made for usage that
+// reaches the invoice, not for every event.
 type UsageLine struct {
-	Key         string           // meter and dimensions
-	Description string           // e.g. "tokens (model=gpt-4)"
-	Quantity    decimal.Decimal  // the event's quantity delta
-	UnitPrice   *decimal.Decimal // set for per-unit prices
+	Meter     uuid.UUID
+	MeterCode string
+	DimsKey   string            // canonical dimensions, e.g. {"model":"gpt-4o"}
+	Dims      map[string]string // the same, to describe the line
+	Quantity  decimal.Decimal   // the event's quantity delta
+	UnitPrice *decimal.Decimal  // set for per-unit prices
+}
+
+func (l UsageLine) key() string { return l.Meter.String() + "|" + l.DimsKey }
+
+// description is the line's text: "tokens (model=gpt-4o, token_type=input)".
+func (l UsageLine) description() string {
+	if len(l.Dims) == 0 {
+		return l.MeterCode
+	}
+	parts := make([]string, 0, len(l.Dims))
+	for k, v := range l.Dims {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return l.MeterCode + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // overageLine is one line's running sum since the last invoice.
@@ -126,20 +145,21 @@ func (s *stage) addOverage(b *ledger.Batch, w WalletID, l UsageLine, charged, un
 		m = map[string]*overageLine{}
 		s.lineDeltas[w] = m
 	}
-	cur, had := m[l.Key]
+	key := l.key()
+	cur, had := m[key]
 	var saved overageLine
 	if had {
 		saved = *cur
 	} else {
-		cur = &overageLine{description: l.Description, unitPrice: l.UnitPrice}
-		m[l.Key] = cur
+		cur = &overageLine{description: l.description(), unitPrice: l.UnitPrice}
+		m[key] = cur
 	}
 	cur.quantity, cur.amount = cur.quantity.Add(qty), cur.amount.Add(uncovered)
 	b.OnUndo(func() {
 		if had {
 			*cur = saved
 		} else {
-			delete(m, l.Key)
+			delete(m, key)
 		}
 	})
 }

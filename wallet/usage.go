@@ -87,7 +87,7 @@ func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger
 	// A credit back is not a purchase: it does not re-arm the alerts.
 	if _, err := s.creditGrant(b, w, sys.revenue, true, ledger.NewAccountID(), Grant{
 		ID: GrantID(uuid.New()), Kind: Paid, Amount: back, Priority: 0, EffectiveAt: b.Now(),
-		Description: "usage credit: " + line.Description,
+		Description: "usage credit: " + line.description(),
 	}); err != nil {
 		return Charge{}, err
 	}
