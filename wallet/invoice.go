@@ -370,52 +370,65 @@ func (s *Service) CloseCycle(ctx context.Context, id WalletID) (Invoice, bool, e
 }
 
 func (s *Service) closeCycle(ctx context.Context, w Wallet, start, end time.Time) (Invoice, bool, error) {
-	if err := s.ensureWalletAccounts(ctx, w); err != nil {
+	op, err := s.closeCycleOp(ctx, w, start, end)
+	if err != nil {
 		return Invoice{}, false, err
+	}
+	return submit[Invoice](ctx, s, op)
+}
+
+func (s *Service) closeCycleOp(ctx context.Context, w Wallet, start, end time.Time) (*closeCycleOp, error) {
+	if err := s.ensureWalletAccounts(ctx, w); err != nil {
+		return nil, err
 	}
 	sys, err := s.system(ctx, w.Asset)
 	if err != nil {
-		return Invoice{}, false, err
+		return nil, err
 	}
-	return submit[Invoice](ctx, s, &closeCycleOp{base: base{key: cycleKey(w.ID, start), walletID: w.ID, customer: w.CustomerID, sys: sys},
-		start: start, end: end})
+	return &closeCycleOp{base: base{key: cycleKey(w.ID, start), walletID: w.ID, customer: w.CustomerID, sys: sys},
+		start: start, end: end}, nil
 }
 
 // CloseDueCycles closes the cycles whose end has passed (the scheduler).
-// Several schedulers may run: the cycle's key makes each close once.
+// Several schedulers may run: the cycle's key makes each close once. All
+// due closes are enqueued before any is waited for, so they share batches.
 func (s *Service) CloseDueCycles(ctx context.Context) (int, error) {
-	rows, err := s.db.Pool.Query(ctx, `SELECT id, next_cycle_end FROM wallets WHERE next_cycle_end <= $1
-		ORDER BY next_cycle_end LIMIT 500`, s.now())
+	rows, err := s.db.Pool.Query(ctx, `SELECT `+walletColumns+`, w.next_cycle_end FROM wallets w
+		WHERE w.next_cycle_end <= $1 ORDER BY w.next_cycle_end LIMIT 500`, s.now())
 	if err != nil {
 		return 0, fmt.Errorf("find due cycles: %w", err)
 	}
-	type due struct {
-		id  WalletID
+	type dueWallet struct {
+		Wallet
 		end time.Time
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (due, error) {
-		var d due
-		return d, r.Scan(&d.id, &d.end)
+	due, err := collect(rows, func(r pgx.Row) (dueWallet, error) {
+		var d dueWallet
+		w, _, err := scanWallet(r, &d.end)
+		d.Wallet = w
+		return d, err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("find due cycles: %w", err)
 	}
-	n := 0
-	for _, d := range list {
-		w, err := s.wallet(ctx, d.id)
+	pend := make([]*ledger.Pending, 0, len(due))
+	for _, d := range due {
+		// The cycle that ended at next_cycle_end; a server down for months
+		// catches up one cycle per pass.
+		start, stop := Cycle(d.CreatedAt, d.end.Add(-time.Microsecond))
+		op, err := s.closeCycleOp(ctx, d.Wallet, start, stop)
 		if err != nil {
-			return n, err
+			return 0, err
 		}
-		// The cycle that ended at end; a server down for months catches up
-		// one cycle per pass.
-		start, stop := Cycle(w.CreatedAt, d.end.Add(-time.Microsecond))
-		_, replayed, err := s.closeCycle(ctx, w, start, stop)
+		p, err := s.l.Enqueue(ctx, op)
 		if err != nil {
-			return n, fmt.Errorf("close cycle of wallet %s: %w", w.ID, err)
+			return 0, err
 		}
-		if !replayed {
-			n++
-		}
+		pend = append(pend, p)
+	}
+	n, err := ledger.WaitPosted(ctx, pend)
+	if err != nil {
+		return n, fmt.Errorf("close cycles: %w", err)
 	}
 	return n, nil
 }

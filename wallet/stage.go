@@ -187,8 +187,7 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 // loadWallets reads the batch's wallets with their reactions and auto
 // top-up rules, and declares their overage accounts.
 func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUID) error {
-	rows, err := b.Tx().Query(ctx, `SELECT w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds,
-			w.created_at, w.overage_account_id, w.reactions, w.next_cycle_end, `+ruleColumns+`
+	rows, err := b.Tx().Query(ctx, `SELECT `+walletColumns+`, w.reactions, w.next_cycle_end, `+ruleColumns+`
 		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id WHERE w.id = ANY($1)`, ids)
 	if err != nil {
 		return fmt.Errorf("load wallets: %w", err)

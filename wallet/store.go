@@ -219,7 +219,10 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 	return s.wallet(ctx, id)
 }
 
-const walletSelect = `SELECT w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds, w.created_at, w.overage_account_id FROM wallets w`
+// walletColumns are what scanWallet reads, first in every wallet query.
+const walletColumns = `w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds, w.created_at, w.overage_account_id`
+
+const walletSelect = `SELECT ` + walletColumns + ` FROM wallets w`
 
 // scanWallet reads a walletSelect row; extra receives columns selected
 // after it.
