@@ -59,8 +59,10 @@ func New() *Metrics {
 	m.batchCommit = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "poster", Name: "batch_commit_seconds",
 		Help: "Time to commit a poster batch, all attempts included.",
+		// Up to the poster's batch timeout: under overload commits take
+		// seconds, and a top bucket of 2 s hid how many.
 		Buckets: []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .075,
-			.1, .15, .2, .3, .5, .75, 1, 1.5, 2},
+			.1, .15, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10, 30},
 	})
 	m.operations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "poster", Name: "operations_total",
