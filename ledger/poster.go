@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // Options configure the poster.
 type Options struct {
-	Shards   int           // poster goroutines; ops are routed by ShardKey. Default 8.
+	Shards   int           // poster goroutines; ops are routed by ShardKey. Default twice GOMAXPROCS.
 	MaxBatch int           // most ops per transaction. Default 1000.
 	Linger   time.Duration // how long a batch waits for more ops once the queue is empty. Default 1ms.
 	Queue    int           // per-shard queue length; Enqueue blocks beyond it. Default 4×MaxBatch.
@@ -91,7 +92,9 @@ func (p *Pending) finish(out Outcome, err error) {
 // New makes a ledger and starts its poster shards.
 func New(db *DB, opts Options) *Ledger {
 	if opts.Shards <= 0 {
-		opts.Shards = 8
+		// Each shard is a concurrent transaction; more than the CPUs can
+		// run only queues them against each other.
+		opts.Shards = 2 * runtime.GOMAXPROCS(0)
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1000

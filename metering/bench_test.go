@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			w := newWorld(b)
-			var tr *sqlTracer
+			var tr *testdb.Tracer
 			if os.Getenv("TRACE_SQL") != "" {
 				db, t, err := openTraced(ctx)
 				if err != nil {
@@ -74,7 +75,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 			if tr != nil {
-				tr.dump()
+				tr.Dump(os.Stderr)
 			}
 			// Every wallet shows exactly its share of the debit.
 			per := b.N / len(customers)

@@ -27,22 +27,34 @@ func (s *Service) balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 	if at != nil && at.Before(now) {
 		return s.balanceAt(ctx, w, overage, at.UTC())
 	}
-	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.debits_posted, bal.credits_posted, bal.debits_pending
+	// One statement, so the grants and the overage receivable are read from
+	// one snapshot: a debit moving from the last grant into overage cannot
+	// be seen half-done. The receivable's counters ride on every grant row.
+	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.debits_posted, bal.credits_posted, bal.debits_pending,
+			o.debits_posted, o.credits_posted, o.debits_pending
 		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
-		WHERE g.wallet_id = $1`, id)
+		CROSS JOIN (SELECT COALESCE(SUM(debits_posted), 0) AS debits_posted, COALESCE(SUM(credits_posted), 0) AS credits_posted,
+			COALESCE(SUM(debits_pending), 0) AS debits_pending FROM ledger_balances WHERE account_id = $2) o
+		WHERE g.wallet_id = $1`, id, overage)
 	if err != nil {
 		return Balance{}, fmt.Errorf("read grants: %w", err)
 	}
 	defer rows.Close()
 	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
-	var live []*grantState
-	var remaining ledger.Amount
+	var (
+		live      []*grantState
+		remaining ledger.Amount
+		receiv    ledger.Balance
+		anyGrant  bool
+	)
 	for rows.Next() {
 		var bal ledger.Balance
-		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending)
+		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending,
+			&receiv.DebitsPosted, &receiv.CreditsPosted, &receiv.DebitsPending)
 		if err != nil {
 			return Balance{}, err
 		}
+		anyGrant = true
 		posted := bal.Posted(ledger.Credit)
 		g.Remaining = posted
 		remaining = remaining.Add(posted)
@@ -59,12 +71,16 @@ func (s *Service) balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 	if err := rows.Err(); err != nil {
 		return Balance{}, err
 	}
-	acc, err := s.l.Account(ctx, overage)
-	if err != nil {
-		return Balance{}, err
+	if !anyGrant {
+		// No grant row carried the receivable: read it alone.
+		acc, err := s.l.Account(ctx, overage)
+		if err != nil {
+			return Balance{}, err
+		}
+		receiv = acc.Balance
 	}
-	b.Overage = acc.Posted(ledger.Debit)
-	b.Held = b.Held.Add(acc.DebitsPending)
+	b.Overage = receiv.Posted(ledger.Debit)
+	b.Held = b.Held.Add(receiv.DebitsPending)
 	b.Consumed = b.Granted.Sub(b.Expired).Sub(b.Voided).Sub(remaining)
 	burnOrder(live)
 	for _, g := range live {

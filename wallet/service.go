@@ -19,9 +19,10 @@ import (
 // ledger.ErrIdempotencyConflict; bad input is a *ValidationError; unknown
 // ids are ErrNotFound.
 type Service struct {
-	l   *ledger.Ledger
-	db  *ledger.DB
-	now func() time.Time
+	l       *ledger.Ledger
+	db      *ledger.DB
+	now     func() time.Time
+	wallets walletCache
 }
 
 // NewService returns the wallet service on a ledger whose poster was built

@@ -245,6 +245,9 @@ func scanWallet(r pgx.Row, extra ...any) (Wallet, ledger.AccountID, error) {
 }
 
 func (s *Service) walletRow(ctx context.Context, id WalletID) (Wallet, ledger.AccountID, error) {
+	if w, overage, ok := s.wallets.get(id); ok {
+		return w, overage, nil
+	}
 	w, overage, err := scanWallet(s.db.Pool.QueryRow(ctx, walletSelect+` WHERE w.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Wallet{}, overage, fmt.Errorf("wallet %s: %w", id, ErrNotFound)
@@ -252,6 +255,7 @@ func (s *Service) walletRow(ctx context.Context, id WalletID) (Wallet, ledger.Ac
 	if err != nil {
 		return Wallet{}, overage, fmt.Errorf("read wallet: %w", err)
 	}
+	s.wallets.put(w, overage)
 	return w, overage, nil
 }
 

@@ -215,6 +215,47 @@ func TestOverage(t *testing.T) {
 	}
 }
 
+// The balance reads grants and the overage receivable in one statement
+// when the wallet has grants, and the receivable alone when it has none;
+// both must show the same overage and holds.
+func TestBalanceOverageWithAndWithoutGrants(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name      string
+		grant     string // "" for none
+		debit     string
+		hold      string
+		available string
+		overage   string
+		held      string
+	}{
+		{"no grant", "", "4", "1", "0", "4", "1"},
+		{"grant used up", "3", "7", "1", "0", "4", "1"},
+		{"grant left", "10", "7", "1", "2", "0", "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wl := w.wallet(t, PolicyAllow, "")
+			if tc.grant != "" {
+				w.grant(t, wl.ID, tc.grant, 50, nil, nil)
+			}
+			if _, err := w.debit(t, wl.ID, tc.debit); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount(tc.hold)}); err != nil {
+				t.Fatal(err)
+			}
+			b, err := w.svc.Balance(ctx, wl.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Available.String() != tc.available || b.Overage.String() != tc.overage || b.Held.String() != tc.held {
+				t.Fatalf("available %s overage %s held %s, want %s %s %s", b.Available, b.Overage, b.Held, tc.available, tc.overage, tc.held)
+			}
+		})
+	}
+}
+
 func TestExpirySweeperAndVoid(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)

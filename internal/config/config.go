@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -79,7 +80,9 @@ func vars() []variable {
 			func(c *Config, v string) error { return oneOf(&c.LogFormat, v, "text", "json") }},
 		{"LEDGER_BODY_LIMIT_BYTES", "5242880", "largest HTTP request body accepted, in bytes (fits 1,000 events of the 4 KiB maximum)",
 			func(c *Config, v string) error { return intIn(&c.BodyLimitBytes, v, 1, 1<<30) }},
-		{"LEDGER_POSTER_SHARDS", "8", "ledger poster goroutines; wallets are hashed onto them",
+		// Twice the CPUs: each shard is a concurrent transaction, and on 2
+		// cores 4 shards commit 60% more debits than 8 (BENCHMARKS.md).
+		{"LEDGER_POSTER_SHARDS", strconv.Itoa(2 * runtime.NumCPU()), "ledger poster goroutines; wallets are hashed onto them (default: twice the CPUs)",
 			func(c *Config, v string) error { return intIn(&c.PosterShards, v, 1, 1024) }},
 		{"LEDGER_POSTER_MAX_BATCH", "1000", "most operations the poster commits in one transaction",
 			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},

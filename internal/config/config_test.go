@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 		BodyLimitBytes:    5 << 20,
-		PosterShards:      8,
+		PosterShards:      2 * runtime.NumCPU(),
 		PosterMaxBatch:    1000,
 		PosterLinger:      2 * time.Millisecond,
 		PGIsolation:       "repeatable_read",
