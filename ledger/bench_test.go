@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/testdb"
 )
 
 // latencyObserver keeps every batch's size and commit time.
@@ -76,6 +78,9 @@ func BenchmarkPoster(b *testing.B) {
 			obs.sizes, obs.commits, obs.retries = nil, nil, 0
 			obs.mu.Unlock()
 			run := uuid.NewString()[:8]
+			if err := testdb.Analyze(ctx, e.db.Pool); err != nil {
+				b.Fatal(err)
+			}
 			b.ResetTimer()
 			start := time.Now()
 			pend := make([]*Pending, b.N)

@@ -49,6 +49,9 @@ func BenchmarkIngest(b *testing.B) {
 				c := customers[i%len(customers)]
 				raws[i] = event(fmt.Sprintf("b%d-%s", i, c), c, m.EventName, map[string]any{"tokens": 1000})
 			}
+			if err := testdb.Analyze(ctx, w.db.Pool); err != nil {
+				b.Fatal(err)
+			}
 			b.ResetTimer()
 			start := time.Now()
 			var wg sync.WaitGroup

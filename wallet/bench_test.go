@@ -66,6 +66,9 @@ func BenchmarkDebit(b *testing.B) {
 	}
 	var next atomic.Int64
 	lat := make([][]time.Duration, callers)
+	if err := testdb.Analyze(ctx, db.Pool); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup

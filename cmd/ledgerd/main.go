@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if migrateOnly {
 		return nil
 	}
+	warnMaintenance(ctx, db, log)
 
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
@@ -282,4 +283,21 @@ func every(ctx context.Context, period time.Duration, f func(context.Context)) <
 		}
 	}()
 	return done
+}
+
+// warnMaintenance says so when PostgreSQL runs without autovacuum. The
+// poster's batch queries ("= ANY($1)" over hundreds of wallets) need
+// statistics to be planned as index scans, and its counter rows leave dead
+// versions behind on every batch: without autovacuum (or a scheduled
+// VACUUM ANALYZE) NATS ingest ran at a quarter of its speed in the load
+// test (BENCHMARKS.md).
+func warnMaintenance(ctx context.Context, db *ledger.DB, log *slog.Logger) {
+	if db.Engine != ledger.Postgres {
+		return
+	}
+	var on string
+	if err := db.Pool.QueryRow(ctx, "SELECT current_setting('autovacuum')").Scan(&on); err != nil || on != "off" {
+		return
+	}
+	log.Warn("PostgreSQL runs with autovacuum off: schedule VACUUM (ANALYZE) on this database, or batches will be planned as sequential scans and slow down as counter rows bloat")
 }

@@ -340,7 +340,11 @@ func (r *runner) run(ctx context.Context, rep *report) error {
 	r.log.Info("setup done", "customers", cfg.Customers, "took", time.Since(t0).Round(time.Millisecond))
 
 	for _, s := range cfg.Scenarios {
-		r.log.Info("scenario starting", "scenario", s)
+		t0 := time.Now()
+		if err := vacuumAnalyze(ctx, r.db); err != nil {
+			return fmt.Errorf("vacuum before scenario %d: %w", s, err)
+		}
+		r.log.Info("scenario starting", "scenario", s, "vacuum_analyze", time.Since(t0).Round(time.Millisecond))
 		rows, err := r.scenario(ctx, s)
 		rep.Rows = append(rep.Rows, rows...)
 		for _, row := range rows {

@@ -122,8 +122,9 @@ func writeMarkdown(w io.Writer, rep *report) {
 		settings = strings.Join(kv, " ")
 	}
 	pg := rep.PostgreSQL
-	p("- PostgreSQL %s: fsync=%s, synchronous_commit=%s, shared_buffers=%s, max_connections=%s",
-		pg.Version, pg.Fsync, pg.SynchronousCommit, pg.SharedBuffers, pg.MaxConnections)
+	p("- PostgreSQL %s: fsync=%s, synchronous_commit=%s, shared_buffers=%s, max_connections=%s, autovacuum=%s; "+
+		"`VACUUM (ANALYZE)` runs before each scenario, untimed, as autovacuum would have by then",
+		pg.Version, pg.Fsync, pg.SynchronousCommit, pg.SharedBuffers, pg.MaxConnections, pg.Autovacuum)
 	p("- ledgerd settings: %s; NATS (JetStream, file store) runs in the load generator's process, outside ledgerd's RSS", settings)
 	p("- fixture: %s customers each with a CREDITS wallet and a paid grant of %s, one sum meter `%s`, per-unit price %s a token; "+
 		"an event carries 1 to 1,000 tokens; set up over HTTP in %.1f s (not timed in any row)",
