@@ -40,6 +40,7 @@ type Config struct {
 	PosterMaxBatch      int
 	PosterLinger        time.Duration
 	WebhookAllowPrivate bool
+	PprofAddr           string
 	PGIsolation         string // "serializable" or "repeatable_read"
 }
 
@@ -92,6 +93,13 @@ func vars() []variable {
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
 			func(c *Config, v string) error { return boolean(&c.WebhookAllowPrivate, v) }},
+		{"LEDGER_PPROF_ADDR", "", "serve Go's /debug/pprof on this host:port (off when empty; keep it on loopback)",
+			func(c *Config, v string) error {
+				if v == "" {
+					return nil
+				}
+				return hostPort(&c.PprofAddr, v)
+			}},
 	}
 }
 
@@ -155,6 +163,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("poster_max_batch", c.PosterMaxBatch),
 		slog.Duration("poster_linger", c.PosterLinger),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("pg_isolation", c.PGIsolation),
 	)
 }

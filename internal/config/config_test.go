@@ -66,6 +66,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "true", func(c Config) bool { return c.WebhookAllowPrivate }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "1", func(c Config) bool { return c.WebhookAllowPrivate }},
 		{"LEDGER_PG_ISOLATION", "repeatable_read", func(c Config) bool { return c.PGIsolation == "repeatable_read" }},
+		{"LEDGER_PPROF_ADDR", "127.0.0.1:6060", func(c Config) bool { return c.PprofAddr == "127.0.0.1:6060" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -113,6 +114,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_POSTER_LINGER", "1h"},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes"},
 		{"LEDGER_PG_ISOLATION", "read_committed"},
+		{"LEDGER_PPROF_ADDR", "6060"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
