@@ -69,6 +69,7 @@ type config struct {
 	DebitAmount     string
 	ReadRate        int
 	ReadWorkers     int
+	ReadsAlone      time.Duration
 	BaselineEvents  int
 	BaselineTimeout time.Duration
 	SetupWorkers    int
@@ -108,6 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.DebitAmount, "debit-amount", "0.01", "amount of each debit (scenario 4)")
 	fs.IntVar(&c.ReadRate, "read-rate", 2000, "balance reads a second, paced (scenario 5)")
 	fs.IntVar(&c.ReadWorkers, "read-workers", 64, "concurrent balance reads at most (scenario 5)")
+	fs.DurationVar(&c.ReadsAlone, "reads-alone", 15*time.Second, "how long scenario 5's reads run again with nothing else, as a reference (0: not at all)")
 	fs.IntVar(&c.BaselineEvents, "baseline-events", 20000, "events of the one-transaction-per-event baseline (scenario 6)")
 	fs.DurationVar(&c.BaselineTimeout, "baseline-timeout", 90*time.Second, "time bound of the baseline (scenario 6)")
 	fs.IntVar(&c.SetupWorkers, "setup-workers", 32, "concurrent requests while creating customers and checking balances")
@@ -130,6 +132,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			"debit-duration":  func() { c.DebitDuration = 5 * time.Second },
 			"baseline-events": func() { c.BaselineEvents = 1000 },
 			"timeout":         func() { c.Timeout = time.Minute },
+			"reads-alone":     func() { c.ReadsAlone = 2 * time.Second },
 		} {
 			if !set[name] {
 				v()

@@ -218,7 +218,7 @@ func rowName(r result) string {
 	switch r.Scenario {
 	case "1/6", "rss":
 		return r.Name
-	case "5-ingest":
+	case "5-ingest", "5-alone":
 		return "↳ " + r.Name
 	}
 	return r.Scenario + ". " + r.Name

@@ -70,7 +70,21 @@ func (r *runner) readsDuringIngest(ctx context.Context, prefix, spreadName strin
 		skip = err.Error()
 	}
 	reads.Checks = r.check(ctx, skip)
-	return []result{reads, ing}, nil
+	if cfg.ReadsAlone <= 0 {
+		return []result{reads, ing}, nil
+	}
+
+	// The same reads with nothing else running: what the read path costs
+	// by itself, so the row above can be read as the price of sharing two
+	// cores with an ingest running flat out.
+	alone := r.startReads(ctx, r.fix.Spread, cfg.ReadRate, cfg.ReadWorkers)
+	select {
+	case <-time.After(cfg.ReadsAlone):
+	case <-ctx.Done():
+	}
+	ref := alone.stop(cfg.ReadRate)
+	ref.Scenario, ref.Name = "5-alone", fmt.Sprintf("the same reads with nothing else running, %s (reference)", cfg.ReadsAlone)
+	return []result{reads, ing, ref}, nil
 }
 
 // baseline is scenario 6: scenario 1's workload, bounded, on a ledgerd
