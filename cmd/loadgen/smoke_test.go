@@ -43,7 +43,7 @@ func TestSmoke(t *testing.T) {
 		"-ledgerd", bin, "-database-url", admin, "-db-name", dbName,
 		"-events", "200", "-customers", "20", "-http-batch", "50", "-http-callers", "2",
 		"-debit-workers", "4", "-debit-wallets", "10", "-debit-duration", "2s",
-		"-read-rate", "100", "-read-workers", "4", "-baseline-events", "100", "-baseline-timeout", "30s",
+		"-read-rate", "100", "-read-workers", "4", "-reads-alone", "1s", "-baseline-events", "100", "-baseline-timeout", "30s",
 		"-setup-workers", "8", "-grant-workers", "8", "-timeout", "60s",
 		"-backlog", "60", // below the events: publishing has to wait for ledgerd
 	}, os.Getenv, os.Stderr)
@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 	if !rep.correct() {
 		t.Errorf("the run was not correct: error %q, ledgerd exits %q", rep.Error, rep.LedgerdExits)
 	}
-	want := []string{"1", "2", "3", "4", "5", "5-ingest", "6", "1/6", "rss"}
+	want := []string{"1", "2", "3", "4", "5", "5-ingest", "5-alone", "6", "1/6", "rss"}
 	var got []string
 	for _, r := range rep.Rows {
 		got = append(got, r.Scenario)
@@ -84,6 +84,9 @@ func TestSmoke(t *testing.T) {
 		if r := byID[id]; r.Done != 200 || r.Rate <= 0 {
 			t.Errorf("scenario %s applied %d of 200 events at %g/s", id, r.Done, r.Rate)
 		}
+	}
+	if r := byID["5-alone"]; r.Done < 50 || r.Errors != 0 || r.Latency == nil {
+		t.Errorf("reads alone: %d reads, %d errors, latency %v", r.Done, r.Errors, r.Latency)
 	}
 	for _, id := range []string{"1", "2", "3", "4", "5", "6"} {
 		r := byID[id]
