@@ -112,7 +112,10 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 	if len(wids) == 0 {
 		return nil
 	}
-	if err := s.loadWallets(ctx, b, wids); err != nil {
+	// The wallets' grant sums are only for the balances debits answer with:
+	// usage and the other ops never show them, and skip the aggregate.
+	sums := slices.ContainsFunc(ops, func(o ledger.Op) bool { _, ok := o.(*debitOp); return ok })
+	if err := s.loadWallets(ctx, b, wids, sums); err != nil {
 		return err
 	}
 	tx := b.Tx()
@@ -158,37 +161,23 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load grants: %w", err)
 	}
-	// The wallets' grant sums are only for the balances debits answer with:
-	// usage and the other ops never show them.
-	if !slices.ContainsFunc(ops, func(o ledger.Op) bool { _, ok := o.(*debitOp); return ok }) {
-		return nil
-	}
-	rows, err = tx.Query(ctx, `SELECT wallet_id, SUM(amount), SUM(expired_amount), SUM(voided_amount)
-		FROM grants WHERE wallet_id = ANY($1) GROUP BY wallet_id`, wids)
-	if err != nil {
-		return fmt.Errorf("load grant sums: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id WalletID
-			t  totals
-		)
-		if err := rows.Scan(&id, &t.granted, &t.expired, &t.voided); err != nil {
-			return fmt.Errorf("scan grant sums: %w", err)
-		}
-		if s.totals[id] != nil {
-			*s.totals[id] = t
-		}
-	}
-	return rows.Err()
+	return nil
 }
 
 // loadWallets reads the batch's wallets with their reactions and auto
-// top-up rules, and declares their overage accounts.
-func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUID) error {
-	rows, err := b.Tx().Query(ctx, `SELECT `+walletColumns+`, w.reactions, w.next_cycle_end, `+ruleColumns+`
-		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id WHERE w.id = ANY($1)`, ids)
+// top-up rules, and declares their overage accounts. With sums, each
+// wallet's grant sums over all its grants come in the same statement.
+func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUID, sums bool) error {
+	q := `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `
+		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id WHERE w.id = ANY($1)`
+	if sums {
+		q = `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, gs.granted, gs.expired, gs.voided
+		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id
+		CROSS JOIN LATERAL (SELECT COALESCE(SUM(g.amount), 0) AS granted, COALESCE(SUM(g.expired_amount), 0) AS expired,
+			COALESCE(SUM(g.voided_amount), 0) AS voided FROM grants g WHERE g.wallet_id = w.id) gs
+		WHERE w.id = ANY($1)`
+	}
+	rows, err := b.Tx().Query(ctx, q, ids)
 	if err != nil {
 		return fmt.Errorf("load wallets: %w", err)
 	}
@@ -198,8 +187,13 @@ func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUI
 			react []byte
 			next  *time.Time
 			rule  ruleScan
+			t     totals
 		)
-		w, overage, err := scanWallet(rows, append([]any{&react, &next}, rule.dest()...)...)
+		dst := append([]any{&react, &next}, rule.dest()...)
+		if sums {
+			dst = append(dst, &t.granted, &t.expired, &t.voided)
+		}
+		w, overage, err := scanWallet(rows, dst...)
 		if err != nil {
 			return err
 		}
@@ -208,7 +202,7 @@ func (s *stage) loadWallets(ctx context.Context, b *ledger.Batch, ids []uuid.UUI
 			return err
 		}
 		s.wallets[w.ID] = st
-		s.totals[w.ID] = &totals{}
+		s.totals[w.ID] = &t
 		b.DeclareAccount(overage)
 	}
 	if err := rows.Err(); err != nil {
