@@ -6,7 +6,7 @@
 #      server, execs bin/ledgerd against both and runs the six scenarios of
 #      the benchmark issue, checking every balance and ledger.Verify after
 #      each one.
-#   2. The poster and ingest micro-benchmarks (go test -bench), as before.
+#   2. The poster, ingest and debit micro-benchmarks (go test -bench).
 #
 # A hand-written "## Profile" section of the existing BENCHMARKS.md (up to
 # the next "## " heading) is carried over into the new file.
@@ -16,7 +16,8 @@
 #                        scripts/ensure-postgres.sh --admin finds or starts)
 #   LOADGEN_ARGS         extra loadgen flags, e.g. "-quick" or "-scenarios 1,6"
 #   LEDGER_PG_ISOLATION, LEDGER_POSTER_SHARDS, LEDGER_POSTER_MAX_BATCH,
-#   LEDGER_POSTER_LINGER, LEDGER_NATS_WORKERS  passed through to ledgerd by loadgen
+#   LEDGER_POSTER_LINGER, LEDGER_NATS_WORKERS, LEDGER_PPROF_ADDR, GOGC,
+#   GOMEMLIMIT           passed through to ledgerd by loadgen
 #   BENCHTIME            micro-benchmark -benchtime (default 20000x)
 #   BENCH_MICRO=0        skip the micro-benchmarks
 #
@@ -61,6 +62,7 @@ fi
 benchtime=${BENCHTIME:-20000x}
 poster_cmd="$go test -run '^\$' -bench . -benchtime $benchtime ./ledger"
 ingest_cmd="$go test -run '^\$' -bench Ingest -benchtime $benchtime ./metering"
+debit_cmd="LEDGER_TEST_ISOLATION='repeatable read' $go test -run '^\$' -bench Debit -benchtime 10000x ./wallet"
 micro=${BENCH_MICRO:-1}
 micro_rc=0
 if [[ $micro != 0 ]]; then
@@ -71,6 +73,8 @@ if [[ $micro != 0 ]]; then
 		(export LEDGER_TEST_ISOLATION="${iso/_/ }"; eval "$ingest_cmd") |
 			sed "s/^BenchmarkIngest/BenchmarkIngest[$iso]/" | tee -a "$tmp/ingest.txt" >&2 || micro_rc=$?
 	done
+	echo "bench: running $debit_cmd" >&2
+	eval "$debit_cmd" | tee "$tmp/debit.txt" >&2 || micro_rc=$?
 fi
 
 # The hand-written profile, if the current file has one.
@@ -99,7 +103,7 @@ took=$((SECONDS - started))
 	echo
 	echo "- CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//; s/ *$//')"
 	echo "- Memory: $(free -h | awk '/^Mem:/ {print $2}')"
-	echo "- PostgreSQL: $(pg 'SHOW server_version'), fsync=$fsync, synchronous_commit=$(pg 'SHOW synchronous_commit'), shared_buffers=$(pg 'SHOW shared_buffers')"
+	echo "- PostgreSQL: $(pg 'SHOW server_version'), fsync=$fsync, synchronous_commit=$(pg 'SHOW synchronous_commit'), shared_buffers=$(pg 'SHOW shared_buffers'), autovacuum=$(pg 'SHOW autovacuum')"
 	echo "- Go: $("$go" version | cut -d' ' -f3-)"
 	echo
 	echo "## End to end (cmd/loadgen)"
@@ -140,10 +144,24 @@ took=$((SECONDS - started))
 		awk '/^BenchmarkIngest/ { name=$1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
 			for (i = 3; i < NF; i += 2) if ($(i+1) == "events/s") printf "| %s | %.0f |\n", name, $i }' "$tmp/ingest.txt"
 		echo
+		echo "## Debits (wallet/bench_test.go)"
+		echo
+		echo "\`$debit_cmd\`"
+		echo
+		echo "Synchronous debits as in scenario 4 without HTTP: 64 callers over 1,000 wallets, each waiting for its debit"
+		echo "to commit, poster shards at their default (twice the CPUs). Checked afterwards: each wallet consumed exactly"
+		echo "its debits."
+		echo
+		echo "| benchmark | debits/s | p50 ms | p99 ms |"
+		echo "|---|---|---|---|"
+		awk '/^BenchmarkDebit/ { name=$1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+			for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+			printf "| %s | %.0f | %s | %s |\n", name, m["debits/s"], m["p50-ms"], m["p99-ms"] }' "$tmp/debit.txt"
+		echo
 		echo "Raw output:"
 		echo
 		echo '```'
-		cat "$tmp/poster.txt" "$tmp/ingest.txt"
+		cat "$tmp/poster.txt" "$tmp/ingest.txt" "$tmp/debit.txt"
 		echo '```'
 	fi
 } >BENCHMARKS.md
