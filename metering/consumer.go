@@ -151,6 +151,7 @@ var errStop = errors.New("consumer stopped before acknowledging")
 
 // handle ingests one fetched batch and acknowledges it.
 func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	defer c.keepInProgress(msgs)()
 	raws := make([]json.RawMessage, 0, len(msgs))
 	var misrouted []rejectionRow
 	for _, m := range msgs {
@@ -187,6 +188,33 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		c.log.Info("usage batch applied with rejections", "accepted", res.Accepted, "duplicates", res.Duplicates, "rejected", n)
 	}
 	return nil
+}
+
+// keepInProgress tells JetStream, every third of AckWait until stop is
+// called, that msgs are still being worked on. A batch slower than AckWait
+// (a slow database, a one-transaction-per-event poster) would otherwise be
+// redelivered to another worker while it is still applying: no double count
+// (the journal's keys see to that), but the same events applied twice over
+// on a system that is already behind.
+func (c *Consumer) keepInProgress(msgs []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(c.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress() // if lost, the worst is a redelivery
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 func sleep(ctx context.Context, d time.Duration) {

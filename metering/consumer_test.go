@@ -178,6 +178,44 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	}
 }
 
+// A batch that takes longer than AckWait is kept in progress, not
+// redelivered to the other worker while it is still being applied.
+func TestSlowBatchIsNotRedelivered(t *testing.T) {
+	w := newWorld(t)
+	nc, js := broker(t)
+	cus, wl := w.customer(t, "1000")
+	m := w.meter(t, Meter{Code: "calls", Aggregation: Count})
+	w.price(t, m, `{"model":"per_unit","unit_price":"1"}`)
+	opts := consumerOpts("S" + cus[4:])
+	opts.beforeAck = func() error { time.Sleep(2500 * time.Millisecond); return nil } // 2.5 × AckWait
+	c, err := NewConsumer(context.Background(), nc, w.svc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		publish(t, js, cus, m.EventName, i, true)
+	}
+	runConsumer(t, c)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := c.cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.Delivered.Consumer >= 10 {
+			if info.Delivered.Consumer != 10 || info.NumRedelivered != 0 {
+				t.Fatalf("delivered %d times for 10 events (%d redelivered)", info.Delivered.Consumer, info.NumRedelivered)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("messages still pending: %+v", info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.waitConsumed(t, wl.ID, "10")
+}
+
 // The database goes away mid-stream: events wait in JetStream and are
 // applied once it is back, none lost and none twice.
 func TestDatabaseOutage(t *testing.T) {
