@@ -14,9 +14,10 @@ const walletCacheSize = 1 << 16
 // walletCache keeps wallets as they were created. Every field of Wallet and
 // its overage account is fixed at creation (the rows change only in their
 // reaction state, which Wallet does not carry), so a cached wallet can
-// never be stale and needs no invalidation; sharing it between processes
-// is therefore safe too. It spares each debit, hold and balance read the
-// query that only resolved the wallet's customer and asset.
+// never be stale and needs no invalidation, not even between several
+// ledgerd processes on one database. It spares each debit, hold and
+// balance read the query that only resolved the wallet's customer and
+// asset.
 type walletCache struct {
 	mu sync.RWMutex
 	m  map[WalletID]cachedWallet
