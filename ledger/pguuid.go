@@ -16,10 +16,25 @@ func registerUUID(m *pgtype.Map) {
 }
 
 func tryWrapUUIDEncode(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
-	if u, ok := value.(uuid.UUID); ok {
+	switch u := value.(type) {
+	case uuid.UUID:
 		return &uuidEncodePlan{}, [16]byte(u), true
+	case *uuid.UUID:
+		// Nullable ids (an entry's owner, a posting's hold) come as
+		// pointers. Left to pgx, *uuid.UUID is a driver.Valuer: each one
+		// became a string, failed to encode as binary, made an error, and
+		// was parsed back — per element of arrays of a thousand.
+		return &uuidPtrEncodePlan{}, (*[16]byte)(u), true
 	}
 	return nil, nil, false
+}
+
+type uuidPtrEncodePlan struct{ next pgtype.EncodePlan }
+
+func (p *uuidPtrEncodePlan) SetNext(next pgtype.EncodePlan) { p.next = next }
+
+func (p *uuidPtrEncodePlan) Encode(value any, buf []byte) ([]byte, error) {
+	return p.next.Encode((*[16]byte)(value.(*uuid.UUID)), buf)
 }
 
 type uuidEncodePlan struct{ next pgtype.EncodePlan }
