@@ -83,7 +83,7 @@ func vars() []variable {
 			func(c *Config, v string) error { return intIn(&c.BodyLimitBytes, v, 1, 1<<30) }},
 		// Twice the CPUs: each shard is a concurrent transaction, and on 2
 		// cores 4 shards commit 60% more debits than 8 (BENCHMARKS.md).
-		{"LEDGER_POSTER_SHARDS", strconv.Itoa(2 * runtime.NumCPU()), "ledger poster goroutines; wallets are hashed onto them (default: twice the CPUs)",
+		{"LEDGER_POSTER_SHARDS", strconv.Itoa(2 * runtime.GOMAXPROCS(0)), "ledger poster goroutines; wallets are hashed onto them (default: twice GOMAXPROCS, the CPUs this process may use)",
 			func(c *Config, v string) error { return intIn(&c.PosterShards, v, 1, 1024) }},
 		{"LEDGER_POSTER_MAX_BATCH", "1000", "most operations the poster commits in one transaction",
 			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},

@@ -28,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 		LogLevel:          slog.LevelInfo,
 		LogFormat:         "text",
 		BodyLimitBytes:    5 << 20,
-		PosterShards:      2 * runtime.NumCPU(),
+		PosterShards:      2 * runtime.GOMAXPROCS(0),
 		PosterMaxBatch:    1000,
 		PosterLinger:      2 * time.Millisecond,
 		PGIsolation:       "repeatable_read",
