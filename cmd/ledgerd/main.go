@@ -121,6 +121,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		return nil
 	}
 	warnMaintenance(ctx, db, log)
+	// The profiler's listener first: if its port is taken, nothing else has
+	// started yet that would have to be stopped and drained.
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	natsURL := cfg.NATSURL
 	if natsURL == "" {
@@ -236,14 +245,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		if err := <-consuming; err != nil {
 			log.Warn("usage consumer", "err", err)
 		}
-	}
-
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
 	}
 
 	errc := make(chan error, 1)
