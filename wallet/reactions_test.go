@@ -288,6 +288,11 @@ func TestAutoTopupFailureBacksOff(t *testing.T) {
 	if err != nil || got.Status != TopupFailed || got.FailureReason != "card declined" {
 		t.Fatalf("fail: %+v %v", got, err)
 	}
+	// A retried fail, worded differently, replays the first.
+	again, replayed, err := w.svc.FailTopup(ctx, tp.ID, "insufficient funds")
+	if err != nil || !replayed || again.FailureReason != "card declined" {
+		t.Fatalf("fail again: %+v replayed=%v %v", again, replayed, err)
+	}
 	if _, _, err := w.svc.ConfirmTopup(ctx, tp.ID); !isRejection(err, CodeTopupClosed) {
 		t.Fatalf("confirm after fail: %v", err)
 	}

@@ -196,11 +196,12 @@ func (o *settleTopupOp) Kind() string {
 	}
 	return KindTopupFailure
 }
+// Fingerprint names the top-up only: settling is idempotent by what it
+// names, so failing it again with other words replays the first failure
+// (and its reason) rather than refusing the retry as a key conflict the
+// caller, who sent no key, could not resolve.
 func (o *settleTopupOp) Fingerprint() []byte {
-	return ledger.Fingerprint(o.Kind(), struct {
-		T      TopupID
-		Reason string
-	}{o.topupID, o.reason})
+	return ledger.Fingerprint(o.Kind(), o.topupID)
 }
 func (o *settleTopupOp) Declare(d *ledger.Decl) {
 	d.Account(o.sys.paid)
