@@ -392,15 +392,21 @@ func (s *Service) closeCycleOp(ctx context.Context, w Wallet, start, end time.Ti
 // CloseDueCycles closes the cycles whose end has passed (the scheduler).
 // Several schedulers may run: the cycle's key makes each close once. All
 // due closes are enqueued before any is waited for, so they share batches.
+//
+// Wallets made before next_cycle_end existed have none: their first
+// cycle's end stands in for it, and closing it sets the column, so they
+// catch up one cycle per pass like any wallet whose server was down.
 func (s *Service) CloseDueCycles(ctx context.Context) (int, error) {
+	now := s.now()
 	rows, err := s.db.Pool.Query(ctx, `SELECT `+walletColumns+`, w.next_cycle_end FROM wallets w
-		WHERE w.next_cycle_end <= $1 ORDER BY w.next_cycle_end LIMIT 500`, s.now())
+		WHERE w.next_cycle_end <= $1 OR (w.next_cycle_end IS NULL AND w.created_at <= $2)
+		ORDER BY COALESCE(w.next_cycle_end, w.created_at) LIMIT 500`, now, now.AddDate(0, -1, 0))
 	if err != nil {
 		return 0, fmt.Errorf("find due cycles: %w", err)
 	}
 	type dueWallet struct {
 		Wallet
-		end time.Time
+		end *time.Time
 	}
 	due, err := collect(rows, func(r pgx.Row) (dueWallet, error) {
 		var d dueWallet
@@ -413,9 +419,17 @@ func (s *Service) CloseDueCycles(ctx context.Context) (int, error) {
 	}
 	pend := make([]*ledger.Pending, 0, len(due))
 	for _, d := range due {
+		end := d.end
+		if end == nil {
+			_, first := Cycle(d.CreatedAt, d.CreatedAt)
+			if first.After(now) {
+				continue // a month's length in SQL is not the calendar's
+			}
+			end = &first
+		}
 		// The cycle that ended at next_cycle_end; a server down for months
 		// catches up one cycle per pass.
-		start, stop := Cycle(d.CreatedAt, d.end.Add(-time.Microsecond))
+		start, stop := Cycle(d.CreatedAt, end.Add(-time.Microsecond))
 		op, err := s.closeCycleOp(ctx, d.Wallet, start, stop)
 		if err != nil {
 			return 0, err

@@ -144,3 +144,31 @@ func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
 		t.Fatalf("second invoice %+v, want a credit of 20", second)
 	}
 }
+
+// A wallet made before next_cycle_end existed (NULL) is still invoiced:
+// its first cycle's end stands in, and the close sets the column.
+func TestScheduledCloseOfWalletWithoutCycleEnd(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	w.mustDebit(t, wl.ID, "4")
+	if _, err := w.db.Pool.Exec(ctx, `UPDATE wallets SET next_cycle_end = NULL WHERE id = $1`, wl.ID); err != nil {
+		t.Fatal(err)
+	}
+	start, end := Cycle(wl.CreatedAt, wl.CreatedAt)
+	w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
+	if _, err := w.svc.CloseDueCycles(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("invoices %+v %v", list, err)
+	}
+	if inv := list[0]; !inv.PeriodStart.Equal(start) || !inv.PeriodEnd.Equal(end) || !inv.Total.Equal(ledger.MustAmount("4")) {
+		t.Fatalf("invoice %+v, want [%s, %s) for 4", inv, start, end)
+	}
+	var next *time.Time
+	if err := w.db.Pool.QueryRow(ctx, `SELECT next_cycle_end FROM wallets WHERE id = $1`, wl.ID).Scan(&next); err != nil || next == nil {
+		t.Fatalf("next_cycle_end %v %v, want set", next, err)
+	}
+}
