@@ -196,6 +196,7 @@ func (o *settleTopupOp) Kind() string {
 	}
 	return KindTopupFailure
 }
+
 // Fingerprint names the top-up only: settling is idempotent by what it
 // names, so failing it again with other words replays the first failure
 // (and its reason) rather than refusing the retry as a key conflict the
