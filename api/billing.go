@@ -7,6 +7,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -64,14 +65,18 @@ func (h *walletHandlers) topups(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	limit, after, err := pageAfter(c)
+	if err != nil {
+		return err
+	}
 	if _, err := h.ownWallet(c, id); err != nil {
 		return err
 	}
-	ts, err := h.svc.Topups(c.UserContext(), id)
+	ts, next, err := h.svc.Topups(c.UserContext(), id, after, limit)
 	if err != nil {
 		return serviceError(err)
 	}
-	return c.JSON(NewPage(ts, ""))
+	return c.JSON(NewPage(ts, cursor.Next(next)))
 }
 
 func (h *walletHandlers) topup(c *fiber.Ctx) error {
@@ -125,11 +130,15 @@ func (h *walletHandlers) invoices(c *fiber.Ctx) error {
 	if err := auth.RequireCustomer(c, customer); err != nil {
 		return err
 	}
-	invs, err := h.svc.Invoices(c.UserContext(), customer)
+	limit, after, err := pageAfter(c)
+	if err != nil {
+		return err
+	}
+	invs, next, err := h.svc.Invoices(c.UserContext(), customer, after, limit)
 	if err != nil {
 		return serviceError(err)
 	}
-	return c.JSON(NewPage(invs, ""))
+	return c.JSON(NewPage(invs, cursor.Next(next)))
 }
 
 func (h *walletHandlers) invoice(c *fiber.Ctx) error {

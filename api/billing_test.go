@@ -72,6 +72,13 @@ func TestOpenAPIBillingResponses(t *testing.T) {
 		t.Fatalf("%d invoices", n)
 	}
 	do(oaCall{method: "GET", path: "/v1/invoices"}, 422)
+	// Paged: a page of one has a cursor to the rest; a forged cursor is refused.
+	first := do(oaCall{method: "GET", path: "/v1/invoices", query: "limit=1&customer_id=" + customer}, 200)
+	if first["next_cursor"] != nil {
+		t.Fatalf("one invoice, yet a next page: %v", first)
+	}
+	do(oaCall{method: "GET", path: "/v1/invoices", query: "cursor=not-ours&customer_id=" + customer}, 422)
+	do(oaCall{method: "GET", path: "/v1/wallets/{id}/topups", id: wid, query: "cursor=not-ours"}, 422)
 
 	// The customer's portal token reads its own, not another's; a read key
 	// cannot configure or settle.

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -165,6 +166,20 @@ const (
 	DefaultLimit = 50
 	MaxLimit     = 500
 )
+
+// pageAfter is PageQuery for lists whose service takes the parsed cursor
+// (nil: the first page).
+func pageAfter(c *fiber.Ctx) (limit int, after *cursor.Cursor, err error) {
+	limit, s, err := PageQuery(c)
+	if err != nil || s == "" {
+		return limit, nil, err
+	}
+	pos, err := cursor.Parse(s)
+	if err != nil {
+		return 0, nil, problem.Invalid("cursor", "is not a cursor this list returned")
+	}
+	return limit, &pos, nil
+}
 
 // PageQuery reads ?limit= (default 50, at most 500) and ?cursor=.
 func PageQuery(c *fiber.Ctx) (limit int, cursor string, err error) {

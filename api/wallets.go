@@ -2,16 +2,15 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -253,17 +252,9 @@ func (h *walletHandlers) entries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	limit, cursor, err := PageQuery(c)
+	limit, after, err := pageAfter(c)
 	if err != nil {
 		return err
-	}
-	var after *ledger.EntryCursor
-	if cursor != "" {
-		cur, ok := decodeEntryCursor(cursor)
-		if !ok {
-			return problem.Invalid("cursor", "is not a cursor this list returned")
-		}
-		after = &cur
 	}
 	if _, err := h.ownWallet(c, id); err != nil {
 		return err
@@ -272,37 +263,7 @@ func (h *walletHandlers) entries(c *fiber.Ctx) error {
 	if err != nil {
 		return serviceError(err)
 	}
-	var nextCursor string
-	if next != nil {
-		nextCursor = encodeEntryCursor(*next)
-	}
-	return c.JSON(NewPage(es, nextCursor))
-}
-
-// Entry cursors are opaque to clients: base64url of "<created_at>|<id>",
-// the time with all its digits so that no entry is skipped or repeated.
-func encodeEntryCursor(cur ledger.EntryCursor) string {
-	return base64.RawURLEncoding.EncodeToString(
-		[]byte(cur.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + cur.ID.String()))
-}
-
-func decodeEntryCursor(s string) (ledger.EntryCursor, bool) {
-	var cur ledger.EntryCursor
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cur, false
-	}
-	at, id, ok := strings.Cut(string(raw), "|")
-	if !ok {
-		return cur, false
-	}
-	if cur.CreatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
-		return cur, false
-	}
-	if err := cur.ID.UnmarshalText([]byte(id)); err != nil {
-		return cur, false
-	}
-	return cur, true
+	return c.JSON(NewPage(es, cursor.Next(next)))
 }
 
 // idempotent is every money-moving POST: the id in the path (one that

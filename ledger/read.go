@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/cursor"
 )
 
 // HoldByID reads a hold.
@@ -44,15 +46,9 @@ type EntryPosting struct {
 	Hold    *HoldID   `json:"hold_id,omitempty"`
 }
 
-// EntryCursor points into an owner's journal, newest first.
-type EntryCursor struct {
-	CreatedAt time.Time
-	ID        EntryID
-}
-
 // EntriesOf lists an owner's entries, newest first, starting after cursor
 // (nil: from the newest). It returns the cursor of the next page, or nil.
-func (l *Ledger) EntriesOf(ctx context.Context, owner OwnerID, after *EntryCursor, limit int, withRejected bool) ([]Entry, *EntryCursor, error) {
+func (l *Ledger) EntriesOf(ctx context.Context, owner OwnerID, after *cursor.Cursor, limit int, withRejected bool) ([]Entry, *cursor.Cursor, error) {
 	if limit <= 0 {
 		limit = 50
 	}
@@ -61,7 +57,7 @@ func (l *Ledger) EntriesOf(ctx context.Context, owner OwnerID, after *EntryCurso
 		FROM ledger_entries WHERE owner_id = $1 AND ($3 OR status = 'posted')`
 	if after != nil {
 		q += ` AND (created_at, id) < ($4, $5)`
-		args = append(args, after.CreatedAt, after.ID)
+		args = append(args, after.At, after.ID)
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT $2`
 	rows, err := l.db.Pool.Query(ctx, q, args...)
@@ -97,12 +93,7 @@ func (l *Ledger) EntriesOf(ctx context.Context, owner OwnerID, after *EntryCurso
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	var next *EntryCursor
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = &EntryCursor{CreatedAt: last.CreatedAt, ID: last.ID}
-	}
+	out, next := cursor.Page(out, limit, func(e Entry) cursor.Cursor { return cursor.Cursor{At: e.CreatedAt, ID: uuid.UUID(e.ID)} })
 	if len(out) == 0 {
 		return out, nil, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -479,14 +480,20 @@ func (s *Service) Invoice(ctx context.Context, id InvoiceID) (Invoice, error) {
 	return inv, nil
 }
 
-// Invoices lists a customer's invoices, newest first (at most 100).
-func (s *Service) Invoices(ctx context.Context, customerID string) ([]Invoice, error) {
+// Invoices lists a customer's invoices like Topups lists top-ups.
+func (s *Service) Invoices(ctx context.Context, customerID string, after *cursor.Cursor, limit int) ([]Invoice, *cursor.Cursor, error) {
 	if _, err := s.customer(ctx, customerID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rows, err := s.db.Pool.Query(ctx, invoiceSelect+` WHERE customer_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100`, customerID)
+	q, args := pageSQL(invoiceSelect+` WHERE customer_id = $1`, []any{customerID}, after, limit)
+	rows, err := s.db.Pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list invoices: %w", err)
+		return nil, nil, fmt.Errorf("list invoices: %w", err)
 	}
-	return collect(rows, scanInvoice)
+	invs, err := collect(rows, scanInvoice)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list invoices: %w", err)
+	}
+	invs, next := cursor.Page(invs, limit, func(i Invoice) cursor.Cursor { return cursor.Cursor{At: i.CreatedAt, ID: uuid.UUID(i.ID)} })
+	return invs, next, nil
 }

@@ -2,9 +2,11 @@ package wallet
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -35,7 +37,7 @@ func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 	if err != nil || !got.Total.Equal(first.Total) || len(got.Lines) != 1 {
 		t.Fatalf("read back %+v %v", got, err)
 	}
-	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 || list[0].ID != first.ID {
 		t.Fatalf("list %+v %v", list, err)
 	}
@@ -99,7 +101,7 @@ func TestSchedulerClosesEndedCycles(t *testing.T) {
 	if n, err := w.svc.CloseDueCycles(ctx); err != nil || n != 0 {
 		t.Fatalf("after closing: %d %v", n, err)
 	}
-	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("invoices %+v %v", list, err)
 	}
@@ -160,7 +162,7 @@ func TestScheduledCloseOfWalletWithoutCycleEnd(t *testing.T) {
 	if _, err := w.svc.CloseDueCycles(ctx); err != nil {
 		t.Fatal(err)
 	}
-	list, err := w.svc.Invoices(ctx, wl.CustomerID)
+	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("invoices %+v %v", list, err)
 	}
@@ -170,5 +172,41 @@ func TestScheduledCloseOfWalletWithoutCycleEnd(t *testing.T) {
 	var next *time.Time
 	if err := w.db.Pool.QueryRow(ctx, `SELECT next_cycle_end FROM wallets WHERE id = $1`, wl.ID).Scan(&next); err != nil || next == nil {
 		t.Fatalf("next_cycle_end %v %v, want set", next, err)
+	}
+}
+
+// Invoices page newest first: every invoice once, however the list is cut.
+func TestInvoicesPage(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	var want []InvoiceID
+	for range 3 {
+		w.mustDebit(t, wl.ID, "1")
+		inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]InvoiceID{inv.ID}, want...)
+		_, end := Cycle(wl.CreatedAt, w.clock.Now())
+		w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
+	}
+	var got []InvoiceID
+	var after *cursor.Cursor
+	for pages := 0; ; pages++ {
+		list, next, err := w.svc.Invoices(ctx, wl.CustomerID, after, 2)
+		if err != nil || pages > 2 {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		for _, inv := range list {
+			got = append(got, inv.ID)
+		}
+		if next == nil {
+			break
+		}
+		after = next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged %v, want %v", got, want)
 	}
 }

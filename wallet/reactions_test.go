@@ -193,7 +193,7 @@ func TestOverageStarted(t *testing.T) {
 // topups lists the wallet's top-ups, oldest first.
 func (w *world) topups(t *testing.T, id WalletID) []Topup {
 	t.Helper()
-	ts, err := w.svc.Topups(context.Background(), id)
+	ts, _, err := w.svc.Topups(context.Background(), id, nil, 500)
 	if err != nil {
 		t.Fatal(err)
 	}

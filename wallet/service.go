@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -126,7 +127,7 @@ func (s *Service) VoidHold(ctx context.Context, key string, id HoldID) (Hold, bo
 }
 
 // Entries lists the wallet's journal entries, newest first.
-func (s *Service) Entries(ctx context.Context, id WalletID, after *ledger.EntryCursor, limit int) ([]ledger.Entry, *ledger.EntryCursor, error) {
+func (s *Service) Entries(ctx context.Context, id WalletID, after *cursor.Cursor, limit int) ([]ledger.Entry, *cursor.Cursor, error) {
 	if _, err := s.wallet(ctx, id); err != nil {
 		return nil, nil, err
 	}

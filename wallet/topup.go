@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -465,16 +466,36 @@ func (s *Service) Topup(ctx context.Context, id TopupID) (Topup, error) {
 	return t, nil
 }
 
-// Topups lists a wallet's top-ups, newest first (at most 100).
-func (s *Service) Topups(ctx context.Context, id WalletID) ([]Topup, error) {
+// Topups lists a wallet's top-ups, newest first, limit at a time, after
+// the cursor (nil: from the newest). It returns the next page's cursor, or
+// nil on the last page.
+func (s *Service) Topups(ctx context.Context, id WalletID, after *cursor.Cursor, limit int) ([]Topup, *cursor.Cursor, error) {
 	if _, err := s.wallet(ctx, id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rows, err := s.db.Pool.Query(ctx, topupSelect+` WHERE wallet_id = $1 ORDER BY created_at DESC, id DESC LIMIT 100`, id)
+	q, args := pageSQL(topupSelect+` WHERE wallet_id = $1`, []any{id}, after, limit)
+	rows, err := s.db.Pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list top-ups: %w", err)
+		return nil, nil, fmt.Errorf("list top-ups: %w", err)
 	}
-	return collect(rows, scanTopup)
+	ts, err := collect(rows, scanTopup)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list top-ups: %w", err)
+	}
+	ts, next := cursor.Page(ts, limit, func(t Topup) cursor.Cursor { return cursor.Cursor{At: t.CreatedAt, ID: uuid.UUID(t.ID)} })
+	return ts, next, nil
+}
+
+// pageSQL appends to q (whose arguments are args) the page after the
+// cursor, newest first, one row more than limit so cursor.Page can tell
+// whether another page follows.
+func pageSQL(q string, args []any, after *cursor.Cursor, limit int) (string, []any) {
+	if after != nil {
+		q += fmt.Sprintf(` AND (created_at, id) < ($%d, $%d)`, len(args)+1, len(args)+2)
+		args = append(args, after.At, after.ID)
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args)+1)
+	return q, append(args, limit+1)
 }
 
 // collect reads every row with scan; an empty result is an empty slice

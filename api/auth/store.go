@@ -6,10 +6,8 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -309,12 +308,12 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]Key, string, erro
 	q := `SELECT ` + keyColumns + ` FROM api_keys WHERE ($1 = '' OR scope = $1)`
 	args := []any{string(opts.Scope), limit + 1}
 	if opts.Cursor != "" {
-		at, id, err := decodeCursor(opts.Cursor)
+		c, err := cursor.Parse(opts.Cursor)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		q += ` AND (created_at, id) < ($3, $4)`
-		args = append(args, at, id)
+		args = append(args, c.At, c.ID.String())
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT $2`
 	rows, err := s.DB.Pool.Query(ctx, q, args...)
@@ -333,39 +332,10 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]Key, string, erro
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list API keys: %w", err)
 	}
-	next := ""
-	if len(keys) > limit {
-		keys = keys[:limit]
-		last := keys[limit-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return keys, next, nil
-}
-
-// A cursor is the (created_at, id) of the last key on the page, opaque to
-// clients.
-func encodeCursor(at time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "." + id))
-}
-
-func decodeCursor(cursor string) (time.Time, string, error) {
-	bad := fmt.Errorf("%w: malformed cursor", ErrInvalid)
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	micros, id, ok := strings.Cut(string(b), ".")
-	if !ok {
-		return time.Time{}, "", bad
-	}
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
-		return time.Time{}, "", bad
-	}
-	if _, err := uuid.Parse(id); err != nil {
-		return time.Time{}, "", bad
-	}
-	return time.UnixMicro(n).UTC(), id, nil
+	keys, next := cursor.Page(keys, limit, func(k Key) cursor.Cursor {
+		return cursor.Cursor{At: k.CreatedAt, ID: uuid.MustParse(k.ID)}
+	})
+	return keys, cursor.Next(next), nil
 }
 
 func nullable(s string) *string {

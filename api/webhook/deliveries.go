@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/cursor"
 )
 
 // Delivery is one event for one endpoint, with its log of attempts.
@@ -84,12 +86,12 @@ func (s *Service) Deliveries(ctx context.Context, endpointID uuid.UUID, q Delive
 	sql := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE endpoint_id = $1 AND ($2 = '' OR status = $2)`
 	args := []any{endpointID, q.Status, limit + 1}
 	if q.Cursor != "" {
-		at, id, err := decodeCursor(q.Cursor)
+		c, err := parseCursor(q.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
 		sql += ` AND (created_at, id) < ($4, $5)`
-		args = append(args, at, id)
+		args = append(args, c.At, c.ID)
 	}
 	rows, err := s.db.Pool.Query(ctx, sql+` ORDER BY created_at DESC, id DESC LIMIT $3`, args...)
 	if err != nil {
@@ -99,15 +101,11 @@ func (s *Service) Deliveries(ctx context.Context, endpointID uuid.UUID, q Delive
 	if err != nil {
 		return nil, "", fmt.Errorf("list webhook deliveries: %w", err)
 	}
-	next := ""
-	if len(ds) > limit {
-		ds = ds[:limit]
-		next = encodeCursor(ds[limit-1].CreatedAt, ds[limit-1].ID)
-	}
+	ds, next := cursor.Page(ds, limit, func(d Delivery) cursor.Cursor { return cursor.Cursor{At: d.CreatedAt, ID: d.ID} })
 	if err := s.loadAttempts(ctx, ds); err != nil {
 		return nil, "", err
 	}
-	return ds, next, nil
+	return ds, cursor.Next(next), nil
 }
 
 // Delivery returns one delivery with its attempts.

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -108,19 +108,19 @@ func (s *Service) Endpoint(ctx context.Context, id uuid.UUID) (Endpoint, error) 
 // Endpoints lists endpoints that are not deleted, newest first. cursor is
 // from the previous page ("" for the first); the returned cursor is "" on
 // the last page.
-func (s *Service) Endpoints(ctx context.Context, cursor string, limit int) ([]Endpoint, string, error) {
+func (s *Service) Endpoints(ctx context.Context, after string, limit int) ([]Endpoint, string, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
 	q := `SELECT ` + endpointColumns + ` FROM webhook_endpoints WHERE deleted_at IS NULL`
 	args := []any{limit + 1}
-	if cursor != "" {
-		at, id, err := decodeCursor(cursor)
+	if after != "" {
+		c, err := parseCursor(after)
 		if err != nil {
 			return nil, "", err
 		}
 		q += ` AND (created_at, id) < ($2, $3)`
-		args = append(args, at, id)
+		args = append(args, c.At, c.ID)
 	}
 	rows, err := s.db.Pool.Query(ctx, q+` ORDER BY created_at DESC, id DESC LIMIT $1`, args...)
 	if err != nil {
@@ -130,12 +130,17 @@ func (s *Service) Endpoints(ctx context.Context, cursor string, limit int) ([]En
 	if err != nil {
 		return nil, "", fmt.Errorf("list webhook endpoints: %w", err)
 	}
-	next := ""
-	if len(es) > limit {
-		es = es[:limit]
-		next = encodeCursor(es[limit-1].CreatedAt, es[limit-1].ID)
+	es, next := cursor.Page(es, limit, func(e Endpoint) cursor.Cursor { return cursor.Cursor{At: e.CreatedAt, ID: e.ID} })
+	return es, cursor.Next(next), nil
+}
+
+// parseCursor reads a list's cursor; a malformed one is a ValidationError.
+func parseCursor(s string) (cursor.Cursor, error) {
+	c, err := cursor.Parse(s)
+	if err != nil {
+		return c, invalid("cursor", "is not a cursor this list returned")
 	}
-	return es, next, nil
+	return c, nil
 }
 
 // DeleteEndpoint deletes an endpoint: it gets no more deliveries, and its
@@ -187,32 +192,4 @@ func (s *Service) EnableEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, e
 	}
 	s.Nudge()
 	return e, nil
-}
-
-// Cursors are opaque to clients: base64url of "<unix micros>.<uuid>", the
-// (created_at, id) of the last row of the page.
-
-func encodeCursor(at time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "." + id.String()))
-}
-
-func decodeCursor(cursor string) (time.Time, uuid.UUID, error) {
-	bad := invalid("cursor", "is not a cursor this list returned")
-	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
-		return time.Time{}, uuid.Nil, bad
-	}
-	micros, rest, ok := strings.Cut(string(b), ".")
-	if !ok {
-		return time.Time{}, uuid.Nil, bad
-	}
-	n, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
-		return time.Time{}, uuid.Nil, bad
-	}
-	id, err := uuid.Parse(rest)
-	if err != nil {
-		return time.Time{}, uuid.Nil, bad
-	}
-	return time.UnixMicro(n).UTC(), id, nil
 }
