@@ -532,29 +532,40 @@ func (s *Service) settleTopup(ctx context.Context, id TopupID, confirm bool, rea
 	if err != nil {
 		return Topup{}, false, err
 	}
-	w, err := s.wallet(ctx, t.WalletID)
+	op, err := s.settleOp(ctx, t, confirm, reason)
 	if err != nil {
 		return Topup{}, false, err
 	}
+	return submit[Topup](ctx, s, op)
+}
+
+func (s *Service) settleOp(ctx context.Context, t Topup, confirm bool, reason string) (*settleTopupOp, error) {
+	w, err := s.wallet(ctx, t.WalletID)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.ensureWalletAccounts(ctx, w); err != nil {
-		return Topup{}, false, err
+		return nil, err
 	}
 	sys, err := s.system(ctx, w.Asset)
 	if err != nil {
-		return Topup{}, false, err
+		return nil, err
 	}
-	key := "topup-fail:" + id.String()
+	key := "topup-fail:" + t.ID.String()
 	if confirm {
-		key = "topup-confirm:" + id.String()
+		key = "topup-confirm:" + t.ID.String()
 	}
-	return submit[Topup](ctx, s, &settleTopupOp{base: base{key: key, walletID: w.ID, customer: w.CustomerID, sys: sys},
-		topupID: id, confirm: confirm, reason: reason})
+	return &settleTopupOp{base: base{key: key, walletID: w.ID, customer: w.CustomerID, sys: sys},
+		topupID: t.ID, confirm: confirm, reason: reason}, nil
 }
 
 // HandleOutbox credits immediate top-ups as their topup.requested messages
 // are relayed. It runs at least once per message; the op's key makes the
-// credit happen once.
+// credit happen once. All are enqueued before any is waited for, so they
+// share batches while the relay's transaction stays open; one the app
+// failed meanwhile is rejected (topup_closed) and skipped.
 func (s *Service) HandleOutbox(ctx context.Context, _ pgx.Tx, msgs []ledger.OutboxMessage) error {
+	var pend []*ledger.Pending
 	for _, m := range msgs {
 		if m.Topic != TopicTopupRequested {
 			continue
@@ -566,14 +577,18 @@ func (s *Service) HandleOutbox(ctx context.Context, _ pgx.Tx, msgs []ledger.Outb
 		if t.Payment != PaymentImmediate {
 			continue
 		}
-		_, _, err := s.ConfirmTopup(ctx, t.ID)
-		var rej *ledger.Rejection
-		if errors.As(err, &rej) {
-			continue // settled otherwise already (failed by the app)
-		}
+		op, err := s.settleOp(ctx, t, true, "")
 		if err != nil {
 			return fmt.Errorf("credit top-up %s: %w", t.ID, err)
 		}
+		p, err := s.l.Enqueue(ctx, op)
+		if err != nil {
+			return fmt.Errorf("credit top-up %s: %w", t.ID, err)
+		}
+		pend = append(pend, p)
+	}
+	if _, err := ledger.WaitPosted(ctx, pend); err != nil {
+		return fmt.Errorf("credit top-ups: %w", err)
 	}
 	return nil
 }
