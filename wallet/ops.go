@@ -263,6 +263,26 @@ func (o *holdOp) Apply(_ context.Context, b *ledger.Batch) (any, error) {
 
 const defaultHoldSeconds = 600
 
+// captureOp is the ledger's capture seen by the wallet stage: capturing a
+// hold that reached into overage posts the receivable, which react must
+// see (wallet.overage_started), as after a debit. Key, kind and
+// fingerprint are the ledger op's.
+type captureOp struct{ *ledger.CaptureOp }
+
+func (o *captureOp) wallet() WalletID   { return o.Owner }
+func (o *captureOp) grantRef() *GrantID { return nil }
+func (o *captureOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
+	s, w, err := walletFor(b, o.Owner)
+	if err != nil {
+		return nil, err
+	}
+	h, err := o.CaptureOp.Apply(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return h, s.react(b, w)
+}
+
 // closeGrantOp voids a grant (void) or expires it (sweeper), posting what
 // remains available to the funding account or to breakage. Run again on a
 // closed grant it settles what a hold left behind since.

@@ -391,3 +391,29 @@ func (w *world) balance(t *testing.T, id WalletID) Balance {
 	}
 	return b
 }
+
+// A hold that reaches into overage is pending there; capturing it posts the
+// receivable, and that starts overage like a debit does.
+func TestCaptureIntoOverageStartsOverage(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	w.grant(t, wl.ID, "10", 50, nil, nil)
+	h, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("15")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.events(t, wl.ID, TopicOverageStarted)); n != 0 {
+		t.Fatalf("overage_started on a pending hold: %d", n)
+	}
+	if _, _, err := w.svc.CaptureHold(ctx, "", h.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	evs := w.events(t, wl.ID, TopicOverageStarted)
+	if len(evs) != 1 {
+		t.Fatalf("overage_started %d times after the capture, want 1", len(evs))
+	}
+	if b := w.balance(t, wl.ID); b.Overage.String() != "5" {
+		t.Fatalf("overage %s, want 5", b.Overage)
+	}
+}

@@ -527,7 +527,7 @@ func (s *Service) captureHold(ctx context.Context, key string, id HoldID, amount
 	if err != nil {
 		return Hold{}, false, err
 	}
-	lh, replayed, err := submit[ledger.Hold](ctx, s, &ledger.CaptureOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID, Amount: amount, Route: w.CustomerID})
+	lh, replayed, err := submit[ledger.Hold](ctx, s, &captureOp{&ledger.CaptureOp{IdempotencyKey: newKey(key), Hold: id, Owner: h.WalletID, Amount: amount, Route: w.CustomerID}})
 	return holdView(lh), replayed, err
 }
 
