@@ -98,6 +98,37 @@ type WalletEvent struct {
 	Overage    ledger.Amount `json:"overage"`
 }
 
+// fireThresholds emits wallet.threshold_reached for every threshold not
+// yet fired that the use of w's reference has reached. Once all have fired
+// (most usage events after the last one) it costs nothing.
+func (s *stage) fireThresholds(b *ledger.Batch, w *walletState, avail ledger.Amount) error {
+	r := w.react
+	if r.Fired >= len(w.AlertThresholds) {
+		return nil
+	}
+	ref := r.Reference.Decimal()
+	used := ref.Sub(avail.Decimal()).Mul(decimal.NewFromInt(100))
+	fired := r.Fired
+	for fired < len(w.AlertThresholds) {
+		th := w.AlertThresholds[fired]
+		// used/ref >= th/100, without dividing.
+		if used.Cmp(ref.Mul(decimal.NewFromInt(int64(th)))) < 0 {
+			break
+		}
+		if err := b.Emit(TopicThresholdReached, w.ID, ThresholdReached{
+			WalletID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, Threshold: th,
+			PercentUsed: used.DivRound(ref, 2), Available: avail, Reference: *r.Reference,
+		}); err != nil {
+			return err
+		}
+		fired++
+	}
+	if fired != r.Fired {
+		s.setReactions(b, w, func(r *reactions) { r.Fired = fired })
+	}
+	return nil
+}
+
 // react runs after every op that may lower w's available balance or raise
 // its overage: it fires the thresholds the balance has crossed since the
 // reference (all of them, in ascending order, however far one op jumped),
@@ -111,25 +142,8 @@ func (s *stage) react(b *ledger.Batch, w *walletState) error {
 	r := w.react
 	ev := WalletEvent{WalletID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, Available: avail, Overage: overage}
 	if r.Reference != nil && r.Reference.IsPositive() {
-		ref := r.Reference.Decimal()
-		used := ref.Sub(avail.Decimal()).Mul(decimal.NewFromInt(100))
-		fired := r.Fired
-		for fired < len(w.AlertThresholds) {
-			th := w.AlertThresholds[fired]
-			// used/ref >= th/100, without dividing.
-			if used.Cmp(ref.Mul(decimal.NewFromInt(int64(th)))) < 0 {
-				break
-			}
-			if err := b.Emit(TopicThresholdReached, w.ID, ThresholdReached{
-				WalletID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, Threshold: th,
-				PercentUsed: used.DivRound(ref, 2), Available: avail, Reference: *r.Reference,
-			}); err != nil {
-				return err
-			}
-			fired++
-		}
-		if fired != r.Fired {
-			s.setReactions(b, w, func(r *reactions) { r.Fired = fired })
+		if err := s.fireThresholds(b, w, avail); err != nil {
+			return err
 		}
 		if !avail.IsPositive() && !r.Depleted {
 			if err := b.Emit(TopicDepleted, w.ID, ev); err != nil {
