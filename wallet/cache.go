@@ -24,8 +24,9 @@ type walletCache struct {
 }
 
 type cachedWallet struct {
-	w       Wallet
-	overage ledger.AccountID
+	w        Wallet
+	overage  ledger.AccountID
+	accounts bool // its billable and rounding accounts are known to exist
 }
 
 func (c *walletCache) get(id WalletID) (Wallet, ledger.AccountID, bool) {
@@ -59,5 +60,24 @@ func (c *walletCache) put(w Wallet, overage ledger.AccountID) {
 		}
 	}
 	w.AlertThresholds = slices.Clone(w.AlertThresholds)
-	c.m[w.ID] = cachedWallet{w: w, overage: overage}
+	c.m[w.ID] = cachedWallet{w: w, overage: overage, accounts: c.m[w.ID].accounts}
+}
+
+// accountsOpened reports whether wallet id's billable and rounding accounts
+// are known to exist.
+func (c *walletCache) accountsOpened(id WalletID) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id].accounts
+}
+
+// openedAccounts records that they do, if the wallet is in the map (it is
+// after any read of it; evicted, the next ensure checks again, harmlessly).
+func (c *walletCache) openedAccounts(id WalletID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok {
+		e.accounts = true
+		c.m[id] = e
+	}
 }

@@ -210,3 +210,30 @@ func TestInvoicesPage(t *testing.T) {
 		t.Fatalf("paged %v, want %v", got, want)
 	}
 }
+
+// A wallet made before billable and rounding accounts existed gets them on
+// first use, and its cycle closes as any other's.
+func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	wl := w.wallet(t, PolicyAllow, "")
+	w.mustDebit(t, wl.ID, "2.345")
+	for _, id := range []ledger.AccountID{billableAccount(wl.ID), roundingAccount(wl.ID)} {
+		for _, q := range []string{`DELETE FROM ledger_balances WHERE account_id = $1`, `DELETE FROM ledger_accounts WHERE id = $1`} {
+			if _, err := w.db.Pool.Exec(ctx, q, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !inv.Total.Equal(ledger.MustAmount("2.34")) || !inv.CarriedOut.Equal(ledger.MustAmount("0.005")) {
+		t.Fatalf("invoice total %s carried %s, want 2.34 and 0.005", inv.Total, inv.CarriedOut)
+	}
+	var n int
+	if err := w.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger_accounts WHERE owner_id = $1 AND (code LIKE 'billable:%' OR code LIKE 'rounding:%')`, wl.ID).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d wallet accounts (%v), want 2", n, err)
+	}
+}

@@ -194,13 +194,8 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 		if err != nil {
 			return err
 		}
-		for _, a := range []ledger.AccountSpec{
-			{ID: billableAccount(id), Code: "billable:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit},
-			{ID: roundingAccount(id), Code: "rounding:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit},
-		} {
-			if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {
-				return err
-			}
+		if err := insertWalletAccounts(ctx, tx, id, nw.Asset); err != nil {
+			return err
 		}
 		created := s.now().Truncate(time.Microsecond)
 		_, end := Cycle(created, created)
@@ -216,7 +211,9 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 	if err != nil {
 		return Wallet{}, fmt.Errorf("create wallet: %w", err)
 	}
-	return s.wallet(ctx, id)
+	w, err := s.wallet(ctx, id)
+	s.wallets.openedAccounts(id)
+	return w, err
 }
 
 // walletColumns are what scanWallet reads, first in every wallet query.

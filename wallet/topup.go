@@ -285,22 +285,36 @@ func billableAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "b
 // minor unit to the next invoice (debit-normal, may go either way).
 func roundingAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "rounding") }
 
-// ensureWalletAccounts opens w's billable and rounding accounts if they are
-// not there yet (wallets made before they existed get them on first use).
-func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
-	for _, a := range []struct {
-		id     ledger.AccountID
-		code   string
-		normal ledger.Normal
-	}{
-		{billableAccount(w.ID), "billable:" + w.ID.String(), ledger.Debit},
-		{roundingAccount(w.ID), "rounding:" + w.ID.String(), ledger.Debit},
+// insertWalletAccounts opens wallet w's billable and rounding accounts in
+// tx, unless they are there.
+func insertWalletAccounts(ctx context.Context, tx pgx.Tx, w WalletID, asset string) error {
+	for _, a := range []ledger.AccountSpec{
+		{ID: billableAccount(w), Code: "billable:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
+		{ID: roundingAccount(w), Code: "rounding:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
 	} {
-		if _, err := s.l.EnsureAccount(ctx, ledger.AccountSpec{ID: a.id, Code: a.code, Asset: w.Asset, Owner: w.ID,
-			Normal: a.normal}); err != nil {
+		if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// ensureWalletAccounts opens w's billable and rounding accounts if they are
+// not there yet: wallets made before they existed get them on first use.
+// It is remembered in the bounded wallet map, not in the ledger's account
+// cache, which is for system accounts and would grow with every wallet a
+// monthly close touches.
+func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
+	if s.wallets.accountsOpened(w.ID) {
+		return nil
+	}
+	err := s.db.RunTx(ctx, ledger.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+		return insertWalletAccounts(ctx, tx, w.ID, w.Asset)
+	})
+	if err != nil {
+		return fmt.Errorf("open wallet accounts: %w", err)
+	}
+	s.wallets.openedAccounts(w.ID)
 	return nil
 }
 
