@@ -225,7 +225,9 @@ func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
 			}
 		}
 	}
-	inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	// A process that has not seen the wallet made (this one remembers that
+	// it opened the accounts).
+	inv, _, err := NewService(w.l).CloseCycle(ctx, wl.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
