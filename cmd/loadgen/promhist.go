@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -108,7 +109,7 @@ func parseHistogram(text []byte, name string) (histogram, error) {
 	if len(h.Buckets) == 0 || !haveSum || !haveCount {
 		return h, fmt.Errorf("metrics: histogram %s not found", name)
 	}
-	slices.SortFunc(h.Buckets, func(a, b bucket) int { return cmpFloat(a.UpperBound, b.UpperBound) })
+	slices.SortFunc(h.Buckets, func(a, b bucket) int { return cmp.Compare(a.UpperBound, b.UpperBound) })
 	if !math.IsInf(h.Buckets[len(h.Buckets)-1].UpperBound, 1) {
 		return h, fmt.Errorf("metrics: histogram %s has no +Inf bucket", name)
 	}
@@ -139,16 +140,6 @@ func splitSample(line string) (string, float64, bool) {
 		return "", 0, false
 	}
 	return f[0], v, true
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // sub is h minus an earlier scrape of the same histogram: what was observed
