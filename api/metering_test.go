@@ -28,7 +28,10 @@ func newMeteringEnv(t *testing.T) *meteringEnv {
 	t.Helper()
 	m := &meteringEnv{}
 	e := newEnv(t, func(c *api.Config) {
-		l := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{metering.Module(), wallet.Module()}})
+		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{metering.Module(), wallet.Module()}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Registered after newEnv's db.Close, so it runs before it.
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -32,7 +32,10 @@ type walletEnv struct {
 func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 	t.Helper()
 	e := newEnv(t, func(c *api.Config) {
-		l := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{wallet.Module()}})
+		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{wallet.Module()}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Registered after newEnv's db.Close, so it runs before it: the
 		// poster drains while the pool is still open.
 		t.Cleanup(func() {

@@ -133,16 +133,25 @@ func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, 
 	if spec.ID == (AccountID{}) {
 		spec.ID = NewAccountID()
 	}
-	var acct Account
+	var (
+		acct   Account
+		rolled map[hotResidue]int
+	)
 	err := l.db.RunTx(ctx, TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		a, err := InsertAccount(ctx, tx, spec)
+		if err != nil {
+			return err
+		}
 		acct = a
+		rolled, err = readRolled(ctx, tx, []Account{a})
 		return err
 	})
 	if err != nil {
 		return Account{}, fmt.Errorf("ensure account %s/%s: %w", spec.Code, spec.Asset, err)
 	}
-	l.remember(acct)
+	// Cached only once committed: a batch must never declare an account
+	// that a rolled-back transaction made up.
+	l.remember([]Account{acct}, rolled)
 	return acct, nil
 }
 

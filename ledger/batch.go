@@ -35,6 +35,8 @@ type Batch struct {
 	newAccts []*acct
 
 	cur *opState // the op being applied
+
+	fullHot []hotRowRef // hot rows this batch took to the roll-over mark
 }
 
 type acct struct {
@@ -247,7 +249,7 @@ func (b *Batch) lookup(id AccountID) (*acct, error) {
 		return a, nil
 	}
 	if meta, ok := b.ledger.cachedByID(id); ok && meta.Shards > 1 {
-		a := &acct{hot: true, Account: meta, row: b.shard % meta.Shards}
+		a := &acct{hot: true, Account: meta, row: b.ledger.hotRow(meta, b.shard)}
 		a.Balance = Balance{}
 		b.accounts[id] = a
 		return a, nil
@@ -309,12 +311,31 @@ func (b *Batch) stageRow(a *acct, row int, side Side, pending bool, amt Amount, 
 	})
 }
 
-// checkOverdraft refuses a state in which a no-overdraft account went below
-// zero. It is checked after all postings of a call, so a transfer out of and
-// back into one account in the same call is judged by its net effect.
-func (b *Batch) checkOverdraft(touched []*acct) *Rejection {
+// checkAccounts refuses a state in which a no-overdraft account went below
+// zero, or a counter reached its limit (see limits.go). It is checked after
+// all postings of a call, so a transfer out of and back into one account in
+// the same call is judged by its net effect.
+func (b *Batch) checkAccounts(touched []*acct) *Rejection {
+	lim := b.ledger.limits
 	for _, a := range touched {
-		if !a.NoOverdraft || a.hot {
+		if a.hot {
+			if c := overLimit(a.Balance, lim.HotBatchDelta); c != "" {
+				return Reject(CodeLimitExceeded, "this batch's change of %s (%s) would reach the ledger's limit of %s per batch; send it again",
+					a.Code, a.Asset, lim.HotBatchDelta)
+			}
+			for _, o := range a.other {
+				if c := overLimit(o, lim.HotBatchDelta); c != "" {
+					return Reject(CodeLimitExceeded, "this batch's change of %s (%s) would reach the ledger's limit of %s per batch; send it again",
+						a.Code, a.Asset, lim.HotBatchDelta)
+				}
+			}
+			continue
+		}
+		if c := overLimit(a.Balance, lim.Counter); c != "" {
+			return Reject(CodeLimitExceeded, "account %s (%s) would reach the ledger's limit of %s on %s",
+				a.Code, a.Asset, lim.Counter, c)
+		}
+		if !a.NoOverdraft {
 			continue
 		}
 		if a.Balance.Available(a.Normal).IsNegative() {
@@ -364,7 +385,7 @@ func (b *Batch) Post(ps ...Posting) error {
 	for i, p := range ps {
 		b.stage(accts[i], p.Side, false, p.Amount, nil)
 	}
-	if rej := b.checkOverdraft(accts); rej != nil {
+	if rej := b.checkAccounts(accts); rej != nil {
 		b.rollbackTo(mark)
 		return rej
 	}
@@ -448,7 +469,7 @@ func (b *Batch) PlaceHold(spec HoldSpec) (Hold, error) {
 		b.stage(c, Credit, true, leg.Amount, &id)
 	}
 	spec.Legs = legs
-	if rej := b.checkOverdraft(touch); rej != nil {
+	if rej := b.checkAccounts(touch); rej != nil {
 		b.rollbackTo(m)
 		return Hold{}, rej
 	}
@@ -533,7 +554,7 @@ func (b *Batch) CaptureHold(id HoldID, amount *Amount) (Hold, error) {
 		b.stage(b.accounts[leg.Debit], Debit, false, part, nil)
 		b.stage(b.accounts[leg.Credit], Credit, false, part, nil)
 	}
-	if rej := b.checkOverdraft(touch); rej != nil {
+	if rej := b.checkAccounts(touch); rej != nil {
 		b.rollbackTo(m)
 		return Hold{}, rej
 	}

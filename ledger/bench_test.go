@@ -30,6 +30,7 @@ func (o *latencyObserver) BatchCommitted(_, ops int, took time.Duration, retries
 	o.retries += retries
 }
 func (o *latencyObserver) BatchFailed(int, int, error) {}
+func (o *latencyObserver) OpRefused(int, string)       {}
 
 func pct[T any](xs []T, cmp func(a, b T) int, p float64) T {
 	s := slices.Clone(xs)

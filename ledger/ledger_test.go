@@ -50,6 +50,7 @@ type countingObserver struct {
 	mu      sync.Mutex
 	batches []int
 	retries int
+	refused []string
 }
 
 func (o *countingObserver) BatchCommitted(_, ops int, _ time.Duration, retries int) {
@@ -59,6 +60,21 @@ func (o *countingObserver) BatchCommitted(_, ops int, _ time.Duration, retries i
 	o.retries += retries
 }
 func (o *countingObserver) BatchFailed(int, int, error) {}
+func (o *countingObserver) OpRefused(_ int, code string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refused = append(o.refused, code)
+}
+
+// mustNew is New for tests.
+func mustNew(t testing.TB, db *DB, opts Options) *Ledger {
+	t.Helper()
+	l, err := New(db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
@@ -70,7 +86,10 @@ func newEnv(t testing.TB, opts Options) *env {
 	t.Cleanup(db.Close)
 	obs := &countingObserver{}
 	opts.Observer = obs
-	l := New(db, opts)
+	l, err := New(db, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	// Each test gets its own asset so tests in one database stay apart.
 	asset := "T" + uuid.NewString()[:8]
@@ -344,7 +363,7 @@ func TestPosterBatchesAndDrains(t *testing.T) {
 func TestOneKeyConcurrentlyFromTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, Options{Shards: 2})
-	other := New(e.db, Options{Shards: 3})
+	other := mustNew(t, e.db, Options{Shards: 3})
 	defer other.Close(ctx)
 	owner := OwnerID(uuid.New())
 	grant := e.openAccount(t, owner, "grant")
@@ -400,7 +419,7 @@ func TestOneKeyConcurrentlyFromTwoProcesses(t *testing.T) {
 func TestHoldReleasedFromAnotherShard(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, Options{Shards: 1})
-	other := New(e.db, Options{Shards: 3})
+	other := mustNew(t, e.db, Options{Shards: 3})
 	defer other.Close(ctx)
 	owner := OwnerID(uuid.New())
 	grant := e.openAccount(t, owner, "grant")
@@ -452,7 +471,7 @@ func ptr[T any](v T) *T { return &v }
 func TestHotRowsSharedByTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, Options{Shards: 1, MaxBatch: 16, Tx: TxOptions{IsoLevel: "repeatable read"}})
-	other := New(e.db, Options{Shards: 1, MaxBatch: 16, Tx: TxOptions{IsoLevel: "repeatable read"}})
+	other := mustNew(t, e.db, Options{Shards: 1, MaxBatch: 16, Tx: TxOptions{IsoLevel: "repeatable read"}})
 	defer other.Close(ctx)
 	for _, code := range []string{"funding:paid", "revenue:usage"} {
 		if _, err := other.EnsureAccount(ctx, AccountSpec{Code: code, Asset: e.asset, Normal: Debit}); err != nil {

@@ -11,6 +11,9 @@ type Observer interface {
 	BatchCommitted(shard, ops int, took time.Duration, retries int)
 	// BatchFailed reports a batch whose transaction failed for good.
 	BatchFailed(shard, ops int, err error)
+	// OpRefused reports an operation the database refused, found by
+	// splitting its batch and refused alone with code.
+	OpRefused(shard int, code string)
 }
 
 // NopObserver ignores everything.
@@ -18,3 +21,4 @@ type NopObserver struct{}
 
 func (NopObserver) BatchCommitted(int, int, time.Duration, int) {}
 func (NopObserver) BatchFailed(int, int, error)                 {}
+func (NopObserver) OpRefused(int, string)                       {}

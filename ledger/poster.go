@@ -31,6 +31,9 @@ type Options struct {
 	// Clock is the batches' time source (default time.Now); tests move it
 	// to reach expiries without sleeping.
 	Clock func() time.Time
+	// Limits are the counter limits (see limits.go); zero fields mean the
+	// defaults.
+	Limits Limits
 
 	// beforeCommit lets tests interfere with an attempt just before COMMIT.
 	beforeCommit func(ctx context.Context, tx pgx.Tx, attempt int) error
@@ -45,6 +48,13 @@ type Ledger struct {
 	cacheMu sync.RWMutex
 	byID    map[AccountID]Account
 	byCode  map[[2]string]Account
+
+	limits Limits
+	// hot holds, per hot account and residue (poster shard mod the
+	// account's shards), the counter row batches of this process write
+	// when it is not the residue itself: the row a full one rolled over to
+	// (see limits.go). Guarded by cacheMu.
+	hot map[hotResidue]int
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -89,8 +99,9 @@ func (p *Pending) finish(out Outcome, err error) {
 	close(p.done)
 }
 
-// New makes a ledger and starts its poster shards.
-func New(db *DB, opts Options) *Ledger {
+// New makes a ledger and starts its poster shards. It refuses options
+// that would break an invariant of the poster.
+func New(db *DB, opts Options) (*Ledger, error) {
 	if opts.Shards <= 0 {
 		// Each shard is a concurrent transaction; more than the CPUs can
 		// run only queues them against each other.
@@ -117,14 +128,22 @@ func New(db *DB, opts Options) *Ledger {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	l := &Ledger{db: db, opts: opts, log: opts.Log, byID: map[AccountID]Account{}, byCode: map[[2]string]Account{}}
+	if opts.MaxBatch > MaxBatchOps {
+		return nil, fmt.Errorf("ledger: MaxBatch %d exceeds %d, the most a batch may carry (see limits.go)", opts.MaxBatch, MaxBatchOps)
+	}
+	limits := opts.Limits.withDefaults()
+	if err := limits.validate(); err != nil {
+		return nil, err
+	}
+	l := &Ledger{db: db, opts: opts, log: opts.Log, byID: map[AccountID]Account{}, byCode: map[[2]string]Account{},
+		limits: limits, hot: map[hotResidue]int{}}
 	for i := 0; i < opts.Shards; i++ {
 		s := &shard{idx: i, ch: make(chan *Pending, opts.Queue)}
 		l.shards = append(l.shards, s)
 		l.wg.Add(1)
 		go l.runShard(s)
 	}
-	return l
+	return l, nil
 }
 
 // Now is the ledger's clock, in UTC at the database's precision.
@@ -245,18 +264,111 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 		}
 		live = append(live, p)
 	}
-	if len(live) == 0 {
-		return
+	if len(live) > 0 {
+		l.commit(shardIdx, live)
 	}
-	ops := make([]Op, len(live))
-	for i, p := range live {
+}
+
+// commit applies ps in one transaction and answers each. If the database
+// refuses the data of the batch (FaultData: a value it cannot store, a
+// constraint), one operation of it is at fault, not all: the batch is split
+// in halves, each committed on its own, down to the operation(s) at fault,
+// which are refused alone (refuse). The halves keep the submission order,
+// so one customer's operations still apply in order. Any other failure
+// fails the whole batch: nothing of it was written.
+func (l *Ledger) commit(shardIdx int, ps []*Pending) {
+	ops := make([]Op, len(ps))
+	for i, p := range ps {
 		ops[i] = p.op
 	}
+	start := time.Now()
+	results, full, retries, err := l.transact(shardIdx, ops)
+	if err == nil {
+		l.opts.Observer.BatchCommitted(shardIdx, len(ops), time.Since(start), retries)
+		if len(full) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), l.opts.BatchTimeout)
+			l.rollHot(ctx, full)
+			cancel()
+		}
+		for i, p := range ps {
+			p.finish(results[i].out, results[i].err)
+		}
+		return
+	}
+	if FaultOf(err) == FaultData {
+		if len(ps) == 1 {
+			l.refuse(shardIdx, ps[0], err)
+			return
+		}
+		l.log.Warn("batch refused by the database; splitting it to find the operation at fault",
+			"shard", shardIdx, "ops", len(ops), "err", err)
+		mid := len(ps) / 2
+		l.commit(shardIdx, ps[:mid])
+		l.commit(shardIdx, ps[mid:])
+		return
+	}
+	l.log.Error("batch failed", "shard", shardIdx, "ops", len(ops), "fault", FaultOf(err), "err", err)
+	l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
+	for _, p := range ps {
+		p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
+	}
+}
+
+// refuse answers an operation whose data the database refused (err) with a
+// rejection, recorded under its key like any rejection so that a retry
+// gets the same answer — unless the op's refusals must not take its key
+// (KeyOnlyIfApplied), or the key itself is what the database refused. Then
+// the rejection is the op's error.
+func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
+	rej := DataRefusal(cause)
+	l.log.Warn("operation refused by the database", "shard", shardIdx, "kind", p.op.Kind(),
+		"key", cleanText(p.op.Key(), 200), "code", rej.Code, "detail", rej.Detail)
+	l.opts.Observer.OpRefused(shardIdx, rej.Code)
+	if k, ok := p.op.(KeyOnlyIfApplied); ok && k.KeyOnlyIfApplied() {
+		p.finish(Outcome{}, rej)
+		return
+	}
+	results, _, _, err := l.transact(shardIdx, []Op{&refusedOp{op: p.op, rej: rej}})
+	if err != nil {
+		if FaultOf(err) != FaultData {
+			p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
+			return
+		}
+		p.finish(Outcome{}, rej)
+		return
+	}
+	p.finish(results[0].out, results[0].err)
+}
+
+// KeyOnlyIfApplied is implemented by ops whose refusals must not take
+// their idempotency key: a usage event refused for its content is recorded
+// elsewhere (event_rejections), and its corrected resend, under the same
+// event id, must still apply.
+type KeyOnlyIfApplied interface {
+	KeyOnlyIfApplied() bool
+}
+
+// refusedOp records op's refusal under op's key and fingerprint.
+type refusedOp struct {
+	op  Op
+	rej *Rejection
+}
+
+func (o *refusedOp) Key() string         { return o.op.Key() }
+func (o *refusedOp) Fingerprint() []byte { return o.op.Fingerprint() }
+func (o *refusedOp) Kind() string        { return o.op.Kind() }
+func (o *refusedOp) ShardKey() uint64    { return o.op.ShardKey() }
+func (o *refusedOp) Declare(*Decl)       {}
+func (o *refusedOp) Apply(context.Context, *Batch) (any, error) {
+	return nil, o.rej
+}
+
+// transact runs ops in one transaction, retried on conflicts, and returns
+// each op's result, the hot rows the batch took to the roll-over mark and
+// how many attempts were retried.
+func (l *Ledger) transact(shardIdx int, ops []Op) (results []opResult, full []hotRowRef, retries int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.BatchTimeout)
 	defer cancel()
-
-	start := time.Now()
-	retries := 0
 	txo := l.opts.Tx
 	userRetry := txo.OnRetry
 	txo.OnRetry = func(n int, err error) {
@@ -265,8 +377,6 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 			userRetry(n, err)
 		}
 	}
-	var results []opResult
-	var err error
 	attempt := 0
 	for dup := 0; ; dup++ {
 		// Which keys were applied before? Read before the transaction on
@@ -276,32 +386,24 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 		var stored map[string]storedEntry
 		stored, err = l.lookupKeys(ctx, ops)
 		if err != nil {
-			break
+			return nil, nil, retries, err
 		}
 		err = l.db.RunTx(ctx, txo, func(ctx context.Context, tx pgx.Tx) error {
 			attempt++
+			var b *Batch
 			var err error
-			results, err = l.apply(ctx, tx, shardIdx, ops, stored, attempt)
+			b, results, err = l.apply(ctx, tx, shardIdx, ops, stored, attempt)
+			if b != nil {
+				full = b.fullHot
+			}
 			return err
 		})
 		// A unique violation on the idempotency key means another batch
 		// committed the same key after we looked: run again and find it.
 		if err == nil || !isDuplicateKey(err) || dup >= 5 {
-			break
+			return results, full, retries, err
 		}
 		retries++
-	}
-	if err != nil {
-		l.log.Error("batch failed", "shard", shardIdx, "ops", len(ops), "err", err)
-		l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
-		for _, p := range live {
-			p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
-		}
-		return
-	}
-	l.opts.Observer.BatchCommitted(shardIdx, len(ops), time.Since(start), retries)
-	for i, p := range live {
-		p.finish(results[i].out, results[i].err)
 	}
 }
 
@@ -324,7 +426,7 @@ func (s storedEntry) outcome() Outcome {
 }
 
 // apply is one transaction attempt for a batch.
-func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, stored map[string]storedEntry, attempt int) ([]opResult, error) {
+func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, stored map[string]storedEntry, attempt int) (*Batch, []opResult, error) {
 	b := newBatch(l, tx, shardIdx, l.Now())
 	var todo []Op
 	for _, op := range ops {
@@ -352,14 +454,14 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 	}
 	for _, m := range l.opts.Modules {
 		if err := b.stages[m.Name()].Load(ctx, b, todo); err != nil {
-			return nil, fmt.Errorf("load %s: %w", m.Name(), err)
+			return b, nil, fmt.Errorf("load %s: %w", m.Name(), err)
 		}
 	}
 	if err := l.lockHolds(ctx, b); err != nil {
-		return nil, err
+		return b, nil, err
 	}
 	if err := l.lockAccounts(ctx, b); err != nil {
-		return nil, err
+		return b, nil, err
 	}
 
 	now := b.now
@@ -404,19 +506,19 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 		}
 	}
 	if err := l.flush(ctx, b); err != nil {
-		return nil, err
+		return b, nil, err
 	}
 	for _, m := range l.opts.Modules {
 		if err := b.stages[m.Name()].Flush(ctx, b); err != nil {
-			return nil, fmt.Errorf("flush %s: %w", m.Name(), err)
+			return b, nil, fmt.Errorf("flush %s: %w", m.Name(), err)
 		}
 	}
 	if l.opts.beforeCommit != nil {
 		if err := l.opts.beforeCommit(ctx, tx, attempt); err != nil {
-			return nil, err
+			return b, nil, err
 		}
 	}
-	return results, nil
+	return b, results, nil
 }
 
 func replay(s storedEntry, op Op) opResult {

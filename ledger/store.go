@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // The batch's reads and writes. Every statement touches many rows at once
@@ -28,15 +29,6 @@ func (l *Ledger) cachedByCode(code, asset string) (Account, bool) {
 	defer l.cacheMu.RUnlock()
 	a, ok := l.byCode[[2]string{code, asset}]
 	return a, ok
-}
-
-// remember caches an account's metadata (never its balance).
-func (l *Ledger) remember(a Account) {
-	a.Balance = Balance{}
-	l.cacheMu.Lock()
-	l.byID[a.ID] = a
-	l.byCode[[2]string{a.Code, a.Asset}] = a
-	l.cacheMu.Unlock()
 }
 
 func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEntry, error) {
@@ -185,16 +177,11 @@ func (l *Ledger) lockAccounts(ctx context.Context, b *Batch) error {
 		if err != nil {
 			return fmt.Errorf("load hot accounts: %w", err)
 		}
-		for rows.Next() {
-			a, err := scanAccountMeta(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			l.remember(a)
+		metas, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccountMeta(r) })
+		if err != nil {
+			return fmt.Errorf("load hot accounts: %w", err)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := l.rememberHot(ctx, b.tx, metas); err != nil {
 			return err
 		}
 	}
@@ -340,18 +327,38 @@ func (l *Ledger) updateBalances(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("lock balance rows: %w", err)
 		}
 	}
-	tag, err := b.tx.Exec(ctx, `UPDATE ledger_balances AS bal SET
-			debits_posted = bal.debits_posted + u.dp,
-			credits_posted = bal.credits_posted + u.cp,
-			debits_pending = bal.debits_pending + u.dpe,
-			credits_pending = bal.credits_pending + u.cpe
-		FROM unnest($1::UUID[], $2::INT[], $3::NUMERIC[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[]) AS u(id, shard, dp, cp, dpe, cpe)
-		WHERE bal.account_id = u.id AND bal.shard = u.shard`, ids, shards, dp, cp, dpe, cpe)
+	hot := make([]bool, n)
+	for i, r := range rows {
+		hot[i] = r.hot
+	}
+	// The UPDATE reports, in the same round trip, how many rows it found
+	// and which hot rows it took to the roll-over mark (see limits.go).
+	var (
+		found    int
+		fullIDs  []uuid.UUID
+		fullRows []int32
+	)
+	err := b.tx.QueryRow(ctx, `WITH u AS (
+			UPDATE ledger_balances AS bal SET
+				debits_posted = bal.debits_posted + u.dp,
+				credits_posted = bal.credits_posted + u.cp,
+				debits_pending = bal.debits_pending + u.dpe,
+				credits_pending = bal.credits_pending + u.cpe
+			FROM unnest($1::UUID[], $2::INT[], $3::NUMERIC[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[], $7::BOOL[])
+				AS u(id, shard, dp, cp, dpe, cpe, hot)
+			WHERE bal.account_id = u.id AND bal.shard = u.shard
+			RETURNING bal.account_id, bal.shard,
+				u.hot AND GREATEST(bal.debits_posted, bal.credits_posted, bal.debits_pending, bal.credits_pending) >= $8 AS at_mark)
+		SELECT count(*), COALESCE(array_agg(account_id) FILTER (WHERE at_mark), '{}'), COALESCE(array_agg(shard) FILTER (WHERE at_mark), '{}')
+		FROM u`, ids, shards, dp, cp, dpe, cpe, hot, b.ledger.limits.HotRowRoll).Scan(&found, &fullIDs, &fullRows)
 	if err != nil {
 		return fmt.Errorf("update balances: %w", err)
 	}
-	if int(tag.RowsAffected()) != n {
-		return fmt.Errorf("update balances: %d of %d rows found", tag.RowsAffected(), n)
+	if found != n {
+		return fmt.Errorf("update balances: %d of %d rows found", found, n)
+	}
+	for i, id := range fullIDs {
+		b.fullHot = append(b.fullHot, hotRowRef{id: AccountID(id), row: int(fullRows[i])})
 	}
 	return nil
 }

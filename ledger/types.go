@@ -135,6 +135,13 @@ const (
 	CodeHoldNotFound = "hold_not_found"
 	CodeHoldClosed   = "hold_closed"
 	CodeHoldExceeded = "capture_exceeds_hold"
+	// CodeInvalidData: the database refused the operation's data (see
+	// FaultData); the poster found the operation at fault and refused it
+	// alone.
+	CodeInvalidData = "invalid_data"
+	// CodeLimitExceeded: the operation would move more than MaxOpAmount,
+	// or take a counter past what it can hold (see limits.go).
+	CodeLimitExceeded = "limit_exceeded"
 )
 
 // Errors of the ledger that are not recorded rejections.

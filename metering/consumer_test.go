@@ -234,7 +234,10 @@ func TestDatabaseOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	l := ledger.New(db, ledger.Options{Shards: 2, Modules: []ledger.Module{Module(), wallet.Module()}, BatchTimeout: 3 * time.Second})
+	l, err := ledger.New(db, ledger.Options{Shards: 2, Modules: []ledger.Module{Module(), wallet.Module()}, BatchTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	ws := wallet.NewService(l)
 	if _, err := ws.System(ctx, "CREDITS"); err != nil {

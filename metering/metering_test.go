@@ -43,8 +43,11 @@ func newWorld(t testing.TB) *world {
 }
 
 func worldOn(t testing.TB, db *ledger.DB) *world {
-	l := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()},
+	l, err := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()},
 		Tx: ledger.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	ws := wallet.NewService(l)
 	return &world{l: l, db: db, wallets: ws, svc: NewService(l, ws, nil)}

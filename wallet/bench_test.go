@@ -44,7 +44,10 @@ func BenchmarkDebit(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("LEDGER_POSTER_SHARDS")); err == nil {
 		opts.Shards = n
 	}
-	l := ledger.New(db, opts)
+	l, err := ledger.New(db, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer func() { _ = l.Close(context.Background()) }()
 	svc := NewService(l)
 

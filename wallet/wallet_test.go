@@ -56,7 +56,10 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(db.Close)
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	l := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module()}, Clock: c.Now})
+	l, err := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module()}, Clock: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	return &world{svc: NewService(l), l: l, db: db, clock: c}
 }

@@ -32,6 +32,7 @@ type Metrics struct {
 	retries       prometheus.Counter
 	failedBatches prometheus.Counter
 	failedOps     prometheus.Counter
+	refusedOps    *prometheus.CounterVec
 
 	queueDepth atomic.Pointer[func() int]
 }
@@ -80,6 +81,10 @@ func New() *Metrics {
 		Namespace: namespace, Subsystem: "poster", Name: "failed_operations_total",
 		Help: "Operations in batches that failed for good.",
 	})
+	m.refusedOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "poster", Name: "refused_operations_total",
+		Help: "Operations whose data the database refused, isolated by splitting their batch and refused alone, by code.",
+	}, []string{"code"})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Subsystem: "poster", Name: "queue_depth",
 		Help: "Operations waiting for the poster.",
@@ -91,7 +96,7 @@ func New() *Metrics {
 	})
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
-		m.batchSize, m.batchCommit, m.operations, m.retries, m.failedBatches, m.failedOps, queue,
+		m.batchSize, m.batchCommit, m.operations, m.retries, m.failedBatches, m.failedOps, m.refusedOps, queue,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -130,6 +135,11 @@ func (m *Metrics) BatchCommitted(shard, ops int, took time.Duration, retries int
 func (m *Metrics) BatchFailed(shard, ops int, err error) {
 	m.failedBatches.Inc()
 	m.failedOps.Add(float64(ops))
+}
+
+// OpRefused implements ledger.Observer.
+func (m *Metrics) OpRefused(shard int, code string) {
+	m.refusedOps.WithLabelValues(code).Inc()
 }
 
 // QueueDepth makes the poster queue depth gauge report f(). A later call

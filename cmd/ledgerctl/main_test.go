@@ -40,7 +40,10 @@ func TestVerifyExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	l := ledger.New(db, ledger.Options{Shards: 1})
+	l, err := ledger.New(db, ledger.Options{Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer l.Close(ctx)
 	funding, err := l.EnsureAccount(ctx, ledger.AccountSpec{Code: "funding:paid", Asset: "CREDITS", Normal: ledger.Debit, Shards: 2})
 	if err != nil {

@@ -154,12 +154,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if cfg.PGIsolation == "repeatable_read" {
 		iso = pgx.RepeatableRead
 	}
-	l := ledger.New(db, ledger.Options{
+	l, err := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
 		Observer: m, Log: log, Tx: ledger.TxOptions{IsoLevel: iso},
 		// metering first: it tells the wallet stage which wallets events charge.
 		Modules: []ledger.Module{metering.Module(), wallet.Module()},
 	})
+	if err != nil {
+		return err
+	}
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
