@@ -296,3 +296,72 @@ func TestCheckOpAmount(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownFaultIsSplitToo: an error nobody classified (here a simulated
+// bug: a trigger, in this test's database only, raising XX000 for one
+// description) fails only the operation that reaches it; the innocent ones
+// of its batch commit. When every operation fails, the split stops at its
+// budget instead of costing a transaction per operation.
+func TestUnknownFaultIsSplitToo(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, Options{Shards: 1, MaxBatch: 64, Linger: 300 * time.Millisecond})
+	owner := OwnerID(uuid.New())
+	grant := e.openAccount(t, owner, "grant")
+	boom := "boom-" + owner.String()
+	fn := "boom_" + strings.ReplaceAll(owner.String(), "-", "")
+	for _, q := range []string{
+		`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			IF NEW.description = '` + boom + `' THEN RAISE EXCEPTION 'simulated bug' USING ERRCODE = 'XX000'; END IF;
+			RETURN NEW; END $$`,
+		`CREATE TRIGGER ` + fn + ` BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION ` + fn + `()`,
+	} {
+		if _, err := e.db.Pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = e.db.Pool.Exec(ctx, `DROP TRIGGER `+fn+` ON ledger_entries`)
+		_, _ = e.db.Pool.Exec(ctx, `DROP FUNCTION `+fn+`()`)
+	})
+	run := func(n int, bad func(i int) bool) (posted, failed int) {
+		pend := make([]*Pending, n)
+		for i := range n {
+			op := &TransferOp{IdempotencyKey: fmt.Sprintf("unknown-%d-%d-%s", n, i, owner), Owner: owner,
+				Postings: Postings(Transfer{Debit: e.funding.ID, Credit: grant.ID, Amount: MustAmount("1")})}
+			if bad(i) {
+				op.Description = boom
+			}
+			p, err := e.l.Enqueue(ctx, op)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pend[i] = p
+		}
+		for i, p := range pend {
+			out, err := p.Wait(ctx)
+			switch {
+			case err == nil && out.Status == StatusPosted && !bad(i):
+				posted++
+			case err != nil && FaultOf(err) == FaultUnknown && bad(i):
+				failed++
+			default:
+				t.Errorf("op %d (bad %v): %+v %v", i, bad(i), out, err)
+			}
+		}
+		return posted, failed
+	}
+	if posted, failed := run(40, func(i int) bool { return i == 29 }); posted != 39 || failed != 1 {
+		t.Fatalf("one bug among 40: %d posted, %d failed; want 39 and 1", posted, failed)
+	}
+	e.observer.mu.Lock()
+	e.observer.failed = 0
+	e.observer.mu.Unlock()
+	if _, failed := run(64, func(int) bool { return true }); failed != 64 {
+		t.Fatalf("%d of 64 failed, want all", failed)
+	}
+	e.observer.mu.Lock()
+	defer e.observer.mu.Unlock()
+	if e.observer.failed > 16 {
+		t.Fatalf("a batch failing whole cost %d failed transactions; the split budget should stop it well before 64", e.observer.failed)
+	}
+}

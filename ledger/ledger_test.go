@@ -51,6 +51,7 @@ type countingObserver struct {
 	batches []int
 	retries int
 	refused []string
+	failed  int
 }
 
 func (o *countingObserver) BatchCommitted(_, ops int, _ time.Duration, retries int) {
@@ -59,7 +60,11 @@ func (o *countingObserver) BatchCommitted(_, ops int, _ time.Duration, retries i
 	o.batches = append(o.batches, ops)
 	o.retries += retries
 }
-func (o *countingObserver) BatchFailed(int, int, error) {}
+func (o *countingObserver) BatchFailed(int, int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed++
+}
 func (o *countingObserver) OpRefused(_ int, code string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/creditledger/creditledger/internal/ratelog"
 )
 
 // Options configure the poster.
@@ -55,6 +58,8 @@ type Ledger struct {
 	// when it is not the residue itself: the row a full one rolled over to
 	// (see limits.go). Guarded by cacheMu.
 	hot map[hotResidue]int
+
+	logs ratelog.Limiter // for failures that repeat while the database is away
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -265,7 +270,12 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 		live = append(live, p)
 	}
 	if len(live) > 0 {
-		l.commit(shardIdx, live)
+		// A fault nobody classified may be one operation's (a bug its data
+		// reaches) or everyone's (a schema that does not match): splitting
+		// finds the one in about 2·log2(n) transactions; the budget stops
+		// a batch that fails whatever its size from costing n of them.
+		budget := 2*bits.Len(uint(len(live))) + 2
+		l.commit(shardIdx, live, &budget)
 	}
 }
 
@@ -273,10 +283,13 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 // refuses the data of the batch (FaultData: a value it cannot store, a
 // constraint), one operation of it is at fault, not all: the batch is split
 // in halves, each committed on its own, down to the operation(s) at fault,
-// which are refused alone (refuse). The halves keep the submission order,
-// so one customer's operations still apply in order. Any other failure
-// fails the whole batch: nothing of it was written.
-func (l *Ledger) commit(shardIdx int, ps []*Pending) {
+// which are refused alone (refuse). A fault nobody classified is split the
+// same way while budget lasts, and the operations it stays with fail with
+// it, unrecorded: their callers retry them, and the NATS consumer parks an
+// event that keeps failing. The halves keep the submission order, so one
+// customer's operations still apply in order. Any other failure (the
+// database unreachable) fails the whole batch: nothing of it was written.
+func (l *Ledger) commit(shardIdx int, ps []*Pending, budget *int) {
 	ops := make([]Op, len(ps))
 	for i, p := range ps {
 		ops[i] = p.op
@@ -295,19 +308,23 @@ func (l *Ledger) commit(shardIdx int, ps []*Pending) {
 		}
 		return
 	}
-	if FaultOf(err) == FaultData {
-		if len(ps) == 1 {
-			l.refuse(shardIdx, ps[0], err)
-			return
+	fault := FaultOf(err)
+	switch {
+	case fault == FaultData && len(ps) == 1:
+		l.refuse(shardIdx, ps[0], err)
+		return
+	case fault == FaultData || fault == FaultUnknown && len(ps) > 1 && *budget > 0:
+		if fault == FaultUnknown {
+			*budget -= 2
 		}
-		l.log.Warn("batch refused by the database; splitting it to find the operation at fault",
-			"shard", shardIdx, "ops", len(ops), "err", err)
+		l.log.Debug("batch failed; splitting it to find the operation at fault",
+			"shard", shardIdx, "ops", len(ops), "fault", fault, "err", err)
 		mid := len(ps) / 2
-		l.commit(shardIdx, ps[:mid])
-		l.commit(shardIdx, ps[mid:])
+		l.commit(shardIdx, ps[:mid], budget)
+		l.commit(shardIdx, ps[mid:], budget)
 		return
 	}
-	l.log.Error("batch failed", "shard", shardIdx, "ops", len(ops), "fault", FaultOf(err), "err", err)
+	l.logs.Log(l.log, slog.LevelError, "batch failed", "shard", shardIdx, "ops", len(ops), "fault", fault, "err", err)
 	l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
 	for _, p := range ps {
 		p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
@@ -324,7 +341,7 @@ func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
 	l.log.Warn("operation refused by the database", "shard", shardIdx, "kind", p.op.Kind(),
 		"key", cleanText(p.op.Key(), 200), "code", rej.Code, "detail", rej.Detail)
 	l.opts.Observer.OpRefused(shardIdx, rej.Code)
-	if k, ok := p.op.(KeyOnlyIfApplied); ok && k.KeyOnlyIfApplied() {
+	if keyOnlyIfApplied(p.op) {
 		p.finish(Outcome{}, rej)
 		return
 	}
@@ -343,9 +360,16 @@ func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
 // KeyOnlyIfApplied is implemented by ops whose refusals must not take
 // their idempotency key: a usage event refused for its content is recorded
 // elsewhere (event_rejections), and its corrected resend, under the same
-// event id, must still apply.
+// event id, must still apply. Such an op's rejections — returned by its
+// Apply or found by the database — come back as its error, and nothing is
+// recorded under its key.
 type KeyOnlyIfApplied interface {
 	KeyOnlyIfApplied() bool
+}
+
+func keyOnlyIfApplied(op Op) bool {
+	k, ok := op.(KeyOnlyIfApplied)
+	return ok && k.KeyOnlyIfApplied()
 }
 
 // refusedOp records op's refusal under op's key and fingerprint.
@@ -494,7 +518,7 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 			e := b.finish(raw, nil)
 			seen[key] = len(b.entries) - 1
 			results[i] = opResult{out: Outcome{EntryID: e.id, Status: StatusPosted, Result: raw, CreatedAt: now}}
-		case errors.As(err, &rej):
+		case errors.As(err, &rej) && !keyOnlyIfApplied(op):
 			b.abort()
 			e := b.finish(nil, rej)
 			seen[key] = len(b.entries) - 1
