@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/ratelog"
 )
 
 // OutboxMessage is one side effect a committed batch asked for.
@@ -55,6 +57,8 @@ type Relay struct {
 	// commits: a dispatcher waiting for work can start at once rather than
 	// at its next poll.
 	Relayed func()
+
+	logs ratelog.Limiter // for failures that repeat while the database is away
 }
 
 // NewRelay returns a relay handing messages to handlers in order.
@@ -82,6 +86,10 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 			r.Relayed()
 		}
 		return n, nil
+	}
+	if FaultOf(err) == FaultUnavailable {
+		// Message by message would fail the same way, ten times a second.
+		return 0, err
 	}
 	r.log.Warn("outbox relay batch failed; relaying one by one", "err", err)
 	ids, lerr := r.due(ctx)
@@ -114,7 +122,7 @@ func (r *Relay) Run(ctx context.Context, interval time.Duration) {
 		for {
 			n, err := r.RunOnce(ctx)
 			if err != nil && ctx.Err() == nil {
-				r.log.Error("outbox relay", "err", err)
+				r.logs.Log(r.log, slog.LevelError, "outbox relay", "err", err)
 			}
 			if n < r.limit || err != nil {
 				break

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -83,7 +84,7 @@ func (s *Service) Run(ctx context.Context) {
 		if free := cap(slots) - len(slots); free > 0 && ctx.Err() == nil {
 			batch, err := s.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
-				s.log.Error("webhook dispatcher: claim", "err", err)
+				s.logs.Log(s.log, slog.LevelError, "webhook dispatcher: claim", "err", err)
 			}
 			for _, c := range batch {
 				slots <- struct{}{}

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/ratelog"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -138,6 +139,7 @@ type Service struct {
 	db     *ledger.DB
 	opts   Options
 	log    *slog.Logger
+	logs   ratelog.Limiter // for failures that repeat while the database is away
 	now    func() time.Time
 	client *http.Client
 	guard  *guard
