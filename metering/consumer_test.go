@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -163,7 +161,7 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	// Redelivery happens after AckWait; then nothing is left pending.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		info, err := second.cons.Info(context.Background())
+		info, err := second.consumer().Info(context.Background())
 		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0 && info.Delivered.Consumer > 20 {
 			break
 		}
@@ -198,7 +196,7 @@ func TestSlowBatchIsNotRedelivered(t *testing.T) {
 	runConsumer(t, c)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		info, err := c.cons.Info(context.Background())
+		info, err := c.consumer().Info(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,10 +224,8 @@ func TestDatabaseOutage(t *testing.T) {
 	setup.price(t, m, `{"model":"per_unit","unit_price":"0.25"}`)
 
 	// A second ledger reaches the database through a proxy the test can cut.
-	p := newProxy(t)
-	u, _ := url.Parse(dsn)
-	u.Host = p.addr
-	db, err := ledger.Open(ctx, u.String())
+	p := testdb.NewProxy(t, dsn)
+	db, err := ledger.Open(ctx, p.URL(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +251,7 @@ func TestDatabaseOutage(t *testing.T) {
 		publish(t, js, cus, m.EventName, i, true)
 	}
 	setup.waitConsumed(t, wl.ID, "10")
-	p.cut()
+	p.Cut()
 	for i := 40; i < 100; i++ {
 		publish(t, js, cus, m.EventName, i, true)
 	}
@@ -263,7 +259,7 @@ func TestDatabaseOutage(t *testing.T) {
 	if b := setup.balance(t, wl.ID); b.Consumed.String() != "10" {
 		t.Fatalf("consumed %s while the database was away", b.Consumed)
 	}
-	p.restore()
+	p.Restore()
 	setup.waitConsumed(t, wl.ID, "25")
 	if n := setup.eventRows(t, cus); n != 100 {
 		t.Fatalf("%d events stored, want 100", n)
@@ -299,7 +295,7 @@ func TestPoisonOverNATS(t *testing.T) {
 	w.waitConsumed(t, wl.ID, "2")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		info, err := c.cons.Info(ctx)
+		info, err := c.consumer().Info(ctx)
 		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
 			break
 		}
@@ -323,69 +319,4 @@ func TestPoisonOverNATS(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("recorded %v, want all three poison events", seen)
 	}
-}
-
-// proxy forwards TCP to PostgreSQL until cut, which closes the listener and
-// every connection; restore listens again on the same address.
-type proxy struct {
-	t     *testing.T
-	addr  string
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
-}
-
-func newProxy(t *testing.T) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{t: t, addr: ln.Addr().String(), ln: ln}
-	go p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	target, _ := url.Parse(dsn)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", target.Host)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) restore() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go p.serve(ln)
 }

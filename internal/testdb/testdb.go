@@ -94,10 +94,17 @@ func Create(ctx context.Context, label string) (string, func(context.Context) er
 		return "", nil, err
 	}
 	tmpl := "ledger_tmpl_" + fp
-	if err := ensureTemplate(ctx, admin, tmpl); err != nil {
-		return "", nil, fmt.Errorf("template: %w", err)
+	for attempt := 0; ; attempt++ {
+		if err := ensureTemplate(ctx, admin, tmpl); err != nil {
+			return "", nil, fmt.Errorf("template: %w", err)
+		}
+		u, drop, err := create(ctx, admin, label, tmpl)
+		// 3D000: the template went away between the two steps (another
+		// checkout with other migrations cleaned up): build it again.
+		if !isCode(err, "3D000") || attempt >= 3 {
+			return u, drop, err
+		}
 	}
-	return create(ctx, admin, label, tmpl)
 }
 
 // CreateEmpty makes a new database with no tables at all, for tests of the
@@ -188,15 +195,28 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, tmpl string) error {
 	if err != nil {
 		return err
 	}
-	// Templates of older migration sets are dead weight now.
-	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 'ledger\_tmpl\_%' AND datname <> $1`, tmpl)
+	// The template says when it was built, so that the cleanup below
+	// spares the templates of other checkouts (other branches, other
+	// migration sets) testing against the same server right now.
+	if _, err := admin.Exec(ctx, "COMMENT ON DATABASE "+pgx.Identifier{tmpl}.Sanitize()+" IS "+
+		quote(builtPrefix+time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return err
+	}
+	// Templates of older migration sets, built more than a day ago, are
+	// dead weight now.
+	rows, err := admin.Query(ctx, `SELECT datname, COALESCE(shobj_description(oid, 'pg_database'), '')
+		FROM pg_database WHERE datname LIKE 'ledger\_tmpl\_%' AND datname <> $1`, tmpl)
 	if err != nil {
 		return nil
 	}
 	var old []string
 	for rows.Next() {
-		var n string
-		if rows.Scan(&n) == nil && !strings.Contains(n, "_b") {
+		var n, comment string
+		if rows.Scan(&n, &comment) != nil || strings.Contains(n, "_b") {
+			continue
+		}
+		built, err := time.Parse(time.RFC3339, strings.TrimPrefix(comment, builtPrefix))
+		if err != nil || time.Since(built) > 24*time.Hour {
 			old = append(old, n)
 		}
 	}
@@ -206,6 +226,12 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, tmpl string) error {
 	}
 	return nil
 }
+
+// builtPrefix starts a template's comment, followed by when it was built.
+const builtPrefix = "ledger test template built "
+
+// quote is a SQL string literal (COMMENT takes no parameters).
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 var orphanName = regexp.MustCompile(`^ledger_test_.*_(\d+)_\d+$`)
 
