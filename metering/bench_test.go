@@ -61,7 +61,7 @@ func BenchmarkIngest(b *testing.B) {
 				go func() {
 					defer wg.Done()
 					for c := range chunks {
-						if res, err := w.svc.Ingest(ctx, c, "bench"); err != nil || res.Accepted != len(c) {
+						if res, err := w.svc.Ingest(ctx, c, IngestOptions{Source: "bench"}); err != nil || res.Accepted != len(c) {
 							b.Errorf("ingest: %+v %v", res, err)
 						}
 					}

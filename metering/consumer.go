@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/creditledger/creditledger/internal/ratelog"
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // ConsumerOptions configure the NATS consumer.
@@ -23,19 +27,38 @@ type ConsumerOptions struct {
 	Batch         int           // messages per fetch; default 1000
 	AckWait       time.Duration // redelivery after an unacked message; default 30s
 	Duplicates    time.Duration // the stream's Nats-Msg-Id window; default 2m
-	Log           *slog.Logger
+	// MaxDeliveries is how often an event that fails for a reason nobody
+	// classified (ledger.FaultUnknown: a bug, a schema that does not match)
+	// is tried before it is parked (Service.Park). Default 10. Deliveries
+	// while the database is unreachable do not count: events wait for it
+	// however long it is away.
+	MaxDeliveries int
+	// RetryDelay is how long a failed event waits before its next delivery,
+	// doubled per delivery up to 30 times it. Default 1s.
+	RetryDelay time.Duration
+	// HealthWindow is how long without a working fetch (and no batch being
+	// applied) makes Healthy report an error. Default 10s.
+	HealthWindow time.Duration
+	Log          *slog.Logger
 
 	// beforeAck lets tests stop a worker between commit and ack.
 	beforeAck func() error
 }
 
-// Consumer feeds usage events from JetStream into Ingest.
+// Consumer feeds usage events from JetStream into the ingest path.
 type Consumer struct {
 	svc  *Service
 	js   jetstream.JetStream
-	cons jetstream.Consumer
 	opts ConsumerOptions
 	log  *slog.Logger
+	logs ratelog.Limiter
+
+	mu       sync.Mutex
+	cons     jetstream.Consumer // replaced when the broker lost it
+	healedAt time.Time
+
+	lastFetch atomic.Int64 // unix nanoseconds of the last fetch that worked
+	busy      atomic.Int32 // batches being applied
 }
 
 // NewConsumer creates the stream if it is missing (or updates its subjects)
@@ -56,6 +79,15 @@ func NewConsumer(ctx context.Context, nc *nats.Conn, svc *Service, opts Consumer
 	if opts.Duplicates <= 0 {
 		opts.Duplicates = 2 * time.Minute
 	}
+	if opts.MaxDeliveries <= 0 {
+		opts.MaxDeliveries = 10
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.HealthWindow <= 0 {
+		opts.HealthWindow = 10 * time.Second
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -63,37 +95,91 @@ func NewConsumer(ctx context.Context, nc *nats.Conn, svc *Service, opts Consumer
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	subject := opts.SubjectPrefix + ".>"
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        opts.Stream,
+	c := &Consumer{svc: svc, js: js, opts: opts, log: opts.Log}
+	cons, err := c.ensure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cons = cons
+	c.lastFetch.Store(time.Now().UnixNano())
+	return c, nil
+}
+
+// ensure creates the stream and the durable consumer, or updates them to
+// this configuration.
+func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
+	subject := c.opts.SubjectPrefix + ".>"
+	stream, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        c.opts.Stream,
 		Description: "usage events for the credits ledger",
 		Subjects:    []string{subject},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      7 * 24 * time.Hour,
-		Duplicates:  opts.Duplicates,
+		Duplicates:  c.opts.Duplicates,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", opts.Stream, err)
+		return nil, fmt.Errorf("stream %s: %w", c.opts.Stream, err)
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       opts.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       opts.AckWait,
-		MaxDeliver:    -1, // a database outage must not drop events; poison is acked, not retried
-		MaxAckPending: opts.Workers * opts.Batch * 2,
+		Durable:   c.opts.Durable,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   c.opts.AckWait,
+		// Unlimited: a database outage must not drop events. Poison is
+		// refused and acked; what fails for unknown reasons is parked by
+		// the consumer after MaxDeliveries (see handle), never dropped.
+		MaxDeliver:    -1,
+		MaxAckPending: c.opts.Workers * c.opts.Batch * 2,
 		FilterSubject: subject,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", opts.Durable, err)
+		return nil, fmt.Errorf("consumer %s: %w", c.opts.Durable, err)
 	}
-	return &Consumer{svc: svc, js: js, cons: cons, opts: opts, log: opts.Log}, nil
+	return cons, nil
+}
+
+// consumer is the current JetStream consumer.
+func (c *Consumer) consumer() jetstream.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cons
+}
+
+// heal recreates the stream and consumer after the broker lost them (a
+// NATS server restarted on an empty store, a stream deleted by hand):
+// without it the workers would fetch from nothing forever, quietly. At most
+// one attempt a second, whichever worker noticed.
+func (c *Consumer) heal(ctx context.Context, cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.healedAt) < time.Second {
+		return
+	}
+	c.healedAt = time.Now()
+	cons, err := c.ensure(ctx)
+	if err != nil {
+		c.logs.Log(c.log, slog.LevelError, "usage events: the stream or consumer is gone and could not be made again", "cause", cause, "err", err)
+		return
+	}
+	c.cons = cons
+	c.log.Warn("usage events: the stream or consumer was gone; made again", "stream", c.opts.Stream, "consumer", c.opts.Durable, "cause", cause)
+}
+
+// Healthy reports whether the consumer is consuming: a fetch worked within
+// HealthWindow, or a batch is being applied. /readyz asks it.
+func (c *Consumer) Healthy() error {
+	if c.busy.Load() > 0 {
+		return nil
+	}
+	if since := time.Since(time.Unix(0, c.lastFetch.Load())); since > c.opts.HealthWindow {
+		return fmt.Errorf("no fetch from stream %s has worked for %s", c.opts.Stream, since.Truncate(time.Second))
+	}
+	return nil
 }
 
 // Run consumes until ctx ends. Each worker fetches a batch, ingests it, and
-// acknowledges the messages only after the ledger committed them; if the
-// database cannot be reached the batch is negatively acknowledged with a
-// growing delay and JetStream redelivers it.
+// acknowledges each message once its event is applied or refused for good;
+// the others are redelivered after a delay (see handle).
 func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, c.opts.Workers)
@@ -112,48 +198,87 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (c *Consumer) work(ctx context.Context) error {
-	backoff := time.Duration(0)
+	wait := time.Duration(0) // while the database is unreachable
 	for ctx.Err() == nil {
-		batch, err := c.cons.Fetch(c.opts.Batch, jetstream.FetchMaxWait(250*time.Millisecond))
+		batch, err := c.consumer().Fetch(c.opts.Batch, jetstream.FetchMaxWait(250*time.Millisecond))
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			c.log.Warn("nats fetch", "err", err)
-			sleep(ctx, time.Second)
+			c.fetchFailed(ctx, err)
 			continue
 		}
 		var msgs []jetstream.Msg
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
+		if err := batch.Error(); err != nil && len(msgs) == 0 {
+			c.fetchFailed(ctx, err)
+			continue
+		}
+		c.lastFetch.Store(time.Now().UnixNano())
 		if len(msgs) == 0 {
 			continue
 		}
-		if err := c.handle(ctx, msgs); err != nil {
-			if errors.Is(err, errStop) {
-				return nil
-			}
-			backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
-			c.log.Warn("usage batch not applied; will be redelivered", "events", len(msgs), "retry_in", backoff, "err", err)
-			for _, m := range msgs {
-				_ = m.NakWithDelay(backoff)
-			}
-			sleep(ctx, backoff)
+		unavailable, err := c.handle(ctx, msgs)
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if !unavailable {
+			wait = 0
 			continue
 		}
-		backoff = 0
+		// The database is away: the events wait in JetStream. Do not
+		// hammer it; a few seconds at most, so it is used again soon
+		// after it is back.
+		wait = min(max(2*wait, 250*time.Millisecond), 5*time.Second)
+		sleep(ctx, wait)
 	}
 	return ctx.Err()
 }
 
+// fetchFailed handles a fetch that did not work: the broker lost the stream
+// or consumer (heal it), or cannot be reached (wait for the client to
+// reconnect).
+func (c *Consumer) fetchFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if lost(err) {
+		c.heal(ctx, err)
+	} else {
+		c.logs.Log(c.log, slog.LevelWarn, "usage events: fetch from NATS failed", "stream", c.opts.Stream, "err", err)
+	}
+	sleep(ctx, 250*time.Millisecond)
+}
+
+// lost reports whether err says the stream or the consumer is gone.
+func lost(err error) bool {
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerDoesNotExist) ||
+		errors.Is(err, nats.ErrNoResponders) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "consumer not found") || strings.Contains(msg, "stream not found")
+}
+
 var errStop = errors.New("consumer stopped before acknowledging")
 
-// handle ingests one fetched batch and acknowledges it.
-func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
+// handle ingests one fetched batch and answers each message: acked once
+// its event is applied, a duplicate, or refused for good (recorded, once,
+// however often it is redelivered); redelivered later otherwise. A message
+// that failed because the database was unreachable waits for it however
+// long; one that failed for an unknown reason is retried with a growing
+// delay and parked after MaxDeliveries. unavailable says the database was
+// away, so the worker should slow down.
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailable bool, err error) {
+	c.busy.Add(1)
+	defer c.busy.Add(-1)
 	defer c.keepInProgress(msgs)()
-	raws := make([]json.RawMessage, 0, len(msgs))
-	var misrouted []rejectionRow
+	var (
+		raws      []json.RawMessage
+		of        []jetstream.Msg // the message of each raw
+		misrouted []rejectionRow
+		routedOff []jetstream.Msg
+	)
 	for _, m := range msgs {
 		raw := json.RawMessage(m.Data())
 		// The subject names the customer; an event that names another one
@@ -162,32 +287,84 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		if got := guessCustomer(raw); got != "" && got != want {
 			misrouted = append(misrouted, rejectionRow{raw: raw, customer: got, rej: Rejection{EventID: guessID(raw),
 				Code: CodeInvalidEvent, Detail: fmt.Sprintf("published on %s but names customer %q", m.Subject(), got)}})
+			routedOff = append(routedOff, m)
 			continue
 		}
 		raws = append(raws, raw)
+		of = append(of, m)
 	}
-	res, err := c.svc.Ingest(ctx, raws, "nats")
+	results, err := c.svc.IngestEach(ctx, raws, IngestOptions{Source: "nats"})
 	if err != nil {
-		return err
+		return true, err
 	}
+	var ack, later []jetstream.Msg
 	if err := c.svc.recordRejections(ctx, "nats", c.svc.l.Now(), misrouted); err != nil {
-		return err
+		later = append(later, routedOff...)
+		unavailable = true
+	} else {
+		ack = append(ack, routedOff...)
+	}
+	var park []ParkedEvent
+	var parked []jetstream.Msg
+	delays := map[jetstream.Msg]time.Duration{}
+	for i, r := range results {
+		m := of[i]
+		if r.Status != EventFailed {
+			ack = append(ack, m)
+			continue
+		}
+		deliveries := 1
+		if md, err := m.Metadata(); err == nil {
+			deliveries = int(md.NumDelivered)
+		}
+		if ledger.FaultOf(r.Err) == ledger.FaultUnavailable {
+			unavailable = true
+			later = append(later, m)
+			continue
+		}
+		if deliveries >= c.opts.MaxDeliveries {
+			want := strings.TrimPrefix(m.Subject(), c.opts.SubjectPrefix+".")
+			park = append(park, ParkedEvent{Raw: raws[i], Customer: want, Deliveries: deliveries, Cause: r.Err})
+			parked = append(parked, m)
+			continue
+		}
+		c.logs.Log(c.log, slog.LevelWarn, "usage event failed; will be redelivered", "deliveries", deliveries, "err", r.Err)
+		delays[m] = min(c.opts.RetryDelay<<min(deliveries-1, 16), 30*c.opts.RetryDelay)
+		later = append(later, m)
+	}
+	if len(park) > 0 {
+		if err := c.svc.Park(ctx, "nats", park); err != nil {
+			later = append(later, parked...)
+			unavailable = true
+		} else {
+			c.log.Error("usage events parked after failing every delivery; listed in GET /v1/events/rejected with code parked",
+				"events", len(park), "deliveries", c.opts.MaxDeliveries, "first_err", park[0].Cause)
+			ack = append(ack, parked...)
+		}
 	}
 	if c.opts.beforeAck != nil {
 		if err := c.opts.beforeAck(); err != nil {
-			return errStop
+			return unavailable, errStop
 		}
 	}
-	for _, m := range msgs {
+	for _, m := range ack {
 		if err := m.Ack(); err != nil {
-			// Unacked, it is redelivered and counted as a duplicate: safe.
-			c.log.Warn("nats ack", "err", err)
+			// Unacked, it is redelivered and is a duplicate: safe.
+			c.logs.Log(c.log, slog.LevelWarn, "usage events: nats ack failed", "err", err)
 		}
 	}
-	if n := len(res.Rejected) + len(misrouted); n > 0 {
-		c.log.Info("usage batch applied with rejections", "accepted", res.Accepted, "duplicates", res.Duplicates, "rejected", n)
+	for _, m := range later {
+		d, ok := delays[m]
+		if !ok {
+			d = c.opts.RetryDelay
+		}
+		_ = m.NakWithDelay(d)
 	}
-	return nil
+	if unavailable {
+		c.logs.Log(c.log, slog.LevelWarn, "usage events not applied: the database is unreachable; they wait in JetStream",
+			"events", len(later))
+	}
+	return unavailable, nil
 }
 
 // keepInProgress tells JetStream, every third of AckWait until stop is

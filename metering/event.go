@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // Event is one usage event as an app sends it.
@@ -63,6 +65,17 @@ const (
 	CodeNoWallet         = "no_wallet"
 	CodeInvalidValue     = "invalid_value"
 	CodeConflictingEvent = "conflicting_event" // an event id seen before with other content
+	// CodeCustomerNotAllowed: the sender's key is bound to another customer.
+	CodeCustomerNotAllowed = "customer_not_allowed"
+	// CodeLimitExceeded: a quantity, a charge or a running total beyond
+	// what the ledger carries (ledger.CodeLimitExceeded).
+	CodeLimitExceeded = ledger.CodeLimitExceeded
+	// CodeInvalidData: the database refused the event's data
+	// (ledger.CodeInvalidData); the edge checks should have caught it.
+	CodeInvalidData = ledger.CodeInvalidData
+	// CodeParked: the event failed too often, for a reason nobody
+	// classified, to go on retrying (see Service.Park).
+	CodeParked = "parked"
 )
 
 func reject(id, code, format string, args ...any) *Rejection {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // Aggregation is how a meter turns events into a quantity.
@@ -154,6 +156,16 @@ func dimsKey(dims map[string]string) string {
 	return string(append(b, '}'))
 }
 
+// MaxQuantity bounds what one event may count: 10^15 units (tokens,
+// bytes, seconds). With MaxOpAmount it keeps a period's running totals far
+// from what their columns hold (see maxRunningTotal).
+var MaxQuantity = decimal.New(1, 15)
+
+// maxRunningTotal bounds an aggregate's running charge (NUMERIC(38,12)
+// holds values below 10^26): an event that would take it there is refused
+// alone, and the customer's next period starts from zero.
+var maxRunningTotal = decimal.New(1, ledger.MaxIntegerDigits)
+
 // step is what one event does to an aggregate.
 type step struct {
 	value  decimal.Decimal // the property's value (1 for count)
@@ -178,6 +190,9 @@ func (m *Meter) value(p properties) (step, error) {
 	d, err := p.number(m.Property)
 	if err != nil {
 		return step{}, err
+	}
+	if d.Abs().Cmp(MaxQuantity) > 0 {
+		return step{}, fmt.Errorf("property %q is %s, beyond the %s one event may count", m.Property, d, MaxQuantity)
 	}
 	if m.Aggregation == Sum && d.IsNegative() {
 		return step{}, fmt.Errorf("property %q is negative; a sum meter counts usage, which only grows", m.Property)

@@ -107,7 +107,7 @@ func event(id, customer, name string, props map[string]any) json.RawMessage {
 
 func (w *world) ingest(t testing.TB, raws ...json.RawMessage) IngestResult {
 	t.Helper()
-	res, err := w.svc.Ingest(context.Background(), raws, "test")
+	res, err := w.svc.Ingest(context.Background(), raws, IngestOptions{Source: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,10 @@ func (o *usageOp) Kind() string         { return KindUsage }
 func (o *usageOp) ShardKey() uint64     { return ledger.ShardOf(o.event.CustomerID) }
 func (o *usageOp) Declare(*ledger.Decl) {}
 
+// KeyOnlyIfApplied: a refused event does not take its id (see
+// event_rejections), so its corrected resend still applies.
+func (o *usageOp) KeyOnlyIfApplied() bool { return true }
+
 // Fingerprint covers the event as sent, with properties in canonical form,
 // so a resend with other whitespace or key order is the same event and one
 // with other content is a conflict.
@@ -124,9 +128,15 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				charge.Dimensions = json.RawMessage(dk)
 			}
 			if t.price != nil {
-				delta, err := ledger.NewAmount(t.price.Marginal(q0, q1))
-				if err != nil {
-					return nil, fmt.Errorf("meter %s: price delta: %w", m.Code, err)
+				marginal := t.price.Marginal(q0, q1)
+				delta, err := ledger.NewAmount(marginal)
+				if err != nil || ledger.CheckOpAmount(delta) != nil {
+					return nil, reject(e.EventID, CodeLimitExceeded, "meter %s: the charge %s exceeds the ledger's limit of %s per operation",
+						m.Code, marginal, ledger.MaxOpAmount)
+				}
+				if total, err := ledger.NewAmount(agg.amount.Add(marginal)); err != nil || total.Decimal().Abs().Cmp(maxRunningTotal) >= 0 {
+					return nil, reject(e.EventID, CodeLimitExceeded, "meter %s: the period's running charge would exceed %s",
+						m.Code, maxRunningTotal)
 				}
 				sys, ok := st.system[t.asset]
 				if !ok {

@@ -2,13 +2,10 @@ package metering
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,10 +29,11 @@ const MaxBatchEvents = 1000
 
 // Service is metering: meters, prices, ingest, usage.
 type Service struct {
-	l       *ledger.Ledger
-	db      *ledger.DB
-	wallets *wallet.Service
-	log     *slog.Logger
+	l        *ledger.Ledger
+	db       *ledger.DB
+	wallets  *wallet.Service
+	log      *slog.Logger
+	observer Observer
 }
 
 // NewService returns metering on a ledger built with Module() and
@@ -44,8 +42,12 @@ func NewService(l *ledger.Ledger, wallets *wallet.Service, log *slog.Logger) *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{l: l, db: l.DB(), wallets: wallets, log: log}
+	return &Service{l: l, db: l.DB(), wallets: wallets, log: log, observer: NopObserver{}}
 }
+
+// Observe sends ingestion's outcomes to o (metrics). Call it before the
+// service is used.
+func (s *Service) Observe(o Observer) { s.observer = o }
 
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -279,201 +281,6 @@ func assetPattern(s string) bool {
 func isUnique(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
-}
-
-// IngestResult is what an ingest call did with its events.
-type IngestResult struct {
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Rejected   []Rejection `json:"rejected"`
-}
-
-// Ingest applies a batch of raw events, the same way for HTTP and NATS.
-// Each event is accepted (applied now), a duplicate (applied before: its id
-// is in the ledger), or rejected with a reason that is recorded. An error
-// means the database could not be reached: nothing about the unfinished
-// events is known, and the caller retries them all (duplicates are safe).
-func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source string) (IngestResult, error) {
-	res := IngestResult{Rejected: []Rejection{}}
-	received := s.l.Now()
-	type item struct {
-		op    *usageOp
-		raw   json.RawMessage
-		p     *ledger.Pending
-		index int
-	}
-	var items []item
-	var rejected []rejectionRow
-	for i, raw := range raws {
-		e, props, err := ParseEvent(raw, received)
-		if err != nil {
-			var rej *Rejection
-			errors.As(err, &rej)
-			rej.Index = &i
-			res.Rejected = append(res.Rejected, *rej)
-			rejected = append(rejected, rejectionRow{rej: *rej, raw: raw, customer: guessCustomer(raw)})
-			continue
-		}
-		op := &usageOp{svc: s, event: e, props: props, source: source, received: received}
-		p, err := s.l.Enqueue(ctx, op)
-		if err != nil {
-			return res, err
-		}
-		items = append(items, item{op: op, raw: raw, p: p, index: i})
-	}
-	var failed error
-	for _, it := range items {
-		out, err := it.p.Wait(ctx)
-		var rej *Rejection
-		switch {
-		case err == nil && out.Replayed:
-			res.Duplicates++
-		case err == nil:
-			res.Accepted++
-		case errors.As(err, &rej):
-			r := *rej
-			r.Index = &it.index
-			res.Rejected = append(res.Rejected, r)
-			rej = &r
-			rejected = append(rejected, rejectionRow{rej: *rej, raw: it.raw, customer: it.op.event.CustomerID})
-		case errors.Is(err, ledger.ErrIdempotencyConflict):
-			r := Rejection{Index: &it.index, EventID: it.op.event.EventID, Code: CodeConflictingEvent,
-				Detail: "an event with this id and other content was applied before"}
-			res.Rejected = append(res.Rejected, r)
-			rejected = append(rejected, rejectionRow{rej: r, raw: it.raw, customer: it.op.event.CustomerID})
-		default:
-			failed = err
-		}
-	}
-	if err := s.recordRejections(ctx, source, received, rejected); err != nil {
-		return res, err
-	}
-	if failed != nil {
-		return res, fmt.Errorf("ingest: %w", failed)
-	}
-	sort.SliceStable(res.Rejected, func(i, j int) bool { return *res.Rejected[i].Index < *res.Rejected[j].Index })
-	return res, nil
-}
-
-func guessCustomer(raw []byte) string {
-	var probe struct {
-		CustomerID string `json:"customer_id"`
-	}
-	if json.Unmarshal(raw, &probe) == nil && len(probe.CustomerID) <= 128 {
-		return probe.CustomerID
-	}
-	return ""
-}
-
-type rejectionRow struct {
-	rej      Rejection
-	raw      []byte
-	customer string
-}
-
-func (s *Service) recordRejections(ctx context.Context, source string, at time.Time, rows []rejectionRow) error {
-	n := len(rows)
-	if n == 0 {
-		return nil
-	}
-	ids := make([]uuid.UUID, n)
-	eventIDs, customers, raws := make([]*string, n), make([]*string, n), make([]string, n)
-	codes, details := make([]string, n), make([]string, n)
-	for i, r := range rows {
-		ids[i], codes[i], details[i] = uuid.New(), r.rej.Code, r.rej.Detail
-		if r.rej.EventID != "" {
-			e := r.rej.EventID
-			eventIDs[i] = &e
-		}
-		if r.customer != "" {
-			c := r.customer
-			customers[i] = &c
-		}
-		raw := string(r.raw)
-		if len(raw) > MaxEventBytes {
-			raw = raw[:MaxEventBytes]
-		}
-		raws[i] = strings.ToValidUTF8(raw, "\uFFFD")
-	}
-	_, err := s.db.Pool.Exec(ctx, `INSERT INTO event_rejections (id, event_id, customer_id, source, code, detail, raw, received_at)
-		SELECT u.id, u.e, u.c, $7, u.code, u.detail, u.raw, $8
-		FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[]) AS u(id, e, c, code, detail, raw)`,
-		ids, eventIDs, customers, codes, details, raws, source, at)
-	if err != nil {
-		return fmt.Errorf("record rejected events: %w", err)
-	}
-	s.log.Info("events rejected", "count", n, "source", source, "first_code", rows[0].rej.Code)
-	return nil
-}
-
-// RecordedRejection is a rejected event as stored.
-type RecordedRejection struct {
-	ID         uuid.UUID `json:"id"`
-	EventID    string    `json:"event_id,omitempty"`
-	CustomerID string    `json:"customer_id,omitempty"`
-	Source     string    `json:"source"`
-	Code       string    `json:"code"`
-	Detail     string    `json:"detail"`
-	Raw        string    `json:"raw,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
-}
-
-// Rejections lists rejected events, newest first. cursor is from the
-// previous page ("" for the first); the returned cursor is "" on the last.
-func (s *Service) Rejections(ctx context.Context, customerID, cursor string, limit int) ([]RecordedRejection, string, error) {
-	if limit <= 0 || limit > 500 {
-		limit = 50
-	}
-	args := []any{limit + 1}
-	where := `WHERE true`
-	if customerID != "" {
-		args = append(args, customerID)
-		where += fmt.Sprintf(` AND customer_id = $%d`, len(args))
-	}
-	if cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(cursor)
-		at, id, ok := strings.Cut(string(raw), "|")
-		t, terr := time.Parse(time.RFC3339Nano, at)
-		u, uerr := uuid.Parse(id)
-		if err != nil || !ok || terr != nil || uerr != nil {
-			return nil, "", invalid("cursor", "not a cursor from this list")
-		}
-		args = append(args, t, u)
-		where += fmt.Sprintf(` AND (received_at, id) < ($%d, $%d)`, len(args)-1, len(args))
-	}
-	rows, err := s.db.Pool.Query(ctx, `SELECT id, event_id, customer_id, source, code, detail, raw, received_at
-		FROM event_rejections `+where+` ORDER BY received_at DESC, id DESC LIMIT $1`, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list rejections: %w", err)
-	}
-	defer rows.Close()
-	out := []RecordedRejection{}
-	for rows.Next() {
-		var (
-			r             RecordedRejection
-			ev, cust, raw *string
-		)
-		if err := rows.Scan(&r.ID, &ev, &cust, &r.Source, &r.Code, &r.Detail, &raw, &r.ReceivedAt); err != nil {
-			return nil, "", err
-		}
-		for dst, src := range map[*string]*string{&r.EventID: ev, &r.CustomerID: cust, &r.Raw: raw} {
-			if src != nil {
-				*dst = *src
-			}
-		}
-		r.ReceivedAt = r.ReceivedAt.UTC()
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[limit-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(last.ReceivedAt.Format(time.RFC3339Nano) + "|" + last.ID.String()))
-	}
-	return out, next, nil
 }
 
 // Window is the width of a usage series' buckets.

@@ -372,15 +372,21 @@ func newKey(key string) string {
 	return key
 }
 
-func positive(field string, a ledger.Amount) error {
+// opAmount checks an amount a request asks to move: above zero and within
+// the ledger's limit per operation, so a request is refused with a 422
+// naming the field long before any counter could come near its limit.
+func opAmount(field string, a ledger.Amount) error {
 	if !a.IsPositive() {
 		return invalid(field, "must be greater than zero")
+	}
+	if ledger.CheckOpAmount(a) != nil {
+		return invalid(field, "at most %s per operation", ledger.MaxOpAmount)
 	}
 	return nil
 }
 
 func (s *Service) addGrant(ctx context.Context, key string, id WalletID, g NewGrant) (Grant, bool, error) {
-	if err := positive("amount", g.Amount); err != nil {
+	if err := opAmount("amount", g.Amount); err != nil {
 		return Grant{}, false, err
 	}
 	if g.Kind != Paid && g.Kind != Promotional {
@@ -449,7 +455,7 @@ func (s *Service) voidGrant(ctx context.Context, key string, id GrantID) (Grant,
 }
 
 func (s *Service) debit(ctx context.Context, key string, id WalletID, d NewDebit) (Debit, bool, error) {
-	if err := positive("amount", d.Amount); err != nil {
+	if err := opAmount("amount", d.Amount); err != nil {
 		return Debit{}, false, err
 	}
 	if len(d.Description) > 500 {
@@ -470,7 +476,7 @@ func (s *Service) debit(ctx context.Context, key string, id WalletID, d NewDebit
 }
 
 func (s *Service) placeHold(ctx context.Context, key string, id WalletID, h NewHold) (Hold, bool, error) {
-	if err := positive("amount", h.Amount); err != nil {
+	if err := opAmount("amount", h.Amount); err != nil {
 		return Hold{}, false, err
 	}
 	if h.ExpiresInSeconds != nil && (*h.ExpiresInSeconds < 1 || *h.ExpiresInSeconds > 7*24*3600) {
@@ -519,6 +525,9 @@ func (s *Service) holdAndWallet(ctx context.Context, id HoldID) (Hold, Wallet, e
 func (s *Service) captureHold(ctx context.Context, key string, id HoldID, amount *ledger.Amount) (Hold, bool, error) {
 	if amount != nil && amount.IsNegative() {
 		return Hold{}, false, invalid("amount", "must not be negative")
+	}
+	if amount != nil && ledger.CheckOpAmount(*amount) != nil {
+		return Hold{}, false, invalid("amount", "at most %s per operation", ledger.MaxOpAmount)
 	}
 	h, w, err := s.holdAndWallet(ctx, id)
 	if err != nil {

@@ -131,6 +131,10 @@ func (r *AutoTopup) size(avail ledger.Amount) ledger.Amount {
 	return a
 }
 
+// capped is a top-up's size within what one operation may move: a wallet
+// deep in overage is brought up by several top-ups, one at a time.
+func capped(a ledger.Amount) ledger.Amount { return a.Min(ledger.MaxOpAmount) }
+
 // topupBackoff is how long a rule waits after n consecutive failed top-ups:
 // a minute, doubling, at most six hours.
 func topupBackoff(n int) time.Duration {
@@ -162,7 +166,7 @@ func (s *stage) autoTopup(b *ledger.Batch, w *walletState, avail ledger.Amount) 
 	if today >= r.MaxPerDay {
 		return nil
 	}
-	amount := r.size(avail)
+	amount := capped(r.size(avail))
 	if !amount.IsPositive() {
 		return nil
 	}
@@ -327,12 +331,19 @@ func (s *Service) SetAutoTopup(ctx context.Context, id WalletID, req NewAutoTopu
 	if req.Threshold == nil || req.Threshold.IsNegative() {
 		return AutoTopup{}, invalid("threshold", "required, zero or more")
 	}
+	if ledger.CheckOpAmount(*req.Threshold) != nil {
+		return AutoTopup{}, invalid("threshold", "at most %s", ledger.MaxOpAmount)
+	}
 	r.Threshold = *req.Threshold
 	switch {
 	case (req.Amount == nil) == (req.TargetBalance == nil):
 		return AutoTopup{}, invalid("amount", "give exactly one of amount and target_balance")
-	case req.Amount != nil && !req.Amount.IsPositive():
-		return AutoTopup{}, invalid("amount", "must be greater than zero")
+	case req.Amount != nil:
+		if err := opAmount("amount", *req.Amount); err != nil {
+			return AutoTopup{}, err
+		}
+	case req.TargetBalance != nil && ledger.CheckOpAmount(*req.TargetBalance) != nil:
+		return AutoTopup{}, invalid("target_balance", "at most %s", ledger.MaxOpAmount)
 	case req.TargetBalance != nil && req.TargetBalance.Cmp(r.Threshold) <= 0:
 		return AutoTopup{}, invalid("target_balance", "must be above the threshold")
 	}
