@@ -17,6 +17,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/internal/ratelog"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -84,6 +85,7 @@ func DELETE(path string, h ...fiber.Handler) Route { return Route{fiber.MethodDe
 
 type server struct {
 	log     *slog.Logger
+	logs    ratelog.Limiter // for failures that repeat during an outage
 	keys    *auth.Store
 	metrics *metrics.Metrics
 	ready   func(context.Context) error

@@ -62,8 +62,14 @@ func (s *syncBuffer) String() string {
 // newEnv builds an app; edit adjusts the Config first.
 func newEnv(t *testing.T, edit func(*api.Config)) *env {
 	t.Helper()
+	return newEnvOn(t, dsn, edit)
+}
+
+// newEnvOn is newEnv on the database at url (a proxy to it, say).
+func newEnvOn(t *testing.T, url string, edit func(*api.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, dsn)
+	db, err := ledger.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

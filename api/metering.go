@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/pricing"
 )
@@ -172,10 +172,6 @@ func stringField(obj map[string]json.RawMessage, name string) (string, error) {
 
 // Events.
 
-// ingestRetryAfter is what a client is told to wait before resending a
-// batch the database could not take.
-const ingestRetryAfter = 5 * time.Second
-
 // ingestRequest keeps each event raw: the service parses them one by one,
 // so one malformed event is rejected on its own instead of failing the
 // batch. Only JSON that does not parse at all fails the whole request.
@@ -194,18 +190,29 @@ func (h *meteringHandlers) ingest(c *fiber.Ctx) error {
 	case n > metering.MaxBatchEvents:
 		return problem.Invalid("events", fmt.Sprintf("%d events; at most %d a request", n, metering.MaxBatchEvents))
 	}
-	res, err := h.svc.Ingest(c.UserContext(), req.Events, "http")
+	opts := metering.IngestOptions{Source: "http"}
+	if caller, ok := auth.From(c); ok && caller.Scope == auth.Ingest {
+		// A key bound to one customer sends only that customer's events.
+		opts.Customer = caller.CustomerID
+	}
+	res, err := h.svc.Ingest(c.UserContext(), req.Events, opts)
 	if err != nil {
-		// The service could not reach the database: which events were
-		// applied is unknown, so the client resends the whole batch, which
-		// is safe because events are deduplicated by event_id. A problem
-		// is not logged by the error handler, so the cause is logged here.
-		slog.Default().Warn("ingest failed", "err", err, "events", len(req.Events), "request_id", RequestID(c))
-		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ingestRetryAfter/time.Second)))
-		return problem.New(problem.Unavailable, "events could not be stored; send the whole batch again")
+		if ledger.FaultOf(err) == ledger.FaultUnavailable {
+			// Which events were applied is unknown to the client: it
+			// resends the whole batch, which is safe, because events are
+			// deduplicated by event_id. A refused event is never here: it
+			// is listed under "rejected" with its reason.
+			return &problem.Error{Code: problem.Unavailable, Cause: err, RetryAfter: ingestRetryAfter,
+				Detail: "events could not be stored; send the whole batch again"}
+		}
+		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(res)
 }
+
+// ingestRetryAfter is what a client is told to wait before resending a
+// batch the database could not take.
+const ingestRetryAfter = 5 * time.Second
 
 func (h *meteringHandlers) rejected(c *fiber.Ctx) error {
 	customer := c.Query("customer_id")

@@ -12,7 +12,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/ledger"
 )
+
+// slowRequest is the duration from which a request is logged at INFO.
+const slowRequest = time.Second
 
 // HeaderRequestID carries the request id both ways.
 const HeaderRequestID = "X-Request-Id"
@@ -68,9 +72,15 @@ func (s *server) observe(c *fiber.Ctx) error {
 	route := routeLabel(c)
 	s.metrics.ObserveHTTP(c.Method(), route, status, took)
 
-	level := slog.LevelInfo
-	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
-		level = slog.LevelDebug // probes and scrapes every few seconds
+	// One line per request at INFO filled 27 MB in one session: requests
+	// are logged at DEBUG, except server errors (WARN) and slow ones
+	// (INFO). Metrics count them all.
+	level := slog.LevelDebug
+	switch {
+	case status >= 500:
+		level = slog.LevelWarn
+	case took >= slowRequest:
+		level = slog.LevelInfo
 	}
 	s.log.LogAttrs(c.UserContext(), level, "http request",
 		slog.String("method", c.Method()),
@@ -145,6 +155,12 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	case errors.As(err, &p):
 	case errors.As(err, &fe):
 		p = s.fromFiber(fe)
+	case ledger.FaultOf(err) == ledger.FaultUnavailable:
+		// The database (or the poster, shutting down) cannot take the
+		// request now: nothing is wrong with it, so say when to retry,
+		// whatever the endpoint.
+		p = &problem.Error{Code: problem.Unavailable, Detail: "the service cannot reach its database right now; try again shortly",
+			Cause: err, RetryAfter: unavailableRetryAfter}
 	}
 	if p == nil {
 		s.log.Error("internal error",
@@ -154,8 +170,20 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 			"request_id", id)
 		p = problem.New(problem.Internal, internalDetail)
 	}
+	if p.Code == problem.Unavailable && p.RetryAfter == 0 {
+		p.RetryAfter = unavailableRetryAfter
+	}
+	if p.Cause != nil && p.HTTPStatus() >= 500 {
+		// During an outage every request fails the same way: one line per
+		// interval, with how many were held back.
+		s.logs.Log(s.log, slog.LevelWarn, "request failed: "+string(p.Code),
+			"err", p.Cause, "method", c.Method(), "route", routeLabel(c), "request_id", id)
+	}
 	return problem.Write(c, p, id)
 }
+
+// unavailableRetryAfter is what a client is told to wait after a 503.
+const unavailableRetryAfter = 5 * time.Second
 
 // fromFiber maps the errors Fiber and fasthttp make themselves (no route,
 // body too large, unparseable request) to problems. nil means "internal".

@@ -87,6 +87,10 @@ func rejectionProblem(r *ledger.Rejection) error {
 		return problem.New(problem.InsufficientCredits, detail)
 	case wallet.CodeCaptureExceedsHold:
 		return problem.Invalid("amount", detail)
+	case ledger.CodeInvalidData, ledger.CodeLimitExceeded:
+		// The request itself can never apply as it is: not a conflict
+		// with the resource's state.
+		return problem.New(problem.Validation, detail)
 	case wallet.CodeHoldNotFound:
 		return problem.New(problem.NotFound, notFoundDetail)
 	case wallet.CodeHoldClosed, wallet.CodeGrantClosed, wallet.CodeTopupClosed:

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 )
 
 const namespace = "ledger"
@@ -34,10 +35,17 @@ type Metrics struct {
 	failedOps     prometheus.Counter
 	refusedOps    *prometheus.CounterVec
 
+	events         *prometheus.CounterVec
+	eventsRejected *prometheus.CounterVec
+	eventsParked   *prometheus.CounterVec
+
 	queueDepth atomic.Pointer[func() int]
 }
 
-var _ ledger.Observer = (*Metrics)(nil)
+var (
+	_ ledger.Observer   = (*Metrics)(nil)
+	_ metering.Observer = (*Metrics)(nil)
+)
 
 // New makes the metrics and a registry holding them and the Go runtime and
 // process collectors.
@@ -85,6 +93,18 @@ func New() *Metrics {
 		Namespace: namespace, Subsystem: "poster", Name: "refused_operations_total",
 		Help: "Operations whose data the database refused, isolated by splitting their batch and refused alone, by code.",
 	}, []string{"code"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "events", Name: "ingested_total",
+		Help: "Usage events by source (http, nats) and outcome (accepted, duplicate, rejected, failed: to be sent again).",
+	}, []string{"source", "outcome"})
+	m.eventsRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "events", Name: "rejected_total",
+		Help: "Usage events refused for good, by rejection code (as GET /v1/events/rejected lists them).",
+	}, []string{"code"})
+	m.eventsParked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "events", Name: "parked_total",
+		Help: "Usage events set aside after failing every delivery for an unknown reason (code parked in GET /v1/events/rejected).",
+	}, []string{"source"})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: namespace, Subsystem: "poster", Name: "queue_depth",
 		Help: "Operations waiting for the poster.",
@@ -97,6 +117,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
 		m.batchSize, m.batchCommit, m.operations, m.retries, m.failedBatches, m.failedOps, m.refusedOps, queue,
+		m.events, m.eventsRejected, m.eventsParked,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -140,6 +161,29 @@ func (m *Metrics) BatchFailed(shard, ops int, err error) {
 // OpRefused implements ledger.Observer.
 func (m *Metrics) OpRefused(shard int, code string) {
 	m.refusedOps.WithLabelValues(code).Inc()
+}
+
+// Ingested implements metering.Observer.
+func (m *Metrics) Ingested(source string, results []metering.EventResult) {
+	var counts [5]int
+	for _, r := range results {
+		if int(r.Status) < len(counts) {
+			counts[r.Status]++
+		}
+		if r.Status == metering.EventRejected && r.Rejection != nil {
+			m.eventsRejected.WithLabelValues(r.Rejection.Code).Inc()
+		}
+	}
+	for st := metering.EventAccepted; st <= metering.EventFailed; st++ {
+		if counts[st] > 0 {
+			m.events.WithLabelValues(source, st.String()).Add(float64(counts[st]))
+		}
+	}
+}
+
+// Parked implements metering.Observer.
+func (m *Metrics) Parked(source string, n int) {
+	m.eventsParked.WithLabelValues(source).Add(float64(n))
 }
 
 // QueueDepth makes the poster queue depth gauge report f(). A later call

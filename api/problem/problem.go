@@ -12,7 +12,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -96,7 +98,16 @@ type Error struct {
 	Status int // 0 means Code.Status(); set it to send validation_error as 400, say
 	Detail string
 	Fields []FieldError
+	// Cause is why the server answered so (a database that cannot be
+	// reached): logged under the request id, never sent.
+	Cause error
+	// RetryAfter, if positive, is sent as the Retry-After header: when a
+	// client should try again (503, 429).
+	RetryAfter time.Duration
 }
+
+// Unwrap is the cause, so errors.Is and errors.As see through a problem.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // New returns a problem with the code's usual status.
 func New(code Code, detail string) *Error {
@@ -191,5 +202,8 @@ func Write(c *fiber.Ctx, e *Error, requestID string) error {
 	}
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, ContentType)
+	if e.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(e.RetryAfter.Round(time.Second), time.Second)/time.Second)))
+	}
 	return c.Send(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/ratelog"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	schema "github.com/creditledger/creditledger/sql"
@@ -143,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		natsURL = ns.ClientURL()
 		log.Info("embedded NATS running", "url", natsURL)
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("ledgerd"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(natsURL, append([]nats.Option{nats.Name("ledgerd"), nats.MaxReconnects(-1)}, natsLogging(log)...)...)
 	if err != nil {
 		return fmt.Errorf("nats %s: %w", natsURL, err)
 	}
@@ -166,8 +167,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
+	meters.Observe(m)
 	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
 		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Workers: cfg.NATSWorkers, Log: log,
+		MaxDeliveries: cfg.NATSMaxDeliveries,
 	})
 	if err != nil {
 		drain(l, log)
@@ -208,25 +211,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 				}
 				return nil
 			}},
+			// Connected is not consuming: a broker restarted on an empty
+			// store answers, but has no stream until the consumer makes it
+			// again.
+			api.Check{Name: "usage events", Func: func(context.Context) error { return consumer.Healthy() }},
 		),
 		Routes:         slices.Concat(api.WalletRoutes(wallets), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
 		CustomerExists: wallets.CustomerExists,
 	})
 
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	// Every second each sweep fails the same way while the database is
+	// away: one line per interval.
+	var sweepLogs ratelog.Limiter
 	sweeps := every(sweepCtx, time.Second, func(ctx context.Context) {
 		if n, err := l.ExpireHolds(ctx, time.Now(), 1000); err != nil {
-			log.Warn("hold expiry sweep", "err", err)
+			sweepLogs.Log(log, slog.LevelWarn, "hold expiry sweep", "err", err)
 		} else if n > 0 {
 			log.Info("released expired holds", "holds", n)
 		}
 		if n, err := wallets.Sweep(ctx); err != nil {
-			log.Warn("grant expiry sweep", "err", err)
+			sweepLogs.Log(log, slog.LevelWarn, "grant expiry sweep", "err", err)
 		} else if n > 0 {
 			log.Info("expired or settled grants", "grants", n)
 		}
 		if n, err := wallets.CloseDueCycles(ctx); err != nil {
-			log.Warn("billing cycle close", "err", err)
+			sweepLogs.Log(log, slog.LevelWarn, "billing cycle close", "err", err)
 		} else if n > 0 {
 			log.Info("closed billing cycles", "invoices", n)
 		}
@@ -269,6 +279,32 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	drain(l, log)
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// natsLogging says in the log when the connection to NATS breaks, comes
+// back or closes for good, and what the server complained of: without it a
+// broker restart was invisible.
+func natsLogging(log *slog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("NATS connection lost; reconnecting", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS connection back", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				log.Error("NATS connection closed", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("NATS error", "subject", subject, "err", err)
+		}),
+	}
 }
 
 // drain lets the poster commit what it has queued.

@@ -32,6 +32,7 @@ type Config struct {
 	NATSSubjectPrefix   string
 	NATSStream          string
 	NATSWorkers         int
+	NATSMaxDeliveries   int
 	EmbeddedNATSAddr    string
 	LogLevel            slog.Level
 	LogFormat           string // "text" or "json"
@@ -73,6 +74,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return streamName(&c.NATSStream, v) }},
 		{"LEDGER_NATS_WORKERS", "8", "concurrent JetStream fetch loops (1,000 events each) feeding the poster",
 			func(c *Config, v string) error { return intIn(&c.NATSWorkers, v, 1, 256) }},
+		{"LEDGER_NATS_MAX_DELIVERIES", "10", "deliveries of a usage event failing for an unknown reason before it is parked (listed in GET /v1/events/rejected, code parked); an unreachable database never counts",
+			func(c *Config, v string) error { return intIn(&c.NATSMaxDeliveries, v, 2, 10000) }},
 		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:4222", "host:port of the embedded NATS server (an ephemeral port if busy)",
 			func(c *Config, v string) error { return hostPort(&c.EmbeddedNATSAddr, v) }},
 		{"LEDGER_LOG_LEVEL", "info", "debug, info, warn or error",
@@ -155,6 +158,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("admin_key", key),
 		slog.String("nats_subject_prefix", c.NATSSubjectPrefix),
 		slog.String("nats_stream", c.NATSStream),
+		slog.Int("nats_max_deliveries", c.NATSMaxDeliveries),
 		slog.String("embedded_nats_addr", c.EmbeddedNATSAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),

@@ -33,6 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 		PosterLinger:      2 * time.Millisecond,
 		PGIsolation:       "repeatable_read",
 		NATSWorkers:       8,
+		NATSMaxDeliveries: 10,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
@@ -53,6 +54,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_NATS_SUBJECT_PREFIX", "acme.usage", func(c Config) bool { return c.NATSSubjectPrefix == "acme.usage" }},
 		{"LEDGER_NATS_STREAM", "ACME", func(c Config) bool { return c.NATSStream == "ACME" }},
 		{"LEDGER_NATS_WORKERS", "16", func(c Config) bool { return c.NATSWorkers == 16 }},
+		{"LEDGER_NATS_MAX_DELIVERIES", "3", func(c Config) bool { return c.NATSMaxDeliveries == 3 }},
 		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:0", func(c Config) bool { return c.EmbeddedNATSAddr == "127.0.0.1:0" }},
 		{"LEDGER_LOG_LEVEL", "DEBUG", func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{"LEDGER_LOG_LEVEL", "warn", func(c Config) bool { return c.LogLevel == slog.LevelWarn }},
@@ -98,6 +100,7 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_EMBEDDED_NATS_ADDR", "localhost"},
 		{"LEDGER_EMBEDDED_NATS_ADDR", "127.0.0.1:99999"},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.>"},
+		{"LEDGER_NATS_MAX_DELIVERIES", "1"},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger..events"},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.events."},
 		{"LEDGER_NATS_STREAM", "ledger.events"},
