@@ -81,7 +81,7 @@ func TestServeAndShutDown(t *testing.T) {
 		"LEDGER_HTTP_ADDR":          addr,
 		"LEDGER_DATA_DIR":           t.TempDir(),
 		"LEDGER_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-		"LEDGER_ADMIN_KEY":          "test-admin-key-0123456789",
+		"LEDGER_ADMIN_KEY":          "ledger_test_admin_" + "5b0e9d2c7a41f8366e1d0c9b8a7f2e4d3c6b5a49081726354f3e2d1c0b9a8f7e",
 		// The test's webhook receiver listens on 127.0.0.1.
 		"LEDGER_WEBHOOK_ALLOW_PRIVATE": "true",
 	}
