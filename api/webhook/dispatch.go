@@ -37,8 +37,8 @@ import (
 type claimed struct {
 	endpoint      uuid.UUID
 	url           string
-	secret        string
-	previous      *string    // the secret a rotation replaced; nil: none
+	secret        string     // as stored: plaintext or sealed
+	previous      *string    // the secret a rotation replaced, as stored; nil: none
 	previousUntil *time.Time // when previous stops signing
 	lease         int64
 	deliveries    []claimedDelivery
@@ -235,9 +235,9 @@ func (s *Service) deliver(ctx context.Context, c *claimed) int {
 			s.log.Warn("webhook dispatcher: release endpoint", "endpoint", c.endpoint, "err", err)
 		}
 	}()
-	// A secret that cannot be used (malformed) fails each delivery as an
-	// attempt, with the reason in the delivery log, and retries on the
-	// schedule: it may be fixed meanwhile.
+	// A secret that cannot be read (encrypted without the key here, or
+	// malformed) fails each delivery as an attempt, with the reason in the
+	// delivery log, and retries on the schedule: it may be fixed meanwhile.
 	sign, signErr := s.signer(c)
 	if signErr != nil {
 		s.log.Warn("webhook endpoint's secret cannot be used; its deliveries fail", "endpoint", c.endpoint, "err", signErr)
@@ -280,13 +280,13 @@ func (s *Service) deliver(ctx context.Context, c *claimed) int {
 // signer reads a claimed endpoint's secrets. A previous secret that cannot
 // be read is left out, with a warning: the current one still signs.
 func (s *Service) signer(c *claimed) (signer, error) {
-	key, err := SecretKey(c.secret)
+	key, err := s.secretKey(c.endpoint, c.secret)
 	if err != nil {
 		return signer{}, err
 	}
 	g := signer{current: key}
 	if c.previous != nil && c.previousUntil != nil {
-		prev, err := SecretKey(*c.previous)
+		prev, err := s.secretKey(c.endpoint, *c.previous)
 		if err != nil {
 			s.log.Warn("webhook endpoint's previous secret cannot be used; signing with the current one only",
 				"endpoint", c.endpoint, "err", err)

@@ -62,7 +62,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, req NewEndpoint) (Endpoint
 	e := Endpoint{ID: uuid.Must(uuid.NewV7()), URL: u.String(), EventTypes: types, CreatedAt: now}
 	secret := NewSecret()
 	_, err = s.db.Pool.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at, leased_until)
-		VALUES ($1, $2, $3, $4, $5, $5)`, e.ID, e.URL, e.EventTypes, secret, e.CreatedAt)
+		VALUES ($1, $2, $3, $4, $5, $5)`, e.ID, e.URL, e.EventTypes, s.storedSecret(e.ID, secret), e.CreatedAt)
 	if err != nil {
 		return Endpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}

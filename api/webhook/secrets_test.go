@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -125,5 +127,161 @@ func TestRotateSecretOverlap(t *testing.T) {
 	}
 	if _, _, err := svc.RotateSecret(ctx, uuid.New(), time.Hour); !errors.Is(err, webhook.ErrNotFound) {
 		t.Errorf("RotateSecret of an unknown endpoint: %v, want ErrNotFound", err)
+	}
+}
+
+func newBox(t *testing.T, fill byte) *secretbox.Box {
+	t.Helper()
+	b, err := secretbox.New(bytes.Repeat([]byte{fill}, secretbox.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// storedSecrets is an endpoint's row as stored: its secret and previous
+// secret ("" for none).
+func storedSecrets(t *testing.T, db *ledger.DB, id uuid.UUID) (string, string) {
+	t.Helper()
+	var secret string
+	var previous *string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT secret, previous_secret FROM webhook_endpoints WHERE id = $1`,
+		id).Scan(&secret, &previous); err != nil {
+		t.Fatal(err)
+	}
+	if previous == nil {
+		return secret, ""
+	}
+	return secret, *previous
+}
+
+// With a SecretBox, secrets are stored sealed and deliveries still verify;
+// rows written before it are read as they are and sealed by SealSecrets.
+func TestSecretsEncryptedAtRest(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	plainOpts, sealedOpts := testOptions(t), testOptions(t)
+	sealedOpts.SecretBox = newBox(t, 1)
+	plain, sealed := webhook.New(db, plainOpts), webhook.New(db, sealedOpts)
+	rc := newReceiver(t, nil)
+
+	// Written before the key was set: plaintext, and still usable with it.
+	before, beforeSecret := newEndpoint(t, plain, rc.url("/before"))
+	if stored, _ := storedSecrets(t, db, before.ID); stored != beforeSecret {
+		t.Fatalf("without a key the secret is stored as %q, want as issued", stored)
+	}
+	if r := deliverOne(t, db, sealed, rc); verifySignature(beforeSecret, r) != nil {
+		t.Fatalf("a plaintext row is not usable by a service with a key: %q", r.header.Get("webhook-signature"))
+	}
+
+	// Written with the key: sealed, bound to the endpoint.
+	if _, err := plain.DeleteEndpoint(ctx, before.ID); err != nil {
+		t.Fatal(err)
+	}
+	e, secret := newEndpoint(t, sealed, rc.url("/sealed"))
+	stored, _ := storedSecrets(t, db, e.ID)
+	if !strings.HasPrefix(stored, "enc:v1:") || strings.Contains(stored, strings.TrimPrefix(secret, webhook.SecretPrefix)) {
+		t.Fatalf("stored secret %q, want it sealed", stored)
+	}
+	if r := deliverOne(t, db, sealed, rc); verifySignature(secret, r) != nil {
+		t.Fatalf("a sealed secret does not sign: %q", r.header.Get("webhook-signature"))
+	}
+	_, rotatedSecret, err := sealed.RotateSecret(ctx, e.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, prev := storedSecrets(t, db, e.ID)
+	if !strings.HasPrefix(cur, "enc:v1:") || !strings.HasPrefix(prev, "enc:v1:") {
+		t.Fatalf("after rotating, stored %q and %q; want both sealed", cur, prev)
+	}
+	r := deliverOne(t, db, sealed, rc)
+	if sigs := signatures(r); len(sigs) != 2 || !signedWith(rotatedSecret, sigs[0], r) || !signedWith(secret, sigs[1], r) {
+		t.Fatalf("sealed secrets during an overlap: signatures %q", sigs)
+	}
+
+	// SealSecrets seals every plaintext row, deleted ones too, once.
+	countPlain := func() int {
+		t.Helper()
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE secret NOT LIKE 'enc:%')
+			+ count(*) FILTER (WHERE previous_secret NOT LIKE 'enc:%') FROM webhook_endpoints`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := countPlain()
+	if n == 0 {
+		t.Fatal("no plaintext secret to seal: the test lost its point")
+	}
+	rep, err := sealed.SealSecrets(ctx)
+	if err != nil || rep.Sealed != n || rep.Unreadable != 0 {
+		t.Fatalf("SealSecrets = %+v, %v; want %d sealed, none unreadable", rep, err, n)
+	}
+	if left := countPlain(); left != 0 {
+		t.Fatalf("%d plaintext secrets left", left)
+	}
+	if stored, _ := storedSecrets(t, db, before.ID); !strings.HasPrefix(stored, "enc:v1:") {
+		t.Fatalf("the deleted endpoint's secret is stored as %q, want sealed", stored)
+	}
+	if rep, err := sealed.SealSecrets(ctx); err != nil || rep != (webhook.SealReport{}) {
+		t.Fatalf("SealSecrets again = %+v, %v; want nothing done", rep, err)
+	}
+}
+
+// Without the key, or with another, a sealed secret cannot be used: each
+// delivery fails with the reason in its log, nothing is sent, SealSecrets
+// counts the endpoint, and once the right key is back the delivery goes
+// out.
+func TestSealedSecretWithoutTheKey(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	opts := testOptions(t)
+	opts.SecretBox = newBox(t, 1)
+	right := webhook.New(db, opts)
+	rc := newReceiver(t, nil)
+	e, secret := newEndpoint(t, right, rc.url("/locked"))
+
+	for _, tc := range []struct {
+		name string
+		box  *secretbox.Box
+		want string
+	}{
+		{"no key", nil, "no encryption key"},
+		{"another key", newBox(t, 2), "does not decrypt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions(t)
+			o.SecretBox = tc.box
+			o.Schedule = []time.Duration{time.Hour} // the retry waits for the right key
+			wrong := webhook.New(db, o)
+			rep, err := wrong.SealSecrets(ctx)
+			if err != nil || rep.Unreadable != 1 || rep.Sealed != 0 {
+				t.Fatalf("SealSecrets = %+v, %v; want the endpoint counted unreadable", rep, err)
+			}
+			event := emit(t, db, webhook.EventHoldExpired, map[string]any{"hold_id": tc.name})
+			relay(t, db, wrong)
+			if n, err := wrong.RunOnce(ctx); err != nil || n != 1 {
+				t.Fatalf("RunOnce = %d, %v; want one attempt recorded", n, err)
+			}
+			if rc.count() != 0 {
+				t.Fatal("a request was sent without a usable secret")
+			}
+			d := delivery(t, wrong, e.ID, event)
+			if d.Status != webhook.StatusPending || len(d.Attempts) != 1 || d.Attempts[0].Error == nil ||
+				!strings.Contains(*d.Attempts[0].Error, tc.want) || !strings.Contains(*d.Attempts[0].Error, "LEDGER_ENCRYPTION_KEY") {
+				t.Fatalf("delivery %+v; want a pending retry after an attempt that says %q", d, tc.want)
+			}
+			// The right key sends it (a resend makes it due now).
+			if _, err := right.Resend(ctx, d.ID); err != nil {
+				t.Fatal(err)
+			}
+			until(t, right, "the delivery with the right key", func() bool { return rc.count() == 1 })
+			if r := rc.requests()[0]; verifySignature(secret, r) != nil {
+				t.Fatalf("signature %q", r.header.Get("webhook-signature"))
+			}
+			rc.mu.Lock()
+			rc.got = nil
+			rc.mu.Unlock()
+		})
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/secretbox"
 )
 
 // Config is ledgerd's configuration.
@@ -43,6 +45,9 @@ type Config struct {
 	WebhookAllowPrivate bool
 	PprofAddr           string
 	PGIsolation         string // "serializable" or "repeatable_read"
+	// EncryptionKey is LEDGER_ENCRYPTION_KEY decoded: nil when unset, else
+	// secretbox.KeySize bytes.
+	EncryptionKey []byte
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -68,6 +73,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return hostPort(&c.HTTPAddr, v) }},
 		{"LEDGER_ADMIN_KEY", "", "admin API key installed on first start when no keys exist; at least 32 characters, 8 of them distinct, and 128 bits by length × log2(distinct characters)",
 			sensitive(func(c *Config, v string) error { return adminKey(&c.AdminKey, v) })},
+		{"LEDGER_ENCRYPTION_KEY", "", "32 random bytes as 64 hex digits or base64 (`openssl rand -hex 32`); set: webhook secrets are stored AES-256-GCM encrypted",
+			sensitive(func(c *Config, v string) error { return encryptionKey(&c.EncryptionKey, v) })},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.events", "usage events are consumed from <prefix>.<customer_id>",
 			func(c *Config, v string) error { return subjectPrefix(&c.NATSSubjectPrefix, v) }},
 		{"LEDGER_NATS_STREAM", "LEDGER_EVENTS", "JetStream stream holding usage events (created if missing)",
@@ -167,9 +174,12 @@ func Usage() string {
 
 // LogValue keeps secrets out of logs when a Config is logged whole.
 func (c Config) LogValue() slog.Value {
-	key := ""
+	key, encKey := "", ""
 	if c.AdminKey != "" {
 		key = "(set)"
+	}
+	if c.EncryptionKey != nil {
+		encKey = "(set)"
 	}
 	return slog.GroupValue(
 		slog.String("database_url", redactURL(c.DatabaseURL)),
@@ -177,6 +187,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("admin_key", key),
+		slog.String("encryption_key", encKey),
 		slog.String("nats_subject_prefix", c.NATSSubjectPrefix),
 		slog.String("nats_stream", c.NATSStream),
 		slog.String("embedded_nats_addr", c.EmbeddedNATSAddr),
@@ -246,6 +257,18 @@ func keyShape(s string) (n, distinct int) {
 		seen[r] = true
 	}
 	return n, len(seen)
+}
+
+func encryptionKey(dst *[]byte, v string) error {
+	if v == "" {
+		return nil // unset: secrets are stored as they are
+	}
+	key, err := secretbox.ParseKey(v)
+	if err != nil {
+		return err
+	}
+	*dst = key
+	return nil
 }
 
 func hostPort(dst *string, v string) error {

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -13,6 +16,12 @@ import (
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
+
+// testEncKey is an encryption key, and testEncHex how it is written.
+var (
+	testEncKey = []byte("0123456789abcdefghijklmnopqrstuv")
+	testEncHex = hex.EncodeToString(testEncKey)
+)
 
 // strongKey is an admin key of the form `make run` generates.
 const strongKey = "ledger_dev_admin_3f9a1c07e4b2d85610fa93c7b2e4d05a8c1f6e3b9d27a04c5e8f1b3d6a9c2e70"
@@ -53,6 +62,8 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_DATA_DIR", "/var/lib/ledger", func(c Config) bool { return c.DataDir == "/var/lib/ledger" }},
 		{"LEDGER_HTTP_ADDR", "127.0.0.1:9000", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:9000" }},
 		{"LEDGER_ADMIN_KEY", strongKey, func(c Config) bool { return c.AdminKey == strongKey }},
+		{"LEDGER_ENCRYPTION_KEY", testEncHex, func(c Config) bool { return bytes.Equal(c.EncryptionKey, testEncKey) }},
+		{"LEDGER_ENCRYPTION_KEY", base64.StdEncoding.EncodeToString(testEncKey), func(c Config) bool { return bytes.Equal(c.EncryptionKey, testEncKey) }},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "acme.usage", func(c Config) bool { return c.NATSSubjectPrefix == "acme.usage" }},
 		{"LEDGER_NATS_STREAM", "ACME", func(c Config) bool { return c.NATSStream == "ACME" }},
 		{"LEDGER_NATS_WORKERS", "16", func(c Config) bool { return c.NATSWorkers == 16 }},
@@ -119,6 +130,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_PG_ISOLATION", "read_committed"},
 		{"LEDGER_PPROF_ADDR", "6060"},
 		{"LEDGER_ADMIN_KEY", "changeme"},
+		{"LEDGER_ENCRYPTION_KEY", "changeme"},
+		{"LEDGER_ENCRYPTION_KEY", testEncHex[:62]},
+		{"LEDGER_ENCRYPTION_KEY", base64.StdEncoding.EncodeToString(testEncKey[:16])},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -181,15 +195,16 @@ func TestDefaultsParse(t *testing.T) {
 
 func TestLogValueHidesSecrets(t *testing.T) {
 	c, err := Load(env(map[string]string{
-		"DATABASE_URL":     "postgres://app:hunter2@db/ledger",
-		"NATS_URL":         "nats://u:natspw@n:4222",
-		"LEDGER_ADMIN_KEY": strongKey,
+		"DATABASE_URL":          "postgres://app:hunter2@db/ledger",
+		"NATS_URL":              "nats://u:natspw@n:4222",
+		"LEDGER_ADMIN_KEY":      strongKey,
+		"LEDGER_ENCRYPTION_KEY": testEncHex,
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := fmt.Sprint(c.LogValue().Resolve())
-	for _, secret := range []string{"hunter2", "natspw", strongKey} {
+	for _, secret := range []string{"hunter2", "natspw", strongKey, testEncHex, "0123456789abcdef"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("LogValue shows %q: %s", secret, out)
 		}
@@ -234,5 +249,18 @@ func TestAdminKeyStrength(t *testing.T) {
 				t.Fatalf("error %q shows the refused key", err)
 			}
 		})
+	}
+}
+
+// A refused secret is named, never quoted: the error ends up in logs.
+func TestRefusedSecretsAreNotQuoted(t *testing.T) {
+	for name, value := range map[string]string{
+		"LEDGER_ADMIN_KEY":      "hunter2hunter2",
+		"LEDGER_ENCRYPTION_KEY": "hunter2hunter2",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s refused with %v; want an error naming it without its value", name, err)
+		}
 	}
 }
