@@ -41,8 +41,10 @@ type Config struct {
 	// Route. The API-key and whoami routes are built in.
 	Routes []Route
 
-	// CustomerExists, if set, is asked before a portal token is minted, so
-	// tokens are only made for customers that exist (404 otherwise).
+	// CustomerExists, if set, is asked before a key bound to a customer (a
+	// portal token, or an ingest key with customer_id) is made, so keys
+	// are bound only to customers that exist (404 on the portal-token
+	// route, 422 on customer_id of POST /v1/api-keys).
 	CustomerExists func(ctx context.Context, id string) (bool, error)
 }
 

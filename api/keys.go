@@ -87,8 +87,8 @@ func (s *server) createKey(c *fiber.Ctx) error {
 		bad.Add("scope", "must be one of admin, ingest, read, portal")
 	case req.Scope == auth.Portal && req.CustomerID == "":
 		bad.Add("customer_id", "is required for portal keys")
-	case req.Scope != auth.Portal && req.CustomerID != "":
-		bad.Add("customer_id", "is allowed only for portal keys")
+	case !req.Scope.MayHaveCustomer() && req.CustomerID != "":
+		bad.Add("customer_id", "is allowed only for portal and ingest keys")
 	}
 	if len(req.CustomerID) > maxCustomerIDLen {
 		bad.Add("customer_id", "is too long")
@@ -106,7 +106,9 @@ func (s *server) createKey(c *fiber.Ctx) error {
 	if err := bad.Err(); err != nil {
 		return err
 	}
-	if req.Scope == auth.Portal && s.customerExists != nil {
+	// A key bound to a customer that does not exist would be a portal to
+	// nothing, or an ingest key whose every event is refused.
+	if req.CustomerID != "" && s.customerExists != nil {
 		ok, err := s.customerExists(c.UserContext(), req.CustomerID)
 		if err != nil {
 			return err

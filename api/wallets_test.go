@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api"
@@ -983,4 +985,56 @@ func TestPortalKeyThroughAPIKeys(t *testing.T) {
 	}
 	wantProblem(t, e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "portal", "customer_id": "real-portal",
 		"expires_in_seconds": 31 * 24 * 3600}), 422, problem.Validation)
+}
+
+// An ingest key may be bound to one customer, which must exist; the key
+// and its listing carry the customer, and so does the caller the events
+// handler sees.
+func TestIngestKeyBoundToCustomer(t *testing.T) {
+	e := newWalletEnv(t, func(c *api.Config) {
+		c.Routes = append(c.Routes, api.POST("/may-ingest", func(c *fiber.Ctx) error {
+			caller, _ := auth.From(c)
+			return c.SendString(strconv.FormatBool(caller.MayIngestFor(c.Query("customer"))))
+		}).Allow(auth.Ingest))
+	})
+	p := wantProblem(t, e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "ingest", "customer_id": "ghost-ingest"}),
+		422, problem.Validation)
+	if errs, _ := p["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "customer_id" {
+		t.Fatalf("problem %v, want one error on customer_id", p)
+	}
+	if r := e.do(t, "POST", "/v1/customers", e.admin, map[string]any{"id": "bound-ingest"}); r.status != 201 {
+		t.Fatalf("create customer: %d %s", r.status, r.body)
+	}
+	r := e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "ingest", "customer_id": "bound-ingest"})
+	if r.status != 201 {
+		t.Fatalf("bound ingest key: %d %s", r.status, r.body)
+	}
+	created := r.json(t)
+	if created["scope"] != "ingest" || created["customer_id"] != "bound-ingest" || created["expires_at"] != nil {
+		t.Fatalf("created %v: want an ingest key of bound-ingest that does not expire", created)
+	}
+	listed := want[pageJSON[map[string]any]](t, e.do(t, "GET", "/v1/api-keys?scope=ingest&limit=500", e.admin, nil), 200)
+	found := false
+	for _, k := range listed.Data {
+		if k["id"] == created["id"] {
+			found = k["customer_id"] == "bound-ingest"
+		}
+	}
+	if !found {
+		t.Fatalf("the listing does not show the key with its customer: %v", listed.Data)
+	}
+	// Through the middleware, as POST /v1/events sees it.
+	for _, tc := range []struct {
+		key, customer string
+		want          bool
+	}{
+		{created["key"].(string), "bound-ingest", true},
+		{created["key"].(string), "someone-else", false},
+		{e.admin, "someone-else", true},
+	} {
+		r := e.do(t, "POST", "/v1/may-ingest?customer="+tc.customer, tc.key, nil)
+		if r.status != 200 || string(r.body) != strconv.FormatBool(tc.want) {
+			t.Errorf("may ingest for %s: %d %s, want %v", tc.customer, r.status, r.body, tc.want)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
@@ -21,6 +23,7 @@ func WebhookRoutes(svc *webhook.Service) []Route {
 		GET("/webhook-endpoints/:id", h.webhookEndpoint),
 		DELETE("/webhook-endpoints/:id", h.deleteWebhookEndpoint),
 		POST("/webhook-endpoints/:id/enable", h.enableWebhookEndpoint),
+		POST("/webhook-endpoints/:id/rotate-secret", h.rotateWebhookSecret),
 		GET("/webhook-endpoints/:id/deliveries", h.webhookDeliveries),
 		POST("/webhook-deliveries/:id/resend", h.resendWebhookDelivery),
 	}
@@ -60,8 +63,8 @@ type createWebhookEndpointRequest struct {
 	EventTypes []string `json:"event_types"`
 }
 
-// createdWebhookEndpoint is an endpoint with its secret, in the one
-// response that shows it.
+// createdWebhookEndpoint is an endpoint with its secret, in the responses
+// that show it: the one that created it, and the one that rotated it.
 type createdWebhookEndpoint struct {
 	webhook.Endpoint
 	Secret string `json:"secret"`
@@ -125,6 +128,37 @@ func (h *webhookHandlers) enableWebhookEndpoint(c *fiber.Ctx) error {
 		return webhookError(err)
 	}
 	return c.JSON(e)
+}
+
+type rotateWebhookSecretRequest struct {
+	PreviousSecretExpiresInSeconds *int64 `json:"previous_secret_expires_in_seconds"`
+}
+
+// rotateWebhookSecret gives an endpoint a new secret, shown in this answer
+// only; the old one keeps signing beside it for a day unless told
+// otherwise.
+func (h *webhookHandlers) rotateWebhookSecret(c *fiber.Ctx) error {
+	id, err := webhookIDParam(c)
+	if err != nil {
+		return err
+	}
+	var req rotateWebhookSecretRequest
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	overlap := webhook.DefaultSecretOverlap
+	if n := req.PreviousSecretExpiresInSeconds; n != nil {
+		// Checked here, before it becomes a Duration that could overflow.
+		if most := int64(webhook.MaxSecretOverlap / time.Second); *n < 0 || *n > most {
+			return problem.Invalid("previous_secret_expires_in_seconds", "must be from 0 to "+strconv.FormatInt(most, 10))
+		}
+		overlap = time.Duration(*n) * time.Second
+	}
+	e, secret, err := h.svc.RotateSecret(c.UserContext(), id, overlap)
+	if err != nil {
+		return webhookError(err)
+	}
+	return c.JSON(createdWebhookEndpoint{Endpoint: e, Secret: secret})
 }
 
 func (h *webhookHandlers) webhookDeliveries(c *fiber.Ctx) error {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,7 +54,9 @@ type (
 		FailingSince   *time.Time `json:"failing_since"`
 		DisabledAt     *time.Time `json:"disabled_at"`
 		DisabledReason *string    `json:"disabled_reason"`
-		Secret         *string    `json:"secret"`
+		// PreviousSecretExpiresAt is the end of a rotation's overlap.
+		PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+		Secret                  *string    `json:"secret"`
 	}
 	webhookDeliveryJSON struct {
 		ID             string     `json:"id"`
@@ -155,6 +158,65 @@ func TestWebhookEndpointsHTTP(t *testing.T) {
 	do(oaCall{method: "GET", path: "/v1/webhook-endpoints/{id}", id: "not-a-uuid"}, 404)
 	do(oaCall{method: "GET", path: "/v1/webhook-endpoints/{id}", id: uuid.NewString()}, 404)
 	do(oaCall{method: "POST", path: "/v1/webhook-endpoints/{id}/enable", id: all["id"].(string)}, 200)
+}
+
+// Rotating a secret shows the new one once, and the end of the old one's
+// overlap on the endpoint from then on; the signatures themselves are
+// tested in api/webhook.
+func TestWebhookRotateSecretHTTP(t *testing.T) {
+	w := newWebhookEnv(t, false)
+	do := w.cf.do
+	created := w.create(t, map[string]any{"url": "https://93.184.216.34/rotating"})
+	path := "/v1/webhook-endpoints/{id}/rotate-secret"
+
+	before := time.Now()
+	r := do(oaCall{method: "POST", path: path, id: created.ID}, 200) // no body: a day's overlap
+	secret, _ := r["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") || secret == *created.Secret || r["id"] != created.ID {
+		t.Fatalf("rotated %v; want a new whsec_ secret for the endpoint", r)
+	}
+	until, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r["previous_secret_expires_at"]))
+	if err != nil || until.Before(before.Add(24*time.Hour)) || until.After(time.Now().Add(24*time.Hour)) {
+		t.Fatalf("previous_secret_expires_at %v, want a day from now", r["previous_secret_expires_at"])
+	}
+	got := do(oaCall{method: "GET", path: "/v1/webhook-endpoints/{id}", id: created.ID}, 200)
+	if _, ok := got["secret"]; ok || got["previous_secret_expires_at"] != r["previous_secret_expires_at"] {
+		t.Fatalf("GET after rotating shows %v", got)
+	}
+	for _, body := range []string{string(w.do(t, "GET", "/v1/webhook-endpoints?limit=500", w.admin, nil).body),
+		string(w.do(t, "GET", "/v1/webhook-endpoints/"+created.ID, w.admin, nil).body)} {
+		if strings.Contains(body, "whsec_") {
+			t.Fatalf("a secret is shown outside the rotation: %s", body)
+		}
+	}
+
+	r = do(oaCall{method: "POST", path: path, id: created.ID, body: map[string]any{"previous_secret_expires_in_seconds": 3600}}, 200)
+	if until, err := time.Parse(time.RFC3339Nano, fmt.Sprint(r["previous_secret_expires_at"])); err != nil ||
+		until.Sub(time.Now()) > time.Hour || until.Sub(time.Now()) < 59*time.Minute {
+		t.Fatalf("an hour's overlap: previous_secret_expires_at %v", r["previous_secret_expires_at"])
+	}
+	r = do(oaCall{method: "POST", path: path, id: created.ID, body: map[string]any{"previous_secret_expires_in_seconds": 0}}, 200)
+	if r["previous_secret_expires_at"] != nil || r["secret"] == secret {
+		t.Fatalf("no overlap: %v", r)
+	}
+	if got := do(oaCall{method: "GET", path: "/v1/webhook-endpoints/{id}", id: created.ID}, 200); got["previous_secret_expires_at"] != nil {
+		t.Fatalf("no overlap, yet GET shows %v", got)
+	}
+
+	for _, body := range []any{
+		map[string]any{"previous_secret_expires_in_seconds": -1},
+		map[string]any{"previous_secret_expires_in_seconds": 7*24*3600 + 1},
+		map[string]any{"previous_secret_expires_in_seconds": int64(1) << 62},
+		map[string]any{"previous_secret_expires_in_seconds": "60"},
+	} {
+		wantField(t, do(oaCall{method: "POST", path: path, id: created.ID, body: body}, 422), "previous_secret_expires_in_seconds")
+	}
+	wantField(t, do(oaCall{method: "POST", path: path, id: created.ID, body: map[string]any{"secret": "whsec_mine"}}, 422), "secret")
+	do(oaCall{method: "POST", path: path, id: created.ID, body: "{"}, 400)
+	do(oaCall{method: "POST", path: path, id: uuid.NewString()}, 404)
+	do(oaCall{method: "POST", path: path, id: "not-a-uuid"}, 404)
+	do(oaCall{method: "DELETE", path: "/v1/webhook-endpoints/{id}", id: created.ID}, 200)
+	do(oaCall{method: "POST", path: path, id: created.ID}, 404)
 }
 
 // A real receiver on 127.0.0.1 (so the service allows private targets):
@@ -288,6 +350,7 @@ func TestWebhookAuthorization(t *testing.T) {
 		{"GET", "/v1/webhook-endpoints/" + e.ID},
 		{"DELETE", "/v1/webhook-endpoints/" + e.ID},
 		{"POST", "/v1/webhook-endpoints/" + e.ID + "/enable"},
+		{"POST", "/v1/webhook-endpoints/" + e.ID + "/rotate-secret"},
 		{"GET", "/v1/webhook-endpoints/" + e.ID + "/deliveries"},
 		{"POST", "/v1/webhook-deliveries/" + uuid.NewString() + "/resend"},
 	}

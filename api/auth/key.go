@@ -16,7 +16,9 @@ type Scope string
 const (
 	// Admin may do everything.
 	Admin Scope = "admin"
-	// Ingest may only send usage events (POST /v1/events).
+	// Ingest may only send usage events (POST /v1/events). An ingest key
+	// bound to a customer may send only that customer's events: the events
+	// handler checks each one with Caller.MayIngestFor.
 	Ingest Scope = "ingest"
 	// Read may only read (GET), across all customers.
 	Read Scope = "read"
@@ -36,12 +38,16 @@ func (s Scope) Valid() bool {
 	return false
 }
 
+// MayHaveCustomer reports whether a key of scope may be bound to a
+// customer: a portal key must be, an ingest key may be, others may not.
+func (s Scope) MayHaveCustomer() bool { return s == Portal || s == Ingest }
+
 // Key is a stored API key. Its secret is never kept, only a hash.
 type Key struct {
 	ID         string // UUID, the key's resource id in the API
 	KeyID      string // the non-secret part of the key string, shown in logs and lists
 	Scope      Scope
-	CustomerID string // set for portal tokens only
+	CustomerID string // always set for portal keys, optionally for ingest keys, never for others
 	Name       string
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time

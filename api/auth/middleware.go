@@ -16,7 +16,25 @@ type Caller struct {
 	ID         string // the key's UUID
 	KeyID      string
 	Scope      Scope
-	CustomerID string // portal tokens only
+	CustomerID string // portal keys, and ingest keys bound to one customer
+}
+
+// MayIngestFor reports whether the caller may send usage events for
+// customerID. Admin keys and ingest keys bound to no customer may send any
+// customer's events; an ingest key bound to a customer only that
+// customer's. Read and portal keys may send none (their scope keeps them
+// off POST /v1/events anyway).
+//
+// Handlers that take events check every event with it, after the route's
+// scope check, and refuse the ones it reports false for.
+func (c Caller) MayIngestFor(customerID string) bool {
+	switch c.Scope {
+	case Admin:
+		return true
+	case Ingest:
+		return c.CustomerID == "" || c.CustomerID == customerID
+	}
+	return false
 }
 
 type callerKey struct{}

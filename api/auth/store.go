@@ -78,16 +78,19 @@ func (s *Store) now() time.Time {
 }
 
 // Create issues a key and returns its plaintext, which is not stored and
-// cannot be shown again. Portal keys need a customer id; other scopes must
-// not have one. ttl 0 means the key does not expire.
+// cannot be shown again. Portal keys need a customer id; ingest keys may
+// have one, which binds them to that customer's events (see
+// Caller.MayIngestFor); admin and read keys must not. Whether the customer
+// exists is the caller's to check: customers belong to the wallet layer.
+// ttl 0 means the key does not expire.
 func (s *Store) Create(ctx context.Context, scope Scope, customerID, name string, ttl time.Duration) (string, Key, error) {
 	switch {
 	case !scope.Valid():
 		return "", Key{}, fmt.Errorf("%w: unknown scope %q", ErrInvalid, scope)
 	case scope == Portal && customerID == "":
 		return "", Key{}, fmt.Errorf("%w: a portal key needs a customer id", ErrInvalid)
-	case scope != Portal && customerID != "":
-		return "", Key{}, fmt.Errorf("%w: only portal keys belong to a customer", ErrInvalid)
+	case !scope.MayHaveCustomer() && customerID != "":
+		return "", Key{}, fmt.Errorf("%w: only portal and ingest keys belong to a customer", ErrInvalid)
 	case len(customerID) > maxCustomerIDLen:
 		return "", Key{}, fmt.Errorf("%w: customer id longer than %d bytes", ErrInvalid, maxCustomerIDLen)
 	case len(name) > maxNameLen:

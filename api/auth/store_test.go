@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -73,7 +76,7 @@ func TestCreateAndAuthenticate(t *testing.T) {
 	for _, tc := range []struct {
 		scope    Scope
 		customer string
-	}{{Admin, ""}, {Ingest, ""}, {Read, ""}, {Portal, "cus_1"}} {
+	}{{Admin, ""}, {Ingest, ""}, {Ingest, "cus_1"}, {Read, ""}, {Portal, "cus_1"}} {
 		plain, k, err := s.Create(ctx, tc.scope, tc.customer, "test "+string(tc.scope), 0)
 		if err != nil {
 			t.Fatalf("create %s: %v", tc.scope, err)
@@ -116,10 +119,72 @@ func TestCreateRejects(t *testing.T) {
 		{"unknown scope", "root", "", 0},
 		{"portal without customer", Portal, "", 0},
 		{"admin with customer", Admin, "cus_1", 0},
+		{"read with customer", Read, "cus_1", 0},
+		{"customer id too long", Ingest, strings.Repeat("c", maxCustomerIDLen+1), 0},
 		{"negative ttl", Read, "", -time.Second},
 	} {
 		if _, _, err := s.Create(context.Background(), tc.scope, tc.customer, "", tc.ttl); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+}
+
+// The table holds the rule too, for keys written by anything but Create.
+func TestCustomerScopeConstraint(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, dsn)
+	for _, tc := range []struct {
+		scope    Scope
+		customer *string
+		ok       bool
+	}{
+		{Portal, ptr("cus_1"), true},
+		{Portal, nil, false},
+		{Ingest, ptr("cus_1"), true},
+		{Ingest, nil, true},
+		{Read, ptr("cus_1"), false},
+		{Read, nil, true},
+		{Admin, ptr("cus_1"), false},
+		{Admin, nil, true},
+	} {
+		_, _, hash, err := newKey(tc.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyID := uuid.NewString()
+		_, err = db.Pool.Exec(ctx, `INSERT INTO api_keys (id, key_id, secret_hash, scope, customer_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, now())`, uuid.NewString(), keyID, hash, string(tc.scope), tc.customer)
+		var pgErr *pgconn.PgError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s key with customer %v refused: %v", tc.scope, tc.customer != nil, err)
+		case !tc.ok && !(errors.As(err, &pgErr) && pgErr.Code == "23514"):
+			t.Errorf("%s key with customer %v: err = %v, want a check violation", tc.scope, tc.customer != nil, err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestMayIngestFor(t *testing.T) {
+	for _, tc := range []struct {
+		caller   Caller
+		customer string
+		want     bool
+	}{
+		{Caller{Scope: Admin}, "cus_1", true},
+		{Caller{Scope: Ingest}, "cus_1", true},
+		{Caller{Scope: Ingest}, "", true},
+		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "cus_1", true},
+		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "cus_2", false},
+		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "", false},
+		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "CUS_1", false},
+		{Caller{Scope: Read}, "cus_1", false},
+		{Caller{Scope: Portal, CustomerID: "cus_1"}, "cus_1", false},
+		{Caller{}, "cus_1", false},
+	} {
+		if got := tc.caller.MayIngestFor(tc.customer); got != tc.want {
+			t.Errorf("%+v.MayIngestFor(%q) = %v, want %v", tc.caller, tc.customer, got, tc.want)
 		}
 	}
 }

@@ -36,11 +36,13 @@ import (
 // claimed is an endpoint leased to this dispatcher, with its deliveries in
 // the order they are to be sent.
 type claimed struct {
-	endpoint   uuid.UUID
-	url        string
-	secret     string
-	lease      int64
-	deliveries []claimedDelivery
+	endpoint      uuid.UUID
+	url           string
+	secret        string     // as stored: plaintext or sealed
+	previous      *string    // the secret a rotation replaced, as stored; nil: none
+	previousUntil *time.Time // when previous stops signing
+	lease         int64
+	deliveries    []claimedDelivery
 }
 
 type claimedDelivery struct {
@@ -132,15 +134,19 @@ func (s *Service) claim(ctx context.Context, n int) ([]*claimed, error) {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		rows, err = tx.Query(ctx, `UPDATE webhook_endpoints SET leased_until = $2, lease = lease + 1
-			WHERE id = ANY($1) RETURNING id, url, secret, lease`, ids, until)
+		// An expired previous secret is cleared on the way: it signs
+		// nothing more, and a secret not kept cannot leak.
+		rows, err = tx.Query(ctx, `UPDATE webhook_endpoints SET leased_until = $2, lease = lease + 1,
+				previous_secret = CASE WHEN previous_secret_expires_at > $3 THEN previous_secret END,
+				previous_secret_expires_at = CASE WHEN previous_secret_expires_at > $3 THEN previous_secret_expires_at END
+			WHERE id = ANY($1) RETURNING id, url, secret, previous_secret, previous_secret_expires_at, lease`, ids, until, now)
 		if err != nil {
 			return fmt.Errorf("lease endpoints: %w", err)
 		}
 		byEndpoint := map[uuid.UUID]*claimed{}
 		for rows.Next() {
 			c := &claimed{}
-			if err := rows.Scan(&c.endpoint, &c.url, &c.secret, &c.lease); err != nil {
+			if err := rows.Scan(&c.endpoint, &c.url, &c.secret, &c.previous, &c.previousUntil, &c.lease); err != nil {
 				rows.Close()
 				return fmt.Errorf("lease endpoints: %w", err)
 			}
@@ -230,11 +236,12 @@ func (s *Service) deliver(ctx context.Context, c *claimed) int {
 			s.log.Warn("webhook dispatcher: release endpoint", "endpoint", c.endpoint, "err", err)
 		}
 	}()
-	key, err := SecretKey(c.secret)
-	if err != nil {
-		s.log.Error("webhook endpoint has a malformed secret; not sending", "endpoint", c.endpoint, "err", err)
-		s.giveBack(bg, c.deliveries)
-		return 0
+	// A secret that cannot be read (encrypted without the key here, or
+	// malformed) fails each delivery as an attempt, with the reason in the
+	// delivery log, and retries on the schedule: it may be fixed meanwhile.
+	sign, signErr := s.signer(c)
+	if signErr != nil {
+		s.log.Warn("webhook endpoint's secret cannot be used; its deliveries fail", "endpoint", c.endpoint, "err", signErr)
 	}
 	sent := 0
 	for i, d := range c.deliveries {
@@ -242,7 +249,12 @@ func (s *Service) deliver(ctx context.Context, c *claimed) int {
 			s.giveBack(bg, c.deliveries[i:])
 			break
 		}
-		res := s.attempt(ctx, c.url, key, d)
+		var res result
+		if signErr != nil {
+			res = result{at: s.now(), err: "not sent: " + signErr.Error()}
+		} else {
+			res = s.attempt(ctx, c.url, sign, d)
+		}
 		if !res.ok() && ctx.Err() != nil {
 			// Our own shutdown cut it short: not the endpoint's failure.
 			s.giveBack(bg, c.deliveries[i:])
@@ -264,6 +276,26 @@ func (s *Service) deliver(ctx context.Context, c *claimed) int {
 		}
 	}
 	return sent
+}
+
+// signer reads a claimed endpoint's secrets. A previous secret that cannot
+// be read is left out, with a warning: the current one still signs.
+func (s *Service) signer(c *claimed) (signer, error) {
+	key, err := s.secretKey(c.endpoint, c.secret)
+	if err != nil {
+		return signer{}, err
+	}
+	g := signer{current: key}
+	if c.previous != nil && c.previousUntil != nil {
+		prev, err := s.secretKey(c.endpoint, *c.previous)
+		if err != nil {
+			s.log.Warn("webhook endpoint's previous secret cannot be used; signing with the current one only",
+				"endpoint", c.endpoint, "err", err)
+		} else {
+			g.previous, g.previousUntil = prev, *c.previousUntil
+		}
+	}
+	return g, nil
 }
 
 // giveBack returns claimed deliveries that were not sent to their places,
@@ -297,7 +329,7 @@ type result struct {
 func (r result) ok() bool { return r.err == "" }
 
 // attempt sends one delivery.
-func (s *Service) attempt(ctx context.Context, target string, key []byte, d claimedDelivery) result {
+func (s *Service) attempt(ctx context.Context, target string, sign signer, d claimedDelivery) result {
 	res := result{at: s.now()}
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -312,7 +344,7 @@ func (s *Service) attempt(ctx context.Context, target string, key []byte, d clai
 	// header names are case-insensitive anyway.
 	req.Header["webhook-id"] = []string{id}
 	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(res.at.Unix(), 10)}
-	req.Header["webhook-signature"] = []string{Sign(key, id, res.at.Unix(), d.body)}
+	req.Header["webhook-signature"] = []string{sign.header(id, res.at, d.body)}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
 

@@ -17,7 +17,7 @@ import (
 )
 
 // Endpoint is a registered receiver. Its secret is not part of it: it is
-// shown once, by CreateEndpoint.
+// shown once, by CreateEndpoint or RotateSecret.
 type Endpoint struct {
 	ID  uuid.UUID `json:"id"`
 	URL string    `json:"url"`
@@ -29,6 +29,10 @@ type Endpoint struct {
 	FailingSince   *time.Time `json:"failing_since"`
 	DisabledAt     *time.Time `json:"disabled_at"`
 	DisabledReason *string    `json:"disabled_reason"`
+	// PreviousSecretExpiresAt is when the secret replaced by the latest
+	// rotation stops signing deliveries; null when there is none, or it
+	// has expired.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
 }
 
 // NewEndpoint is what CreateEndpoint needs.
@@ -58,7 +62,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, req NewEndpoint) (Endpoint
 	e := Endpoint{ID: uuid.Must(uuid.NewV7()), URL: u.String(), EventTypes: types, CreatedAt: now}
 	secret := NewSecret()
 	_, err = s.db.Pool.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, event_types, secret, created_at, leased_until)
-		VALUES ($1, $2, $3, $4, $5, $5)`, e.ID, e.URL, e.EventTypes, secret, e.CreatedAt)
+		VALUES ($1, $2, $3, $4, $5, $5)`, e.ID, e.URL, e.EventTypes, s.storedSecret(e.ID, secret), e.CreatedAt)
 	if err != nil {
 		return Endpoint{}, "", fmt.Errorf("create webhook endpoint: %w", err)
 	}
@@ -67,16 +71,24 @@ func (s *Service) CreateEndpoint(ctx context.Context, req NewEndpoint) (Endpoint
 	return e, secret, nil
 }
 
-const endpointColumns = `id, url, event_types, created_at, failing_since, disabled_at, disabled_reason`
+const endpointColumns = `id, url, event_types, created_at, failing_since, disabled_at, disabled_reason, previous_secret_expires_at`
 
-func scanEndpoint(row pgx.CollectableRow) (Endpoint, error) {
+// scanEndpoint reads an endpoint row (endpointColumns). A previous secret
+// that has expired reads as none, whether or not a dispatcher has cleared
+// it from the row yet.
+func (s *Service) scanEndpoint(row pgx.CollectableRow) (Endpoint, error) {
 	var e Endpoint
-	err := row.Scan(&e.ID, &e.URL, &e.EventTypes, &e.CreatedAt, &e.FailingSince, &e.DisabledAt, &e.DisabledReason)
+	err := row.Scan(&e.ID, &e.URL, &e.EventTypes, &e.CreatedAt, &e.FailingSince, &e.DisabledAt, &e.DisabledReason,
+		&e.PreviousSecretExpiresAt)
 	if e.EventTypes == nil {
 		e.EventTypes = []string{}
 	}
 	e.CreatedAt = e.CreatedAt.UTC()
 	e.FailingSince, e.DisabledAt = utc(e.FailingSince), utc(e.DisabledAt)
+	if e.PreviousSecretExpiresAt != nil && !s.now().Before(*e.PreviousSecretExpiresAt) {
+		e.PreviousSecretExpiresAt = nil
+	}
+	e.PreviousSecretExpiresAt = utc(e.PreviousSecretExpiresAt)
 	return e, err
 }
 
@@ -95,7 +107,7 @@ func (s *Service) Endpoint(ctx context.Context, id uuid.UUID) (Endpoint, error) 
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("read webhook endpoint: %w", err)
 	}
-	e, err := pgx.CollectExactlyOneRow(rows, scanEndpoint)
+	e, err := pgx.CollectExactlyOneRow(rows, s.scanEndpoint)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Endpoint{}, ErrNotFound
 	}
@@ -126,7 +138,7 @@ func (s *Service) Endpoints(ctx context.Context, after string, limit int) ([]End
 	if err != nil {
 		return nil, "", fmt.Errorf("list webhook endpoints: %w", err)
 	}
-	es, err := pgx.CollectRows(rows, scanEndpoint)
+	es, err := pgx.CollectRows(rows, s.scanEndpoint)
 	if err != nil {
 		return nil, "", fmt.Errorf("list webhook endpoints: %w", err)
 	}
@@ -154,7 +166,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, e
 		if err != nil {
 			return err
 		}
-		if e, err = pgx.CollectExactlyOneRow(rows, scanEndpoint); err != nil {
+		if e, err = pgx.CollectExactlyOneRow(rows, s.scanEndpoint); err != nil {
 			return err
 		}
 		// Bumping claim fences off a dispatcher sending one of them now.
@@ -183,7 +195,7 @@ func (s *Service) EnableEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, e
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("enable webhook endpoint: %w", err)
 	}
-	e, err := pgx.CollectExactlyOneRow(rows, scanEndpoint)
+	e, err := pgx.CollectExactlyOneRow(rows, s.scanEndpoint)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Endpoint{}, ErrNotFound
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/internal/ratelog"
+	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -130,6 +131,12 @@ type Options struct {
 	// ignores proxy settings and does not follow redirects; a replacement
 	// must do all that itself.
 	HTTPClient *http.Client
+	// SecretBox, if set (LEDGER_ENCRYPTION_KEY), encrypts the endpoints'
+	// signing secrets at rest: every secret written is sealed with the
+	// endpoint id as additional data, and SealSecrets seals those written
+	// before. Without it secrets are stored as issued, and an endpoint whose
+	// secret is sealed cannot be sent to (each attempt fails, saying why).
+	SecretBox *secretbox.Box
 }
 
 // Service registers endpoints, fans out events and dispatches deliveries.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SecretPrefix starts every endpoint secret, as Standard Webhooks has it.
@@ -48,4 +49,24 @@ func Sign(key []byte, id string, timestamp int64, body []byte) string {
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// signer signs the attempts of one endpoint: with its current secret and,
+// while the secret a rotation replaced is still valid, with that one too,
+// the two signatures space-separated as Standard Webhooks allows
+// ("v1,<new> v1,<old>"). Receivers accept a request if any signature
+// matches a secret they hold.
+type signer struct {
+	current       []byte
+	previous      []byte // nil: none
+	previousUntil time.Time
+}
+
+// header is the webhook-signature header of an attempt at ts.
+func (g signer) header(id string, ts time.Time, body []byte) string {
+	h := Sign(g.current, id, ts.Unix(), body)
+	if g.previous != nil && ts.Before(g.previousUntil) {
+		h += " " + Sign(g.previous, id, ts.Unix(), body)
+	}
+	return h
 }

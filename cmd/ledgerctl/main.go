@@ -5,6 +5,10 @@
 //	ledgerctl keys list
 //	ledgerctl keys revoke ID
 //
+// --customer binds a key to one customer: required for portal keys,
+// optional for ingest keys (which may then send only that customer's
+// events), refused for the others.
+//
 // It reads DATABASE_URL.
 package main
 
@@ -35,7 +39,8 @@ func main() {
 const usage = `Usage:
   ledgerctl verify                      check every ledger invariant; exit 1 on a violation
   ledgerctl keys create --scope SCOPE [--customer ID] [--name NAME] [--ttl DURATION]
-                                        make an API key and print it once
+                                        make an API key and print it once; --customer is
+                                        required for portal, optional for ingest keys
   ledgerctl keys list                   list keys (never their secrets)
   ledgerctl keys revoke ID              revoke a key by id
 
@@ -67,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "verify":
 		code, err = verify(ctx, connect, stdout)
 	case "keys":
-		err = keys(ctx, connect, args[1:], stdout)
+		err = keys(ctx, connect, args[1:], stdout, stderr)
 	default:
 		err = fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 		code = 2
@@ -98,7 +103,7 @@ func verify(ctx context.Context, connect func() (*ledger.DB, error), stdout io.W
 	return 0, nil
 }
 
-func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string, stdout io.Writer) error {
+func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("keys needs create, list or revoke\n\n%s", usage)
 	}
@@ -113,13 +118,13 @@ func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		scope := fs.String("scope", "", "admin, ingest, read or portal")
-		customer := fs.String("customer", "", "the customer a portal token sees")
+		customer := fs.String("customer", "", "the customer a portal key sees, or an ingest key may send events for")
 		name := fs.String("name", "", "a label for humans")
 		ttl := fs.Duration("ttl", 0, "lifetime (0: no expiry)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}
-		if auth.Scope(*scope) == auth.Portal && *customer != "" {
+		if auth.Scope(*scope).MayHaveCustomer() && *customer != "" {
 			ok, err := wallet.CustomerExists(ctx, db, *customer)
 			if err != nil {
 				return err
@@ -133,7 +138,7 @@ func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string
 			return fmt.Errorf("keys create: %w", err)
 		}
 		fmt.Fprintf(stdout, "%s\n", plain)
-		fmt.Fprintf(os.Stderr, "created %s key %s; the key above is shown only once\n", k.Scope, k.ID)
+		fmt.Fprintf(stderr, "created %s key %s; the key above is shown only once\n", k.Scope, k.ID)
 		return nil
 	case "list":
 		list, _, err := store.List(ctx, auth.ListOptions{Limit: 500})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -107,6 +108,25 @@ func TestKeysCreateListRevoke(t *testing.T) {
 	}
 	if code, out, errs := ctl(t, "keys", "create", "--scope", "portal", "--customer", "real"); code != 0 || !strings.HasPrefix(out, "lk_portal_") {
 		t.Fatalf("portal key: exit %d %s %s", code, out, errs)
+	}
+	// An ingest key may belong to one customer, which must exist; list
+	// shows whose it is.
+	if code, _, errs := ctl(t, "keys", "create", "--scope", "ingest", "--customer", "ghost"); code == 0 || !strings.Contains(errs, "no customer") {
+		t.Fatalf("ingest key for an unknown customer must fail: exit %d %s", code, errs)
+	}
+	code, out, errs = ctl(t, "keys", "create", "--scope", "ingest", "--customer", "real", "--name", "edge-real")
+	if code != 0 || !strings.HasPrefix(out, "lk_ingest_") || !strings.Contains(errs, "created ingest key") {
+		t.Fatalf("bound ingest key: exit %d %s %s", code, out, errs)
+	}
+	bound, err := auth.NewStore(db).Authenticate(ctx, strings.TrimSpace(out))
+	if err != nil || bound.Scope != auth.Ingest || bound.CustomerID != "real" {
+		t.Fatalf("bound ingest key authenticates as %+v, %v", bound, err)
+	}
+	if code, out, _ := ctl(t, "keys", "list"); code != 0 || !regexp.MustCompile(`(?m)^`+bound.ID+`\s+ingest\s+real\s+edge-real\s`).MatchString(out) {
+		t.Fatalf("list does not show the ingest key's customer: exit %d\n%s", code, out)
+	}
+	if code, _, errs := ctl(t, "keys", "create", "--scope", "read", "--customer", "real"); code == 0 || !strings.Contains(errs, "portal and ingest") {
+		t.Fatalf("read key with a customer must fail: exit %d %s", code, errs)
 	}
 	if code, _, errs := ctl(t, "keys", "revoke", k.ID); code != 0 {
 		t.Fatalf("revoke: %s", errs)

@@ -33,6 +33,7 @@ import (
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/ratelog"
+	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	schema "github.com/creditledger/creditledger/sql"
@@ -97,6 +98,13 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly bool) error {
 	log.Info("starting ledgerd", "config", cfg)
+	var box *secretbox.Box // nil: webhook secrets are stored as issued
+	if cfg.EncryptionKey != nil {
+		var err error
+		if box, err = secretbox.New(cfg.EncryptionKey); err != nil {
+			return fmt.Errorf("LEDGER_ENCRYPTION_KEY: %w", err)
+		}
+	}
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
@@ -180,7 +188,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	// Side effects leave through the outbox: the relay fans them out to
 	// webhook deliveries and credits immediate top-ups; the dispatcher sends
 	// the deliveries.
-	hooks := webhook.New(db, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Log: log})
+	hooks := webhook.New(db, webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate, Log: log, SecretBox: box})
+	sealWebhookSecrets(ctx, hooks, box != nil, log)
 	relay := ledger.NewRelay(db, log, hooks, wallets)
 	relay.Relayed = hooks.Nudge
 
@@ -304,6 +313,30 @@ func natsLogging(log *slog.Logger) []nats.Option {
 			}
 			log.Warn("NATS error", "subject", subject, "err", err)
 		}),
+	}
+}
+
+// sealWebhookSecrets encrypts the webhook secrets still stored in plaintext
+// when ledgerd has an encryption key, and says once, at startup, when some
+// endpoints' secrets cannot be read: their deliveries will fail (each
+// attempt saying why) until the right key is set. Neither stops the
+// server: the other endpoints work.
+func sealWebhookSecrets(ctx context.Context, hooks *webhook.Service, haveKey bool, log *slog.Logger) {
+	rep, err := hooks.SealSecrets(ctx)
+	if err != nil {
+		log.Warn("webhook secrets: could not encrypt them at rest; they stay readable, and the next start tries again", "err", err)
+		return
+	}
+	if rep.Sealed > 0 {
+		log.Info("webhook secrets encrypted at rest with LEDGER_ENCRYPTION_KEY", "secrets", rep.Sealed)
+	}
+	switch {
+	case rep.Unreadable > 0 && !haveKey:
+		log.Warn("webhook endpoints have encrypted secrets but LEDGER_ENCRYPTION_KEY is not set: "+
+			"their deliveries fail until it is set to the key they were encrypted with", "endpoints", rep.Unreadable)
+	case rep.Unreadable > 0:
+		log.Warn("webhook endpoints have secrets that LEDGER_ENCRYPTION_KEY does not decrypt (encrypted with another key, or altered): "+
+			"their deliveries fail until it is set to the key they were encrypted with", "endpoints", rep.Unreadable)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,10 +21,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/creditledger/creditledger/ledger"
 )
+
+// testEncryptionKey is a LEDGER_ENCRYPTION_KEY: 32 bytes in hex.
+const testEncryptionKey = "8c1f6e3b9d27a04c5e8f1b3d6a9c2e705b0e9d2c7a41f8366e1d0c9b8a7f2e4d"
 
 var dsn string
 
@@ -81,9 +88,25 @@ func TestServeAndShutDown(t *testing.T) {
 		"LEDGER_HTTP_ADDR":          addr,
 		"LEDGER_DATA_DIR":           t.TempDir(),
 		"LEDGER_EMBEDDED_NATS_ADDR": "127.0.0.1:0",
-		"LEDGER_ADMIN_KEY":          "test-admin-key-0123456789",
+		"LEDGER_ADMIN_KEY":          "ledger_test_admin_" + "5b0e9d2c7a41f8366e1d0c9b8a7f2e4d3c6b5a49081726354f3e2d1c0b9a8f7e",
 		// The test's webhook receiver listens on 127.0.0.1.
 		"LEDGER_WEBHOOK_ALLOW_PRIVATE": "true",
+		"LEDGER_ENCRYPTION_KEY":        testEncryptionKey,
+	}
+	// An endpoint stored before encryption was turned on: ledgerd seals
+	// its secret at startup.
+	db, err := ledger.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old, _, err := webhook.New(db, webhook.Options{AllowPrivate: true}).CreateEndpoint(context.Background(),
+		webhook.NewEndpoint{URL: "http://127.0.0.1:9/before-the-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `UPDATE webhook_endpoints SET deleted_at = now() WHERE id = $1`, old.ID); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs safeBuffer
@@ -139,6 +162,16 @@ func TestServeAndShutDown(t *testing.T) {
 	ep := call("POST", "/v1/webhook-endpoints", `{"url":"`+hook.URL+`/hooks"}`, 201)
 	hook.secret = jsonField(t, ep, "secret")
 	epID := jsonField(t, ep, "id")
+	// Both secrets are stored sealed, the new one and the one from before.
+	for _, id := range []string{epID, old.ID.String()} {
+		var stored string
+		if err := db.Pool.QueryRow(context.Background(), `SELECT secret FROM webhook_endpoints WHERE id = $1`, id).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(stored, "enc:v1:") {
+			t.Fatalf("endpoint %s: secret stored as %.12q…, want it sealed with LEDGER_ENCRYPTION_KEY", id, stored)
+		}
+	}
 
 	call("POST", "/v1/customers", `{"id":"acme-e2e","name":"Acme"}`, 201)
 	wl := call("POST", "/v1/wallets", `{"customer_id":"acme-e2e","asset":"CREDITS","overage_policy":"block"}`, 201)
@@ -303,4 +336,58 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// At startup ledgerd warns once when endpoints' secrets are encrypted and
+// it has no key, or another key; it does not stop.
+func TestSealWebhookSecretsWarns(t *testing.T) {
+	ctx := context.Background()
+	db, err := ledger.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key, err := secretbox.ParseKey(testEncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := secretbox.New(bytes.Repeat([]byte{7}, secretbox.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Endpoints earlier tests left behind would be counted too.
+	if _, err := db.Pool.Exec(ctx, `UPDATE webhook_endpoints SET deleted_at = now() WHERE deleted_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	sealing := webhook.New(db, webhook.Options{SecretBox: right})
+	e, _, err := sealing.CreateEndpoint(ctx, webhook.NewEndpoint{URL: "https://93.184.216.34/sealed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sealing.DeleteEndpoint(ctx, e.ID)
+
+	for _, tc := range []struct {
+		name string
+		box  *secretbox.Box
+		want string // "" no warning
+	}{
+		{"no key", nil, "LEDGER_ENCRYPTION_KEY is not set"},
+		{"another key", other, "LEDGER_ENCRYPTION_KEY does not decrypt"},
+		{"the key", right, ""},
+	} {
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		sealWebhookSecrets(ctx, webhook.New(db, webhook.Options{SecretBox: tc.box}), tc.box != nil, log)
+		warnings := strings.Count(logs.String(), "level=WARN")
+		switch {
+		case tc.want == "" && warnings != 0:
+			t.Errorf("%s: warned\n%s", tc.name, logs.String())
+		case tc.want != "" && (warnings != 1 || !strings.Contains(logs.String(), tc.want) || !strings.Contains(logs.String(), "endpoints=1")):
+			t.Errorf("%s: want one warning saying %q about 1 endpoint, got\n%s", tc.name, tc.want, logs.String())
+		}
+	}
 }

@@ -311,12 +311,10 @@ func (r *runner) run(ctx context.Context, rep *report) error {
 	}
 	defer r.nats.close()
 
-	key := make([]byte, 24)
-	_, _ = rand.Read(key)
 	r.env = map[string]string{
 		"DATABASE_URL":     benchURL,
 		"NATS_URL":         ns.ClientURL(),
-		"LEDGER_ADMIN_KEY": "loadgen_admin_" + hex.EncodeToString(key),
+		"LEDGER_ADMIN_KEY": newAdminKey(),
 		"LEDGER_DATA_DIR":  filepath.Join(r.tmp, "data"),
 		"LEDGER_LOG_LEVEL": "warn",
 	}
@@ -368,4 +366,13 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// newAdminKey makes the admin key of one run's ledgerd, in the form
+// `make run` uses: 256 random bits in hex, which ledgerd's strength rule
+// (internal/config) accepts.
+func newAdminKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return "loadgen_admin_" + hex.EncodeToString(key)
 }

@@ -9,7 +9,27 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	ledgerdconfig "github.com/creditledger/creditledger/internal/config"
 )
+
+// The key loadgen gives ledgerd must pass ledgerd's own check, or every
+// run would stop at start.
+func TestNewAdminKeyIsAccepted(t *testing.T) {
+	key := newAdminKey()
+	c, err := ledgerdconfig.Load(func(k string) string {
+		if k == "LEDGER_ADMIN_KEY" {
+			return key
+		}
+		return ""
+	})
+	if err != nil || c.AdminKey != key {
+		t.Fatalf("ledgerd's configuration refuses loadgen's admin key: %v", err)
+	}
+	if newAdminKey() == key {
+		t.Fatal("two runs got the same admin key")
+	}
+}
 
 func TestParseStatusKB(t *testing.T) {
 	status := []byte("Name:\tledgerd\nVmPeak:\t 1300000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\nThreads:\t12\n")

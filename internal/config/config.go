@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"runtime"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/secretbox"
 )
 
 // Config is ledgerd's configuration.
@@ -43,6 +46,9 @@ type Config struct {
 	WebhookAllowPrivate bool
 	PprofAddr           string
 	PGIsolation         string // "serializable" or "repeatable_read"
+	// EncryptionKey is LEDGER_ENCRYPTION_KEY decoded: nil when unset, else
+	// secretbox.KeySize bytes.
+	EncryptionKey []byte
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -66,8 +72,10 @@ func vars() []variable {
 			func(c *Config, v string) error { c.DataDir = v; return nil }},
 		{"LEDGER_HTTP_ADDR", ":8080", "host:port the HTTP API listens on",
 			func(c *Config, v string) error { return hostPort(&c.HTTPAddr, v) }},
-		{"LEDGER_ADMIN_KEY", "", "admin API key installed on first start when no keys exist",
-			func(c *Config, v string) error { c.AdminKey = v; return nil }},
+		{"LEDGER_ADMIN_KEY", "", "admin API key installed on first start when no keys exist; at least 32 characters, 8 of them distinct, and 128 bits by length × log2(distinct characters)",
+			sensitive(func(c *Config, v string) error { return adminKey(&c.AdminKey, v) })},
+		{"LEDGER_ENCRYPTION_KEY", "", "32 random bytes as 64 hex digits or base64 (`openssl rand -hex 32`); set: webhook secrets are stored AES-256-GCM encrypted",
+			sensitive(func(c *Config, v string) error { return encryptionKey(&c.EncryptionKey, v) })},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "ledger.events", "usage events are consumed from <prefix>.<customer_id>",
 			func(c *Config, v string) error { return subjectPrefix(&c.NATSSubjectPrefix, v) }},
 		{"LEDGER_NATS_STREAM", "LEDGER_EVENTS", "JetStream stream holding usage events (created if missing)",
@@ -117,7 +125,12 @@ func Load(getenv func(string) string) (Config, error) {
 		if val == "" {
 			val = v.def
 		}
-		if err := v.parse(&c, val); err != nil {
+		err := v.parse(&c, val)
+		var secret sensitiveError
+		switch {
+		case errors.As(err, &secret):
+			errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+		case err != nil:
 			errs = append(errs, fmt.Errorf("%s=%q: %w", v.name, val, err))
 		}
 	}
@@ -125,6 +138,24 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// sensitiveError is the error of a variable whose value is a secret: Load
+// names the variable but does not quote its value, which would put the
+// secret in the log of a failed start.
+type sensitiveError struct{ err error }
+
+func (e sensitiveError) Error() string { return e.err.Error() }
+func (e sensitiveError) Unwrap() error { return e.err }
+
+// sensitive marks the variable parse reads as a secret.
+func sensitive(parse func(c *Config, v string) error) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		if err := parse(c, v); err != nil {
+			return sensitiveError{err}
+		}
+		return nil
+	}
 }
 
 // Usage is the help text listing every variable, its default and meaning.
@@ -146,9 +177,12 @@ func Usage() string {
 
 // LogValue keeps secrets out of logs when a Config is logged whole.
 func (c Config) LogValue() slog.Value {
-	key := ""
+	key, encKey := "", ""
 	if c.AdminKey != "" {
 		key = "(set)"
+	}
+	if c.EncryptionKey != nil {
+		encKey = "(set)"
 	}
 	return slog.GroupValue(
 		slog.String("database_url", redactURL(c.DatabaseURL)),
@@ -156,6 +190,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("admin_key", key),
+		slog.String("encryption_key", encKey),
 		slog.String("nats_subject_prefix", c.NATSSubjectPrefix),
 		slog.String("nats_stream", c.NATSStream),
 		slog.Int("nats_max_deliveries", c.NATSMaxDeliveries),
@@ -183,6 +218,61 @@ func redactURL(raw string) string {
 		return "(set)"
 	}
 	return u.Redacted()
+}
+
+// The admin key rule: long enough, and not a short pattern repeated. A key
+// cannot be measured for randomness, so its entropy is estimated as its
+// length times log2 of the number of distinct characters in it: the most an
+// attacker who knew the characters used would have to search. The estimate
+// is generous to repetitive keys ("abab…" of 128 characters passes the bits
+// test), hence the distinct-character floor too. `make run`'s
+// ledger_dev_admin_ and 64 hex digits has about 380 bits; a key made by
+// `openssl rand -hex 32` or `-base64 32` passes.
+const (
+	minAdminKeyLen      = 32
+	minAdminKeyDistinct = 8
+	minAdminKeyBits     = 128
+)
+
+func adminKey(dst *string, v string) error {
+	if v == "" {
+		return nil // unset: no key is installed
+	}
+	n, distinct := keyShape(v)
+	switch bits := float64(n) * math.Log2(float64(distinct)); {
+	case n < minAdminKeyLen:
+		return fmt.Errorf("too short: %d characters, want at least %d (e.g. `openssl rand -hex 32`)", n, minAdminKeyLen)
+	case distinct < minAdminKeyDistinct:
+		return fmt.Errorf("too repetitive: %d distinct characters, want at least %d", distinct, minAdminKeyDistinct)
+	case bits < minAdminKeyBits:
+		return fmt.Errorf("too little entropy: about %.0f bits (%d characters × log2(%d distinct)), want at least %d",
+			bits, n, distinct, minAdminKeyBits)
+	}
+	*dst = v
+	return nil
+}
+
+// keyShape returns the length of s in characters and how many distinct
+// characters it has.
+func keyShape(s string) (n, distinct int) {
+	seen := map[rune]bool{}
+	for _, r := range s {
+		n++
+		seen[r] = true
+	}
+	return n, len(seen)
+}
+
+func encryptionKey(dst *[]byte, v string) error {
+	if v == "" {
+		return nil // unset: secrets are stored as they are
+	}
+	key, err := secretbox.ParseKey(v)
+	if err != nil {
+		return err
+	}
+	*dst = key
+	return nil
 }
 
 func hostPort(dst *string, v string) error {

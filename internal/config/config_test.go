@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -13,6 +16,15 @@ import (
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
+
+// testEncKey is an encryption key, and testEncHex how it is written.
+var (
+	testEncKey = []byte("0123456789abcdefghijklmnopqrstuv")
+	testEncHex = hex.EncodeToString(testEncKey)
+)
+
+// strongKey is an admin key of the form `make run` generates.
+const strongKey = "ledger_dev_admin_3f9a1c07e4b2d85610fa93c7b2e4d05a8c1f6e3b9d27a04c5e8f1b3d6a9c2e70"
 
 func TestLoadDefaults(t *testing.T) {
 	got, err := Load(env(nil))
@@ -50,7 +62,9 @@ func TestLoadOverrides(t *testing.T) {
 		{"NATS_URL", "nats://n:4222", func(c Config) bool { return c.NATSURL == "nats://n:4222" }},
 		{"LEDGER_DATA_DIR", "/var/lib/ledger", func(c Config) bool { return c.DataDir == "/var/lib/ledger" }},
 		{"LEDGER_HTTP_ADDR", "127.0.0.1:9000", func(c Config) bool { return c.HTTPAddr == "127.0.0.1:9000" }},
-		{"LEDGER_ADMIN_KEY", "sk_admin", func(c Config) bool { return c.AdminKey == "sk_admin" }},
+		{"LEDGER_ADMIN_KEY", strongKey, func(c Config) bool { return c.AdminKey == strongKey }},
+		{"LEDGER_ENCRYPTION_KEY", testEncHex, func(c Config) bool { return bytes.Equal(c.EncryptionKey, testEncKey) }},
+		{"LEDGER_ENCRYPTION_KEY", base64.StdEncoding.EncodeToString(testEncKey), func(c Config) bool { return bytes.Equal(c.EncryptionKey, testEncKey) }},
 		{"LEDGER_NATS_SUBJECT_PREFIX", "acme.usage", func(c Config) bool { return c.NATSSubjectPrefix == "acme.usage" }},
 		{"LEDGER_NATS_STREAM", "ACME", func(c Config) bool { return c.NATSStream == "ACME" }},
 		{"LEDGER_NATS_WORKERS", "16", func(c Config) bool { return c.NATSWorkers == 16 }},
@@ -118,6 +132,10 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes"},
 		{"LEDGER_PG_ISOLATION", "read_committed"},
 		{"LEDGER_PPROF_ADDR", "6060"},
+		{"LEDGER_ADMIN_KEY", "changeme"},
+		{"LEDGER_ENCRYPTION_KEY", "changeme"},
+		{"LEDGER_ENCRYPTION_KEY", testEncHex[:62]},
+		{"LEDGER_ENCRYPTION_KEY", base64.StdEncoding.EncodeToString(testEncKey[:16])},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -180,20 +198,72 @@ func TestDefaultsParse(t *testing.T) {
 
 func TestLogValueHidesSecrets(t *testing.T) {
 	c, err := Load(env(map[string]string{
-		"DATABASE_URL":     "postgres://app:hunter2@db/ledger",
-		"NATS_URL":         "nats://u:natspw@n:4222",
-		"LEDGER_ADMIN_KEY": "sk_supersecret",
+		"DATABASE_URL":          "postgres://app:hunter2@db/ledger",
+		"NATS_URL":              "nats://u:natspw@n:4222",
+		"LEDGER_ADMIN_KEY":      strongKey,
+		"LEDGER_ENCRYPTION_KEY": testEncHex,
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := fmt.Sprint(c.LogValue().Resolve())
-	for _, secret := range []string{"hunter2", "natspw", "sk_supersecret"} {
+	for _, secret := range []string{"hunter2", "natspw", strongKey, testEncHex, "0123456789abcdef"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("LogValue shows %q: %s", secret, out)
 		}
 	}
 	if !strings.Contains(out, "db/ledger") {
 		t.Errorf("LogValue hides the database host: %s", out)
+	}
+}
+
+func TestAdminKeyStrength(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		want      string // "" accepted; otherwise a word of the error
+	}{
+		{"make run's key", strongKey, ""},
+		{"openssl rand -hex 32", "9c2e70b3d6a1f8e4c5a07d2b9e16f3c84a5d0e7b2c9f1a6e3d8b4c7a0f5e2d19", ""},
+		{"openssl rand -base64 32", "q3ZbX1n8Jt4u0c9Wm2Yk7Pd5Hs6Lf+RvAoGe1iTz0Ng=", ""},
+		{"a key ledgerctl made", "lk_admin_mfrggzdfmztwq2lk_" + "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst", ""},
+		{"unset", "", ""},
+		{"a word", "changeme", "too short"},
+		{"31 characters", "9c2e70b3d6a1f8e4c5a07d2b9e16f3c", "too short"},
+		{"32 of one character", strings.Repeat("a", 32), "too repetitive"},
+		{"7 characters repeated", strings.Repeat("abcdefg", 10), "too repetitive"},
+		{"32 characters, 8 distinct: 96 bits", strings.Repeat("abcdefgh", 4), "too little entropy"},
+		{"42 characters, 8 distinct: 126 bits", strings.Repeat("abcdefgh", 5) + "ab", "too little entropy"},
+		{"43 characters, 8 distinct: 129 bits", strings.Repeat("abcdefgh", 5) + "abc", ""},
+		// Characters, not bytes: 16 two-byte letters are 16 characters.
+		{"16 Greek letters", "αβγδεζηθικλμνξοπ", "too short"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"LEDGER_ADMIN_KEY": tc.key}))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want == "" && c.AdminKey != tc.key:
+				t.Fatalf("AdminKey = %q, want the key", c.AdminKey)
+			case tc.want != "" && err == nil:
+				t.Fatal("accepted")
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			case tc.want != "" && strings.Contains(err.Error(), tc.key):
+				t.Fatalf("error %q shows the refused key", err)
+			}
+		})
+	}
+}
+
+// A refused secret is named, never quoted: the error ends up in logs.
+func TestRefusedSecretsAreNotQuoted(t *testing.T) {
+	for name, value := range map[string]string{
+		"LEDGER_ADMIN_KEY":      "hunter2hunter2",
+		"LEDGER_ENCRYPTION_KEY": "hunter2hunter2",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s refused with %v; want an error naming it without its value", name, err)
+		}
 	}
 }
