@@ -535,3 +535,35 @@ func TestMeteringIngestUnavailable(t *testing.T) {
 		t.Error("no Retry-After header")
 	}
 }
+
+// An ingest key bound to one customer sends that customer's events; an
+// event naming another is refused alone (202, listed under rejected), and a
+// poison event among good ones is refused alone too, never a 503 for all.
+func TestMeteringBoundIngestKey(t *testing.T) {
+	m := newMeteringEnv(t)
+	own := m.newWallet(t, nil)
+	other := m.newWallet(t, nil)
+	m.grant(t, own.wallet, map[string]any{"amount": "100", "kind": "paid"})
+	m.grant(t, other.wallet, map[string]any{"amount": "100", "kind": "paid"})
+	mt := m.tokenMeter(t)
+	bound := m.key(t, auth.Ingest, own.customer)
+	res := want[ingestJSON](t, m.do(t, "POST", "/v1/events", bound, map[string]any{"events": []any{
+		tokenEvent("bound-own-"+own.customer, own.customer, mt.EventName, 1000, nil),
+		tokenEvent("bound-other-"+other.customer, other.customer, mt.EventName, 1000, nil),
+	}}), 202)
+	if res.Accepted != 1 || len(res.Rejected) != 1 || res.Rejected[0].EventID != "bound-other-"+other.customer ||
+		res.Rejected[0].Code != metering.CodeCustomerNotAllowed {
+		t.Fatalf("bound key: %+v", res)
+	}
+	sameAmount(t, "other's consumed", m.balance(t, other.wallet).Consumed, "0")
+
+	// The hot-row attack's quantity, among good events: refused alone.
+	huge := tokenEvent("huge-"+own.customer, own.customer, mt.EventName, 0, nil)
+	huge["properties"] = map[string]any{"tokens": json.Number("33333333333333333333333332000000"), "model": "gpt"}
+	res = want[ingestJSON](t, m.do(t, "POST", "/v1/events", m.admin, map[string]any{"events": []any{
+		huge, tokenEvent("after-huge-"+own.customer, own.customer, mt.EventName, 1000, nil)}}), 202)
+	if res.Accepted != 1 || len(res.Rejected) != 1 || res.Rejected[0].Code != metering.CodeInvalidValue {
+		t.Fatalf("huge quantity among good events: %+v", res)
+	}
+	sameAmount(t, "own consumed", m.balance(t, own.wallet).Consumed, "0.006")
+}
