@@ -189,7 +189,9 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn, tmpl string) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	_, err = admin.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{building}.Sanitize()+" RENAME TO "+pgx.Identifier{tmpl}.Sanitize())
-	if isCode(err, "42P04") { // another package finished first; use theirs
+	// Another package finished first; use theirs. Renamed at the same
+	// instant, the catalog's unique index may say so (23505) instead.
+	if isCode(err, "42P04") || isCode(err, "23505") {
 		_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{building}.Sanitize())
 	}
 	if err != nil {
