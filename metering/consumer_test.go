@@ -293,17 +293,7 @@ func TestPoisonOverNATS(t *testing.T) {
 	publish(t, js, cus, m.EventName, 2, true)
 	runConsumer(t, c)
 	w.waitConsumed(t, wl.ID, "2")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := c.consumer().Info(ctx)
-		if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("poison left pending: %+v", info)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDrained(t, c, 10*time.Second)
 	list, _, err := w.svc.Rejections(ctx, "", "", 500)
 	if err != nil {
 		t.Fatal(err)
