@@ -143,7 +143,7 @@ func New(cfg Config) *fiber.App {
 	app.Get("/metrics", matched, s.metrics.Handler())
 	app.Get("/openapi.json", matched, serveOpenAPI)
 
-	v1 := app.Group("/v1", auth.Authenticate(s.keys))
+	v1 := app.Group("/v1", auth.Authenticate(s.keys), requireJSON)
 	register(v1, append(s.routes(), cfg.Routes...))
 	return app
 }
