@@ -143,12 +143,12 @@ func New(cfg Config) *fiber.App {
 	app.Get("/metrics", matched, s.metrics.Handler())
 	app.Get("/openapi.json", matched, serveOpenAPI)
 
-	v1 := app.Group("/v1", auth.Authenticate(s.keys), requireJSON)
+	v1 := app.Group("/v1", auth.Authenticate(s.keys))
 	register(v1, append(s.routes(), cfg.Routes...))
 	return app
 }
 
-// register mounts routes, each behind its scope check.
+// register mounts routes, each behind its scope check and requireJSON.
 func register(v1 fiber.Router, routes []Route) {
 	seen := map[string]bool{}
 	for _, r := range routes {
@@ -173,7 +173,9 @@ func register(v1 fiber.Router, routes []Route) {
 				panic(fmt.Sprintf("api: %s: %s keys are read-only", where, sc))
 			}
 		}
-		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...)}, r.Handlers...)
+		// The media type is checked after the key and its scope, so that a
+		// 401 or 403 is what a caller without the right key hears.
+		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...), requireJSON}, r.Handlers...)
 		if r.Method == fiber.MethodGet {
 			v1.Get(r.Path, handlers...) // and HEAD
 		} else {

@@ -31,6 +31,9 @@ func TestLenientJSONIsRefused(t *testing.T) {
 		{"escaped duplicate key", "application/json", `{"amount":"1","\u0061mount":"2"}`, 422, problem.Validation, "amount"},
 		{"long s folds to s", "application/json", `{"amount":"1","de\u017Fcription":"x"}`, 422, problem.Validation, "de\u017Fcription"},
 		{"duplicate key in metadata", "application/json", `{"amount":"1","metadata":{"a":1,"a":2}}`, 422, problem.Validation, "metadata.a"},
+		{"text/plain", "text/plain", `{"amount":"1"}`, 415, problem.UnsupportedMediaType, ""},
+		{"form", "application/x-www-form-urlencoded", `{"amount":"1"}`, 415, problem.UnsupportedMediaType, ""},
+		{"no content type", "", `{"amount":"1"}`, 415, problem.UnsupportedMediaType, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := w.money(t, f.wallet)
