@@ -25,10 +25,11 @@ import (
 // amount sent as a number, a timestamp that is not RFC 3339), or a field v
 // does not have is a 422 validation_error naming the field. Unknown fields are refused rather than
 // ignored: in a money API a misspelt "overage_limt" must not pass silently.
-// So, at any depth, is a key sent twice or in two spellings of case, and a
-// key that matches a field only in case ("Amount"): encoding/json would
-// take the last, or the field, where a proxy or validator reading the same
-// body may take another (internal/strictjson).
+// So, at any depth, is a key sent twice or in two spellings of case, a key
+// that matches a field only in case ("Amount"), and a string that is not
+// UTF-8: encoding/json would take the last, or the field, or U+FFFD, where
+// a proxy or validator reading the same body may take another
+// (internal/strictjson).
 func DecodeJSON(c *fiber.Ctx, v any) error { return decodeBody(c.Body(), v) }
 
 func decodeBody(body []byte, v any) error {
@@ -36,12 +37,14 @@ func decodeBody(body []byte, v any) error {
 		return nil
 	}
 	err := strictjson.Unmarshal(body, v)
-	var key *strictjson.KeyError
+	var strict *strictjson.Error
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &key):
-		return problem.Invalid(key.Path, key.Detail())
+	case errors.As(err, &strict) && strict.Path == "":
+		return problem.New(problem.BadRequest, "malformed JSON: the body "+strict.Detail())
+	case errors.As(err, &strict):
+		return problem.Invalid(strict.Path, strict.Detail())
 	case errors.Is(err, strictjson.ErrTrailingData):
 		return problem.New(problem.BadRequest, "malformed JSON: more than one value in the body")
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var seeds = []string{
@@ -20,9 +21,11 @@ var seeds = []string{
 }
 
 // FuzzCheck holds the scanner to encoding/json: a SyntaxError exactly when
-// json.Valid refuses the input, and a KeyError exactly when a plain reading
+// json.Valid refuses the input; a refused key exactly when a plain reading
 // with json.Decoder finds two keys of one object equal under
-// strings.EqualFold (which is how encoding/json matches them).
+// strings.EqualFold (which is how encoding/json matches them); a string
+// refused as not text exactly when encoding/json decodes one to a U+FFFD
+// the input did not spell.
 func FuzzCheck(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -36,58 +39,73 @@ func FuzzCheck(f *testing.F) {
 		if syntax != nil {
 			return
 		}
-		collide, rerr := collision(json.NewDecoder(bytes.NewReader(data)))
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber() // 1E700 is valid JSON, and no float64
+		collide, replaced, rerr := read(dec)
 		if rerr != nil {
 			t.Fatalf("the reference cannot read valid JSON %q: %v", data, rerr)
 		}
-		var ke *KeyError
-		if got := errors.As(err, &ke); got != collide {
-			t.Fatalf("Check(%q) = %v; the reference finds a collision: %v", data, err, collide)
+		if bytes.Contains(data, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`)) {
+			replaced = false // spelt, so the reference cannot tell; only the keys are compared
+			if errors.Is(err, ErrInvalidUTF8) {
+				return
+			}
 		}
-		if ke != nil && (strings.ContainsRune(ke.Path, 0) || !strings.EqualFold(ke.Key, ke.Other)) {
-			t.Fatalf("Check(%q): %#v", data, ke)
+		var e *Error
+		refused := errors.As(err, &e)
+		if refused != (collide || replaced) {
+			t.Fatalf("Check(%q) = %v; the reference finds a collision %v, text replaced %v", data, err, collide, replaced)
+		}
+		switch {
+		case !refused:
+		case errors.Is(err, ErrInvalidUTF8) && !replaced, !errors.Is(err, ErrInvalidUTF8) && !collide:
+			t.Fatalf("Check(%q) = %v; the reference finds a collision %v, text replaced %v", data, err, collide, replaced)
+		case strings.ContainsRune(e.Path, 0), e.Key != "" && !strings.EqualFold(e.Key, e.Other) && e.Err != ErrInvalidUTF8:
+			t.Fatalf("Check(%q): %#v", data, e)
 		}
 	})
 }
 
-// collision reads one value token by token and reports whether an object
-// in it has two keys equal under strings.EqualFold.
-func collision(dec *json.Decoder) (bool, error) {
+// read reads one value token by token and reports whether an object in it
+// has two keys equal under strings.EqualFold, and whether a string decoded
+// to one holding U+FFFD.
+func read(dec *json.Decoder) (collide, replaced bool, err error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
-		return false, nil
+		s, _ := tok.(string)
+		return false, strings.ContainsRune(s, utf8.RuneError), nil
 	}
-	found := false
 	var keys []string
 	for dec.More() {
 		if d == '{' {
 			tok, err := dec.Token()
 			if err != nil {
-				return false, err
+				return false, false, err
 			}
 			k := tok.(string)
-			found = found || slices.ContainsFunc(keys, func(p string) bool { return strings.EqualFold(p, k) })
+			collide = collide || slices.ContainsFunc(keys, func(p string) bool { return strings.EqualFold(p, k) })
+			replaced = replaced || strings.ContainsRune(k, utf8.RuneError)
 			keys = append(keys, k)
 		}
-		f, err := collision(dec)
+		c, r, err := read(dec)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
-		found = found || f
+		collide, replaced = collide || c, replaced || r
 	}
 	_, err = dec.Token() // the closing delimiter
-	return found, err
+	return collide, replaced, err
 }
 
 // FuzzUnmarshal holds Unmarshal to being encoding/json with refusals only:
 // what it accepts encoding/json decodes to the same value, with every key
 // of an object decoded into a struct spelt exactly as a field; what
 // encoding/json refuses it refuses; and what only it refuses is a
-// KeyError.
+// Error.
 func FuzzUnmarshal(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -101,7 +119,7 @@ func FuzzUnmarshal(f *testing.F) {
 		if refErr == nil && dec.More() {
 			refErr = errors.New("trailing data")
 		}
-		var ke *KeyError
+		var ke *Error
 		switch {
 		case refErr != nil && err == nil:
 			t.Fatalf("Unmarshal(%q) accepts what encoding/json refuses: %v", data, refErr)

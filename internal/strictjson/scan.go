@@ -25,8 +25,8 @@ type scanner struct {
 	pos   int
 	depth int
 	keys  []string   // the keys of the objects being scanned, innermost last
-	path  []pathPart // where the scan is, for a KeyError's Path
-	first *KeyError
+	path  []pathPart // where the scan is, for an Error's Path
+	first *Error
 }
 
 type pathPart struct {
@@ -80,7 +80,10 @@ func (s *scanner) value(t *typeInfo, keys bool) error {
 	case c == '[':
 		return s.array(t, keys)
 	case c == '"':
-		_, _, err := s.str()
+		start, escaped, err := s.str()
+		if err == nil && keys && !s.text(start, escaped) {
+			s.refuse(false, "", "", ErrInvalidUTF8)
+		}
 		return err
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
@@ -124,6 +127,9 @@ func (s *scanner) object(t *typeInfo, keys bool) error {
 		var key string
 		if keys {
 			key = s.key(start, escaped)
+			if !s.text(start, escaped) {
+				s.refuse(true, key, "", ErrInvalidUTF8)
+			}
 			folded = s.addKey(base, key, folded)
 			child, childKeys = s.field(t, key)
 		}
@@ -166,11 +172,11 @@ func (s *scanner) addKey(base int, key string, folded map[string]string) map[str
 	if folded == nil && len(s.keys)-base < smallObject {
 		for _, k := range s.keys[base:] {
 			if k == key {
-				s.refuse(key, key, ErrDuplicateKey)
+				s.refuse(true, key, key, ErrDuplicateKey)
 				break
 			}
 			if strings.EqualFold(k, key) {
-				s.refuse(key, k, ErrCaseVariant)
+				s.refuse(true, key, k, ErrCaseVariant)
 				break
 			}
 		}
@@ -190,9 +196,9 @@ func (s *scanner) addKey(base int, key string, folded map[string]string) map[str
 	case !ok:
 		folded[f] = key
 	case k == key:
-		s.refuse(key, key, ErrDuplicateKey)
+		s.refuse(true, key, key, ErrDuplicateKey)
 	default:
-		s.refuse(key, k, ErrCaseVariant)
+		s.refuse(true, key, k, ErrCaseVariant)
 	}
 	// Large objects are checked through the map alone; s.keys keeps only
 	// their first keys, which is all the small path needs.
@@ -212,26 +218,31 @@ func (s *scanner) field(t *typeInfo, key string) (*typeInfo, bool) {
 		return typeFor(f.typ), !f.raw
 	}
 	if name, ok := t.folded[foldName(key)]; ok {
-		s.refuse(key, name, ErrFieldCase)
+		s.refuse(true, key, name, ErrFieldCase)
 	}
 	return nil, true // unknown: the decoder refuses it
 }
 
-func (s *scanner) refuse(key, other string, why error) {
+// refuse records a refusal at the current path, and at key under it if
+// isKey, unless one was recorded before.
+func (s *scanner) refuse(isKey bool, key, other string, why error) {
 	if s.first != nil {
 		return
 	}
-	var b strings.Builder
+	var elems []string
 	for _, p := range s.path {
 		if p.index >= 0 {
-			b.WriteString(strconv.Itoa(p.index))
+			elems = append(elems, strconv.Itoa(p.index))
 		} else {
-			b.WriteString(pathElem(p.key))
+			elems = append(elems, pathElem(p.key))
 		}
-		b.WriteByte('.')
 	}
-	b.WriteString(pathElem(key))
-	s.first = &KeyError{Path: b.String(), Key: key, Other: other, Err: why}
+	if isKey {
+		elems = append(elems, pathElem(key))
+	} else {
+		key = ""
+	}
+	s.first = &Error{Path: strings.Join(elems, "."), Key: key, Other: other, Err: why}
 }
 
 func (s *scanner) array(t *typeInfo, keys bool) error {
@@ -330,6 +341,59 @@ func (s *scanner) key(start int, escaped bool) string {
 		return string(raw) // unreachable: str checked the string
 	}
 	return k
+}
+
+// text reports whether the string whose contents start at start is UTF-8
+// text: no invalid byte, and no \u escape of a surrogate that is not
+// followed, or preceded, by its other half.
+func (s *scanner) text(start int, escaped bool) bool {
+	raw := s.data[start : s.pos-1]
+	if !utf8.Valid(raw) {
+		return false
+	}
+	if !escaped {
+		return true
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if raw[i] != 'u' {
+			continue
+		}
+		r := hex4(raw[i+1 : i+5])
+		i += 4
+		switch {
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return false
+		case 0xD800 <= r && r <= 0xDBFF:
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			if lo := hex4(raw[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 is the value of four hex digits, which str has checked.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			r = r<<4 | rune(c-'a'+10)
+		}
+	}
+	return r
 }
 
 func (s *scanner) number() error {

@@ -10,7 +10,10 @@
 //     "\u0061mount" is "amount"),
 //   - a key that differs only in case from another key of its object (by
 //     Unicode simple folding, as encoding/json compares them, so "ſ" is "s"),
-//   - when decoding into a struct, a key that matches a field only in case.
+//   - when decoding into a struct, a key that matches a field only in case,
+//   - a string, key or value, that is not UTF-8 text: invalid bytes or a
+//     lone UTF-16 surrogate escape, which encoding/json silently turns into
+//     U+FFFD and other readers refuse or keep.
 //
 // Everything else is encoding/json's: the syntax, the types, the values.
 package strictjson
@@ -28,34 +31,37 @@ import (
 	"unicode/utf8"
 )
 
-// Why a key is refused; a *KeyError wraps one of them.
+// Why JSON is refused; an *Error wraps one of them.
 var (
 	ErrDuplicateKey = errors.New("duplicate key")
 	ErrCaseVariant  = errors.New("key differs only in case from another")
 	ErrFieldCase    = errors.New("key matches a field only in case")
+	ErrInvalidUTF8  = errors.New("string is not UTF-8 text")
 )
 
 // ErrTrailingData is Unmarshal's error for a body with more after its value.
 var ErrTrailingData = errors.New("more than one JSON value")
 
-// KeyError is a refused key.
-type KeyError struct {
-	// Path is where the key is, dotted, the key last: "metadata.plan",
-	// "tiers.0.up_to". Keys that are not plain printable text are quoted,
+// Error is a refused key, or a string that is not text.
+type Error struct {
+	// Path is where, dotted: "metadata.plan", "tiers.0.up_to"; for a key,
+	// the key is last. Keys that are not plain printable text are quoted,
 	// so a path never carries a control character.
 	Path  string
-	Key   string // the key as decoded
+	Key   string // the refused key as decoded; "" for a string value
 	Other string // the key or field name it clashes with
-	Err   error  // ErrDuplicateKey, ErrCaseVariant or ErrFieldCase
+	Err   error  // ErrDuplicateKey, ErrCaseVariant, ErrFieldCase or ErrInvalidUTF8
 }
 
-func (e *KeyError) Error() string { return e.Path + ": " + e.Detail() }
+func (e *Error) Error() string { return e.Path + ": " + e.Detail() }
 
-func (e *KeyError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-// Detail says what is wrong, in words for the client that sent the key.
-func (e *KeyError) Detail() string {
+// Detail says what is wrong, in words for the client that sent it.
+func (e *Error) Detail() string {
 	switch e.Err {
+	case ErrInvalidUTF8:
+		return "is not UTF-8 text (an invalid byte, or a \\u escape of half a surrogate pair); JSON is UTF-8"
 	case ErrDuplicateKey:
 		return "appears more than once in its object; send each key once"
 	case ErrCaseVariant:
@@ -72,21 +78,22 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.Offset) }
 
-// Check reports the first refused key of the JSON value in data as a
-// *KeyError, or a *SyntaxError if data is not exactly one JSON value.
+// Check reports the first refusal in the JSON value in data as an *Error,
+// or a *SyntaxError if data is not exactly one JSON value.
 func Check(data []byte) error { return check(data, nil) }
 
 // Unmarshal decodes data into v as a json.Decoder with
-// DisallowUnknownFields does, after refusing the keys Check refuses and, in
+// DisallowUnknownFields does, after refusing what Check refuses and, in
 // objects decoded into a struct, keys that match a field only in case. Its
-// errors are a *KeyError, ErrTrailingData, or encoding/json's own
+// errors are an *Error, ErrTrailingData, or encoding/json's own
 // (*json.SyntaxError, *json.UnmarshalTypeError, unknown fields, and the
 // errors of the types' UnmarshalJSON methods), so callers can keep mapping
 // those as they do.
 //
 // A struct field tagged `strictjson:"-"` is not looked into: its value is
 // raw JSON that whoever decodes it later checks, such as an event of a
-// batch, which is rejected on its own rather than failing the batch.
+// batch, which is rejected on its own rather than failing the batch. Its
+// syntax is still checked: it is part of the document.
 func Unmarshal(data []byte, v any) error {
 	err := check(data, reflect.TypeOf(v))
 	var syntax *SyntaxError
@@ -121,7 +128,7 @@ func quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// pathElem is one key in a KeyError's Path.
+// pathElem is one key in an Error's Path.
 func pathElem(key string) string {
 	if key == "" || len(key) > 64 || strings.ContainsAny(key, `."`) || strings.IndexFunc(key, func(r rune) bool {
 		return !unicode.IsPrint(r) || r == utf8.RuneError

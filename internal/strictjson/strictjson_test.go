@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestCheck(t *testing.T) {
@@ -40,7 +41,13 @@ func TestCheck(t *testing.T) {
 		{"nested", `{"x":[{"a":1},{"b":1,"B":2}]}`, "x.1.B", "b", ErrCaseVariant},
 		{"duplicate in a large object", many(`"k7":0`), "k7", "k7", ErrDuplicateKey},
 		{"case variant in a large object", many(`"K39":0`), "K39", "k39", ErrCaseVariant},
-		{"invalid UTF-8 keys read alike", "{\"\xff\":1,\"\xfe\":2}", "\"\ufffd\"", "\ufffd", ErrDuplicateKey},
+		{"escapes and text read alike", `{"\u00e9":1,"é":2}`, "é", "é", ErrDuplicateKey},
+		{"invalid UTF-8 in a key", "{\"a\":{\"\xff\":1}}", "a.\"\ufffd\"", "", ErrInvalidUTF8},
+		{"invalid UTF-8 in a value", "{\"a\":[\"ok\",\"\xc3\"]}", "a.1", "", ErrInvalidUTF8},
+		{"lone high surrogate", `{"a":"\ud800"}`, "a", "", ErrInvalidUTF8},
+		{"high surrogate then another escape", `{"a":"\ud800\u0041"}`, "a", "", ErrInvalidUTF8},
+		{"lone low surrogate in a key", `{"\udc00":1}`, "\"\ufffd\"", "", ErrInvalidUTF8},
+		{"surrogate pair", `{"a":"\ud83d\ude00","b":"\\ud800"}`, "", "", nil},
 		{"NUL keys are quoted in the path", `{"m":{"a\u0000":1,"a\u0000":2}}`, `m."a\x00"`, "a\x00", ErrDuplicateKey},
 		{"first refusal is reported", `{"a":1,"a":2,"b":1,"B":2}`, "a", "a", ErrDuplicateKey},
 	} {
@@ -52,14 +59,14 @@ func TestCheck(t *testing.T) {
 				}
 				return
 			}
-			var ke *KeyError
+			var ke *Error
 			if !errors.As(err, &ke) || !errors.Is(err, tc.why) {
-				t.Fatalf("Check(%s) = %v, want a KeyError of %v", tc.in, err, tc.why)
+				t.Fatalf("Check(%s) = %v, want an Error of %v", tc.in, err, tc.why)
 			}
 			if ke.Path != tc.path || ke.Other != tc.other {
 				t.Fatalf("path %q other %q, want %q and %q", ke.Path, ke.Other, tc.path, tc.other)
 			}
-			if strings.ContainsRune(ke.Error(), 0) {
+			if strings.ContainsRune(ke.Error(), 0) || strings.ContainsRune(ke.Path, utf8.RuneError) && !strings.Contains(ke.Path, `"`) {
 				t.Fatalf("the error carries a NUL: %q", ke.Error())
 			}
 		})
@@ -126,7 +133,7 @@ func TestUnmarshal(t *testing.T) {
 		{"promoted field", `{"Note":"n"}`, "Note", ErrFieldCase},
 		{"case variant in raw JSON", `{"meta":{"a":1,"A":2}}`, "meta.A", ErrCaseVariant},
 		{"a type that decodes itself keeps its names", `{"when":"2025-01-01T00:00:00Z","WHEN":"x"}`, "WHEN", ErrCaseVariant},
-		{"a deferred field is not looked into", `{"batch":[{"a":1,"a":2},{"B":1,"b":2}]}`, "", nil},
+		{"a deferred field is not looked into", "{\"batch\":[{\"a\":1,\"a\":2},{\"B\":1,\"b\":\"\xff\\ud800\"}]}", "", nil},
 		{"but its siblings are", `{"batch":[],"Batch":[]}`, "Batch", ErrCaseVariant},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +145,7 @@ func TestUnmarshal(t *testing.T) {
 				}
 				return
 			}
-			var ke *KeyError
+			var ke *Error
 			if !errors.As(err, &ke) || !errors.Is(err, tc.why) || ke.Path != tc.path {
 				t.Fatalf("Unmarshal(%s) = %v, want %v at %s", tc.in, err, tc.why, tc.path)
 			}
@@ -163,16 +170,18 @@ func TestUnmarshal(t *testing.T) {
 	})
 }
 
-func TestKeyErrorDetail(t *testing.T) {
+func TestErrorDetail(t *testing.T) {
 	for _, tc := range []struct {
-		err  *KeyError
+		err  *Error
 		want string
 	}{
-		{&KeyError{Path: "a", Key: "a", Other: "a", Err: ErrDuplicateKey}, "a: appears more than once in its object; send each key once"},
-		{&KeyError{Path: "Amount", Key: "Amount", Other: "amount", Err: ErrCaseVariant},
+		{&Error{Path: "a", Key: "a", Other: "a", Err: ErrDuplicateKey}, "a: appears more than once in its object; send each key once"},
+		{&Error{Path: "Amount", Key: "Amount", Other: "amount", Err: ErrCaseVariant},
 			`Amount: differs only in case from "amount" in the same object; keys are case-sensitive, send one`},
-		{&KeyError{Path: "AMOUNT", Key: "AMOUNT", Other: "amount", Err: ErrFieldCase},
+		{&Error{Path: "AMOUNT", Key: "AMOUNT", Other: "amount", Err: ErrFieldCase},
 			`AMOUNT: unknown field; did you mean "amount"? field names are case-sensitive`},
+		{&Error{Path: "metadata.note", Err: ErrInvalidUTF8},
+			`metadata.note: is not UTF-8 text (an invalid byte, or a \u escape of half a surrogate pair); JSON is UTF-8`},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
