@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"
@@ -131,6 +132,11 @@ func (s *Service) Meters(ctx context.Context) ([]Meter, error) {
 }
 
 func (s *Service) meterByCode(ctx context.Context, code string) (*Meter, error) {
+	if !codePattern.MatchString(code) {
+		// No meter has such a code, and PostgreSQL would refuse to look
+		// for one holding a NUL.
+		return nil, fmt.Errorf("meter %q: %w", code, ErrNotFound)
+	}
 	ms, err := queryMeters(ctx, s.db.Pool, `WHERE code = $1`, code)
 	if err != nil {
 		return nil, err
@@ -355,11 +361,12 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, source str
 	return res, nil
 }
 
+// guessCustomer is guessID's twin for the customer, checked as it is.
 func guessCustomer(raw []byte) string {
 	var probe struct {
 		CustomerID string `json:"customer_id"`
 	}
-	if json.Unmarshal(raw, &probe) == nil && len(probe.CustomerID) <= 128 {
+	if json.Unmarshal(raw, &probe) == nil && text.Check("customer_id", probe.CustomerID, 128) == nil {
 		return probe.CustomerID
 	}
 	return ""
@@ -393,7 +400,10 @@ func (s *Service) recordRejections(ctx context.Context, source string, at time.T
 		if len(raw) > MaxEventBytes {
 			raw = raw[:MaxEventBytes]
 		}
-		raws[i] = strings.ToValidUTF8(raw, "\uFFFD")
+		// As received, but storable: a rejected event is often one whose
+		// bytes PostgreSQL would refuse, and failing to record it would
+		// fail the events recorded with it.
+		raws[i] = strings.ReplaceAll(strings.ToValidUTF8(raw, "\uFFFD"), "\x00", "\uFFFD")
 	}
 	_, err := s.db.Pool.Exec(ctx, `INSERT INTO event_rejections (id, event_id, customer_id, source, code, detail, raw, received_at)
 		SELECT u.id, u.e, u.c, $7, u.code, u.detail, u.raw, $8
@@ -423,6 +433,9 @@ type RecordedRejection struct {
 func (s *Service) Rejections(ctx context.Context, customerID, cursor string, limit int) ([]RecordedRejection, string, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
+	}
+	if text.Check("customer_id", customerID, 128) != nil {
+		return []RecordedRejection{}, "", nil // no rejection is recorded under such an id (guessCustomer)
 	}
 	args := []any{limit + 1}
 	where := `WHERE true`
