@@ -45,38 +45,45 @@ var (
 
 // typeFor describes t, or returns nil if the scan has nothing to learn
 // from it. Field types are described when the scan reaches them, so a
-// type that refers to itself is fine.
+// type that refers to itself is fine. Answers, nil ones too, are cached:
+// asking whether a type decodes itself is most of the cost.
 func typeFor(t reflect.Type) *typeInfo {
-	for t != nil && t.Kind() == reflect.Pointer {
-		if decodesItself(t) {
-			return nil
-		}
-		t = t.Elem()
-	}
-	if t == nil || decodesItself(t) {
+	if t == nil {
 		return nil
 	}
 	if ti, ok := types.Load(t); ok {
 		return ti.(*typeInfo)
 	}
-	var ti *typeInfo
+	ti := describe(t)
+	v, _ := types.LoadOrStore(t, ti)
+	return v.(*typeInfo)
+}
+
+func describe(t reflect.Type) *typeInfo {
+	for t.Kind() == reflect.Pointer {
+		if decodesItself(t) {
+			return nil
+		}
+		t = t.Elem()
+	}
+	if decodesItself(t) {
+		return nil
+	}
 	switch t.Kind() {
 	case reflect.Struct:
-		ti = &typeInfo{kind: kindStruct, fields: structFields(t), folded: map[string]string{}}
+		ti := &typeInfo{kind: kindStruct, fields: structFields(t), folded: map[string]string{}}
 		for name := range ti.fields {
 			if f := foldName(name); ti.folded[f] == "" || name < ti.folded[f] {
 				ti.folded[f] = name
 			}
 		}
+		return ti
 	case reflect.Map:
-		ti = &typeInfo{kind: kindMap, elemTyp: t.Elem()}
+		return &typeInfo{kind: kindMap, elemTyp: t.Elem()}
 	case reflect.Slice, reflect.Array:
-		ti = &typeInfo{kind: kindList, elemTyp: t.Elem()}
-	default:
-		return nil
+		return &typeInfo{kind: kindList, elemTyp: t.Elem()}
 	}
-	v, _ := types.LoadOrStore(t, ti)
-	return v.(*typeInfo)
+	return nil
 }
 
 func decodesItself(t reflect.Type) bool {

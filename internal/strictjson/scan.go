@@ -1,6 +1,7 @@
 package strictjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -24,18 +25,23 @@ type scanner struct {
 	data  []byte
 	pos   int
 	depth int
-	keys  []string   // the keys of the objects being scanned, innermost last
+	keys  [][]byte   // the keys of the objects being scanned, innermost last
 	path  []pathPart // where the scan is, for an Error's Path
 	first *Error
+	// Room for the keys and path of a usual document, so that checking
+	// one allocates nothing but what it refuses.
+	keysBuf [smallObject][]byte
+	pathBuf [8]pathPart
 }
 
 type pathPart struct {
-	key   string
+	key   []byte
 	index int // -1 for a key
 }
 
 func check(data []byte, t reflect.Type) error {
 	s := scanner{data: data}
+	s.keys, s.path = s.keysBuf[:0], s.pathBuf[:0]
 	s.space()
 	if err := s.value(typeFor(t), true); err != nil {
 		return err
@@ -82,7 +88,7 @@ func (s *scanner) value(t *typeInfo, keys bool) error {
 	case c == '"':
 		start, escaped, err := s.str()
 		if err == nil && keys && !s.text(start, escaped) {
-			s.refuse(false, "", "", ErrInvalidUTF8)
+			s.refuse(false, nil, "", ErrInvalidUTF8)
 		}
 		return err
 	case c == '-' || '0' <= c && c <= '9':
@@ -124,7 +130,7 @@ func (s *scanner) object(t *typeInfo, keys bool) error {
 		}
 		var child *typeInfo
 		childKeys := keys
-		var key string
+		var key []byte
 		if keys {
 			key = s.key(start, escaped)
 			if !s.text(start, escaped) {
@@ -168,15 +174,15 @@ func (s *scanner) object(t *typeInfo, keys bool) error {
 
 // addKey checks key against the other keys of the object whose keys start
 // at s.keys[base], and records it.
-func (s *scanner) addKey(base int, key string, folded map[string]string) map[string]string {
+func (s *scanner) addKey(base int, key []byte, folded map[string]string) map[string]string {
 	if folded == nil && len(s.keys)-base < smallObject {
 		for _, k := range s.keys[base:] {
-			if k == key {
-				s.refuse(true, key, key, ErrDuplicateKey)
+			if bytes.Equal(k, key) {
+				s.refuse(true, key, string(key), ErrDuplicateKey)
 				break
 			}
-			if strings.EqualFold(k, key) {
-				s.refuse(true, key, k, ErrCaseVariant)
+			if bytes.EqualFold(k, key) {
+				s.refuse(true, key, string(k), ErrCaseVariant)
 				break
 			}
 		}
@@ -186,17 +192,17 @@ func (s *scanner) addKey(base int, key string, folded map[string]string) map[str
 	if folded == nil {
 		folded = make(map[string]string, 2*smallObject)
 		for _, k := range s.keys[base:] {
-			if _, ok := folded[foldName(k)]; !ok {
-				folded[foldName(k)] = k
+			if f := foldName(string(k)); folded[f] == "" {
+				folded[f] = string(k)
 			}
 		}
 	}
-	f := foldName(key)
+	f := foldName(string(key))
 	switch k, ok := folded[f]; {
 	case !ok:
-		folded[f] = key
-	case k == key:
-		s.refuse(true, key, key, ErrDuplicateKey)
+		folded[f] = string(key)
+	case k == string(key):
+		s.refuse(true, key, k, ErrDuplicateKey)
 	default:
 		s.refuse(true, key, k, ErrCaseVariant)
 	}
@@ -207,17 +213,17 @@ func (s *scanner) addKey(base int, key string, folded map[string]string) map[str
 
 // field is what the value of key is decoded into when its object is
 // decoded into t, and whether its keys are checked.
-func (s *scanner) field(t *typeInfo, key string) (*typeInfo, bool) {
+func (s *scanner) field(t *typeInfo, key []byte) (*typeInfo, bool) {
 	if t == nil {
 		return nil, true
 	}
 	if t.kind != kindStruct {
 		return t.elem(), true
 	}
-	if f, ok := t.fields[key]; ok {
+	if f, ok := t.fields[string(key)]; ok {
 		return typeFor(f.typ), !f.raw
 	}
-	if name, ok := t.folded[foldName(key)]; ok {
+	if name, ok := t.folded[foldName(string(key))]; ok {
 		s.refuse(true, key, name, ErrFieldCase)
 	}
 	return nil, true // unknown: the decoder refuses it
@@ -225,7 +231,7 @@ func (s *scanner) field(t *typeInfo, key string) (*typeInfo, bool) {
 
 // refuse records a refusal at the current path, and at key under it if
 // isKey, unless one was recorded before.
-func (s *scanner) refuse(isKey bool, key, other string, why error) {
+func (s *scanner) refuse(isKey bool, key []byte, other string, why error) {
 	if s.first != nil {
 		return
 	}
@@ -234,15 +240,15 @@ func (s *scanner) refuse(isKey bool, key, other string, why error) {
 		if p.index >= 0 {
 			elems = append(elems, strconv.Itoa(p.index))
 		} else {
-			elems = append(elems, pathElem(p.key))
+			elems = append(elems, pathElem(string(p.key)))
 		}
 	}
+	k := ""
 	if isKey {
-		elems = append(elems, pathElem(key))
-	} else {
-		key = ""
+		k = string(key)
+		elems = append(elems, pathElem(k))
 	}
-	s.first = &Error{Path: strings.Join(elems, "."), Key: key, Other: other, Err: why}
+	s.first = &Error{Path: strings.Join(elems, "."), Key: k, Other: other, Err: why}
 }
 
 func (s *scanner) array(t *typeInfo, keys bool) error {
@@ -330,17 +336,17 @@ func (s *scanner) str() (start int, escaped bool, err error) {
 
 // key is the decoded key whose contents start at start, as encoding/json
 // decodes it: escapes resolved, invalid UTF-8 and lone surrogates replaced
-// by U+FFFD.
-func (s *scanner) key(start int, escaped bool) string {
+// by U+FFFD. Most keys are their own bytes in data, and cost nothing.
+func (s *scanner) key(start int, escaped bool) []byte {
 	raw := s.data[start : s.pos-1]
 	if !escaped && utf8.Valid(raw) {
-		return string(raw)
+		return raw
 	}
 	var k string
 	if err := json.Unmarshal(s.data[start-1:s.pos], &k); err != nil {
-		return string(raw) // unreachable: str checked the string
+		return raw // unreachable: str checked the string
 	}
-	return k
+	return []byte(k)
 }
 
 // text reports whether the string whose contents start at start is UTF-8
