@@ -152,7 +152,7 @@ func New(cfg Config) *fiber.App {
 	return app
 }
 
-// register mounts routes, each behind its scope check.
+// register mounts routes, each behind its scope check and requireJSON.
 func register(v1 fiber.Router, routes []Route) {
 	seen := map[string]bool{}
 	for _, r := range routes {
@@ -177,7 +177,9 @@ func register(v1 fiber.Router, routes []Route) {
 				panic(fmt.Sprintf("api: %s: %s keys are read-only", where, sc))
 			}
 		}
-		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...)}, r.Handlers...)
+		// The media type is checked after the key and its scope, so that a
+		// 401 or 403 is what a caller without the right key hears.
+		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...), requireJSON}, r.Handlers...)
 		if r.Method == fiber.MethodGet {
 			v1.Get(r.Path, handlers...) // and HEAD
 		} else {

@@ -360,6 +360,7 @@ func TestAuth(t *testing.T) {
 			if b, ok := bodies[tc.call]; ok {
 				j, _ := json.Marshal(b)
 				req = httptest.NewRequest(tc.call.method, tc.call.path, bytes.NewReader(j))
+				req.Header.Set("Content-Type", "application/json")
 			}
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/internal/strictjson"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -24,20 +25,30 @@ import (
 // amount sent as a number, a timestamp that is not RFC 3339), or a field v
 // does not have is a 422 validation_error naming the field. Unknown fields are refused rather than
 // ignored: in a money API a misspelt "overage_limt" must not pass silently.
-func DecodeJSON(c *fiber.Ctx, v any) error {
-	body := c.Body()
+// So, at any depth, is a key sent twice or in two spellings of case, a key
+// that matches a field only in case ("Amount"), and a string that is not
+// UTF-8: encoding/json would take the last, or the field, or U+FFFD, where
+// a proxy or validator reading the same body may take another
+// (internal/strictjson).
+func DecodeJSON(c *fiber.Ctx, v any) error { return decodeBody(c.Body(), v) }
+
+func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeProblem(body, v, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	err := strictjson.Unmarshal(body, v)
+	var strict *strictjson.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &strict) && strict.Path == "":
+		return problem.New(problem.BadRequest, "malformed JSON: the body "+strict.Detail())
+	case errors.As(err, &strict):
+		return problem.Invalid(strict.Path, strict.Detail())
+	case errors.Is(err, strictjson.ErrTrailingData):
 		return problem.New(problem.BadRequest, "malformed JSON: more than one value in the body")
 	}
-	return nil
+	return decodeProblem(body, v, err)
 }
 
 func decodeProblem(body []byte, v any, err error) error {
@@ -111,14 +122,10 @@ func refusedField(body []byte, v any) string {
 		if name == "" {
 			name = f.Name
 		}
-		for k, raw := range fields {
-			// encoding/json matches keys to fields case-insensitively.
-			if !strings.EqualFold(k, name) {
-				continue
-			}
-			if json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
-				return name
-			}
+		// Keys match their fields exactly: decodeBody refused any other
+		// spelling before decoding.
+		if raw, ok := fields[name]; ok && json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
+			return name
 		}
 	}
 	return ""

@@ -9,6 +9,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/internal/text"
 )
 
 // Lifetimes in seconds, as expires_in_seconds counts them. Portal tokens
@@ -90,12 +91,8 @@ func (s *server) createKey(c *fiber.Ctx) error {
 	case !req.Scope.MayHaveCustomer() && req.CustomerID != "":
 		bad.Add("customer_id", "is allowed only for portal and ingest keys")
 	}
-	if len(req.CustomerID) > maxCustomerIDLen {
-		bad.Add("customer_id", "is too long")
-	}
-	if len(req.Name) > maxNameLen {
-		bad.Add("name", "is too long")
-	}
+	checkText(&bad, "customer_id", req.CustomerID, maxCustomerIDLen)
+	checkText(&bad, "name", req.Name, maxNameLen)
 	// A portal key is a portal token however it is minted: the same
 	// lifetime rules and the same check that its customer exists.
 	def, most := int64(0), int64(maxKeyLifetime)
@@ -123,6 +120,15 @@ func (s *server) createKey(c *fiber.Ctx) error {
 	}
 	s.log.Info("api key created", "key_id", k.KeyID, "scope", k.Scope, "by", callerKeyID(c), "request_id", RequestID(c))
 	return c.Status(fiber.StatusCreated).JSON(toKeyJSON(k, plaintext))
+}
+
+// checkText adds field to bad unless s is text the database stores, within
+// maxBytes: a NUL in a key's name would otherwise be a 500 from PostgreSQL.
+func checkText(bad *problem.Fields, field, s string, maxBytes int) {
+	var te *text.Error
+	if errors.As(text.Check(field, s, maxBytes), &te) {
+		bad.Add(field, te.Detail)
+	}
 }
 
 // lifetime validates expires_in_seconds: absent means def seconds (0: never
@@ -199,12 +205,8 @@ func (s *server) createPortalToken(c *fiber.Ctx) error {
 	}
 	customer := c.Params("id")
 	var bad problem.Fields
-	if len(customer) > maxCustomerIDLen {
-		bad.Add("id", "customer id is too long")
-	}
-	if len(req.Name) > maxNameLen {
-		bad.Add("name", "is too long")
-	}
+	checkText(&bad, "id", customer, maxCustomerIDLen)
+	checkText(&bad, "name", req.Name, maxNameLen)
 	ttl := lifetime(&bad, req.ExpiresInSeconds, defaultPortalLifetime, maxPortalLifetime)
 	if err := bad.Err(); err != nil {
 		return err

@@ -104,37 +104,11 @@ func (h *meteringHandlers) meters(c *fiber.Ctx) error {
 var priceKeys = []string{"meter_code", "asset"}
 
 func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
-	// The body is the price model's JSON with two keys of our own beside
-	// it. pricing decodes (and validates) its part and ignores other keys,
-	// so unknown keys are refused here, where all the allowed ones are
-	// known: a misspelt "free_unit" must not silently price from zero.
-	var obj map[string]json.RawMessage
-	if err := DecodeJSON(c, &obj); err != nil {
-		return err
-	}
-	allowed := append(pricing.JSONFields(), priceKeys...)
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !slices.Contains(allowed, k) {
-			return problem.Invalid(k, "unknown field")
-		}
-	}
-	meterCode, err := stringField(obj, "meter_code")
+	np, err := decodePrice(c.Body())
 	if err != nil {
 		return err
 	}
-	asset, err := stringField(obj, "asset")
-	if err != nil {
-		return err
-	}
-	var spec pricing.Price
-	if err := json.Unmarshal(c.Body(), &spec); err != nil {
-		var invalid *pricing.ValidationError
-		if errors.As(err, &invalid) {
-			return problem.Invalid(invalid.Field, invalid.Detail)
-		}
-		return err
-	}
-	p, err := h.svc.CreatePrice(c.UserContext(), metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec})
+	p, err := h.svc.CreatePrice(c.UserContext(), np)
 	if errors.Is(err, metering.ErrExists) {
 		return problem.New(problem.Conflict, "the meter already has a price in this asset for these dimensions")
 	}
@@ -142,6 +116,42 @@ func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
 		return meteringError(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(p)
+}
+
+// decodePrice reads the body of POST /prices: the price model's JSON with
+// two keys of our own beside it. pricing decodes (and validates) its part
+// and ignores other keys, so unknown keys are refused here, where all the
+// allowed ones are known: a misspelt "free_unit" must not silently price
+// from zero. decodeBody has refused duplicate and case-variant keys at
+// every depth, so pricing's exact-key reading sees the one value sent.
+func decodePrice(body []byte) (metering.NewPrice, error) {
+	var obj map[string]json.RawMessage
+	if err := decodeBody(body, &obj); err != nil {
+		return metering.NewPrice{}, err
+	}
+	allowed := append(pricing.JSONFields(), priceKeys...)
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if !slices.Contains(allowed, k) {
+			return metering.NewPrice{}, problem.Invalid(k, "unknown field")
+		}
+	}
+	meterCode, err := stringField(obj, "meter_code")
+	if err != nil {
+		return metering.NewPrice{}, err
+	}
+	asset, err := stringField(obj, "asset")
+	if err != nil {
+		return metering.NewPrice{}, err
+	}
+	var spec pricing.Price
+	if err := json.Unmarshal(body, &spec); err != nil {
+		var invalid *pricing.ValidationError
+		if errors.As(err, &invalid) {
+			return metering.NewPrice{}, problem.Invalid(invalid.Field, invalid.Detail)
+		}
+		return metering.NewPrice{}, err
+	}
+	return metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec}, nil
 }
 
 func (h *meteringHandlers) prices(c *fiber.Ctx) error {
@@ -176,7 +186,9 @@ func stringField(obj map[string]json.RawMessage, name string) (string, error) {
 // so one malformed event is rejected on its own instead of failing the
 // batch. Only JSON that does not parse at all fails the whole request.
 type ingestRequest struct {
-	Events []json.RawMessage `json:"events"`
+	// Not looked into by DecodeJSON: metering.ParseEvent checks each event,
+	// so that one with a duplicate key is rejected on its own.
+	Events []json.RawMessage `json:"events" strictjson:"-"`
 }
 
 func (h *meteringHandlers) ingest(c *fiber.Ctx) error {

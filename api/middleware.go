@@ -201,6 +201,8 @@ func (s *server) fromFiber(fe *fiber.Error) *problem.Error {
 		return problem.New(problem.MethodNotAllowed, "method not allowed on this route")
 	case fiber.StatusRequestEntityTooLarge:
 		return problem.Newf(problem.PayloadTooLarge, "request body exceeds %d bytes", s.limit)
+	case fiber.StatusUnsupportedMediaType:
+		return problem.New(problem.UnsupportedMediaType, detail("unsupported media type"))
 	case fiber.StatusUnauthorized:
 		return problem.New(problem.Unauthorized, detail("unauthorized"))
 	case fiber.StatusForbidden:

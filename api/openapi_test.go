@@ -865,6 +865,9 @@ func TestOpenAPIResponses(t *testing.T) {
 		body: map[string]any{"amount": "1000"}}, 402) // the refusal, replayed
 	do(oaCall{method: "POST", path: "/v1/wallets/{id}/debits", id: id(w), header: idem(strings.Repeat("k", 256)),
 		body: map[string]any{"amount": "1"}}, 422)
+	do(oaCall{method: "POST", path: "/v1/wallets/{id}/debits", id: id(w), header: map[string]string{"Content-Type": "text/plain"},
+		body: map[string]any{"amount": "1"}}, 415)
+	do(oaCall{method: "POST", path: "/v1/wallets/{id}/debits", id: id(w), body: `{"amount":"1","Amount":"2"}`}, 422)
 
 	// Holds.
 	h := do(oaCall{method: "POST", path: "/v1/wallets/{id}/holds", id: id(w),

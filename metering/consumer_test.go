@@ -281,12 +281,18 @@ func TestPoisonOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, js, cus, m.EventName, 1, true)
-	for subject, body := range map[string]string{
-		"ledger.events." + cus:         `{"event_id":"bad-json-` + cus + `",`,
-		"ledger.events.ghost-" + cus:   `{"event_id":"ghost-` + cus + `","customer_id":"ghost-` + cus + `","event_name":"` + m.EventName + `"}`,
-		"ledger.events.someone-" + cus: `{"event_id":"misrouted-` + cus + `","customer_id":"` + cus + `","event_name":"` + m.EventName + `"}`,
+	for _, p := range []struct{ subject, body string }{
+		{"ledger.events." + cus, `{"event_id":"bad-json-` + cus + `",`},
+		{"ledger.events.ghost-" + cus, `{"event_id":"ghost-` + cus + `","customer_id":"ghost-` + cus + `","event_name":"` + m.EventName + `"}`},
+		{"ledger.events.someone-" + cus, `{"event_id":"misrouted-` + cus + `","customer_id":"` + cus + `","event_name":"` + m.EventName + `"}`},
+		// Text PostgreSQL cannot store: the rejection must be recordable,
+		// or the batch is nak'ed and redelivered for ever.
+		{"ledger.events." + cus, `{"event_id":"nul\u0000-` + cus + `","customer_id":"` + cus + `","event_name":"` + m.EventName + `"}`},
+		{"ledger.events." + cus, "{\"event_id\":\"raw-nul-" + cus + "\",\x00"},
+		{"ledger.events." + cus, `{"event_id":"props-nul-` + cus + `","customer_id":"` + cus + `","event_name":"` + m.EventName +
+			`","properties":{"a":"\u0000"}}`},
 	} {
-		if _, err := js.Publish(ctx, subject, []byte(body)); err != nil {
+		if _, err := js.Publish(ctx, p.subject, []byte(p.body)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -300,13 +306,13 @@ func TestPoisonOverNATS(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, r := range list {
-		for _, id := range []string{"bad-json-", "ghost-", "misrouted-"} {
+		for _, id := range []string{"bad-json-", "ghost-", "misrouted-", "raw-nul-", "props-nul-"} {
 			if r.EventID == id+cus {
 				seen[id] = true
 			}
 		}
 	}
-	if len(seen) != 3 {
-		t.Fatalf("recorded %v, want all three poison events", seen)
+	if len(seen) != 5 {
+		t.Fatalf("recorded %v, want the five poison events with a storable id", seen)
 	}
 }

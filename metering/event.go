@@ -15,9 +15,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/strictjson"
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -79,6 +82,9 @@ const (
 )
 
 func reject(id, code, format string, args ...any) *Rejection {
+	if text.Check("event_id", id, 128) != nil {
+		id = "" // not storable as it is: the rejection is recorded without it
+	}
 	return &Rejection{EventID: id, Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
@@ -86,24 +92,34 @@ func reject(id, code, format string, args ...any) *Rejection {
 // their literal text (never float64).
 type properties map[string]any
 
-// ParseEvent decodes and validates one event. received fills in a missing
-// timestamp. The error is always a *Rejection.
+// ParseEvent decodes and validates one event, the same way for HTTP and
+// NATS. received fills in a missing timestamp. The error is always a
+// *Rejection. Decoding is strict (internal/strictjson): a key sent twice
+// or in two spellings of case, at any depth, or a field name in another
+// case, is refused rather than read as encoding/json would read it, and so
+// is text PostgreSQL could not store, which would fail the batch the event
+// is applied in.
 func ParseEvent(raw []byte, received time.Time) (Event, properties, error) {
 	if len(raw) > MaxEventBytes {
 		return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "event is larger than %d bytes", MaxEventBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
+	if !utf8.Valid(raw) {
+		return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "event is not valid UTF-8; JSON is UTF-8")
+	}
 	var e Event
-	if err := dec.Decode(&e); err != nil {
+	if err := strictjson.Unmarshal(raw, &e); err != nil {
+		var strict *strictjson.Error
+		switch {
+		case errors.As(err, &strict):
+			return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "%s", strict.Error())
+		case errors.Is(err, strictjson.ErrTrailingData):
+			return Event{}, nil, reject(guessID(raw), CodeInvalidJSON, "trailing data after the event")
+		}
 		code := CodeInvalidJSON
 		if json.Valid(raw) {
 			code = CodeInvalidEvent
 		}
 		return Event{}, nil, reject(guessID(raw), code, "%s", decodeDetail(err))
-	}
-	if dec.More() {
-		return Event{}, nil, reject(guessID(raw), CodeInvalidJSON, "trailing data after the event")
 	}
 	props, err := e.validate(received)
 	if err != nil {
@@ -137,6 +153,10 @@ func (e *Event) validate(received time.Time) (properties, error) {
 	}
 	props := properties{}
 	if len(e.Properties) > 0 && string(e.Properties) != "null" {
+		var te *text.Error
+		if errors.As(text.CheckJSON("properties", e.Properties, MaxEventBytes), &te) {
+			return nil, bad("%s", te.Error())
+		}
 		dec := json.NewDecoder(bytes.NewReader(e.Properties))
 		dec.UseNumber()
 		var v any
@@ -179,12 +199,16 @@ func depth(v any) int {
 }
 
 // guessID digs the event id out of an event that did not parse, so the
-// rejection can name it.
+// rejection can name it. An id that is not text PostgreSQL stores is not
+// guessed: the rejection is recorded without it rather than not at all.
 func guessID(raw []byte) string {
 	var probe struct {
 		EventID string `json:"event_id"`
 	}
-	if json.Unmarshal(raw, &probe) == nil && len(probe.EventID) <= 128 {
+	if json.Unmarshal(raw, &probe) == nil {
+		if text.Check("event_id", probe.EventID, 128) != nil {
+			return ""
+		}
 		return probe.EventID
 	}
 	// Broken JSON (a truncated publish) often still carries its id.

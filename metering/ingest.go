@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -182,11 +183,12 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 	return out, nil
 }
 
+// guessCustomer is guessID's twin for the customer, checked as it is.
 func guessCustomer(raw []byte) string {
 	var probe struct {
 		CustomerID string `json:"customer_id"`
 	}
-	if json.Unmarshal(raw, &probe) == nil && len(probe.CustomerID) <= 128 {
+	if json.Unmarshal(raw, &probe) == nil && text.Check("customer_id", probe.CustomerID, 128) == nil {
 		return probe.CustomerID
 	}
 	return ""

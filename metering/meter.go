@@ -2,6 +2,7 @@ package metering
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -85,6 +87,14 @@ func (m Meter) Validate() error {
 		}
 		if len(vals) == 0 || len(vals) > 100 {
 			return invalid("filters", "%q needs 1 to 100 accepted values", p)
+		}
+		for _, v := range vals {
+			// Compared with property values, which are at most 256 bytes
+			// (see value), and stored in JSONB, which refuses a NUL.
+			var te *text.Error
+			if errors.As(text.Check("filters."+p, v, 256), &te) {
+				return invalid(te.Field, "%s", te.Detail)
+			}
 		}
 	}
 	if len(m.GroupBy) > 8 {

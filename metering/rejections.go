@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/creditledger/creditledger/internal/text"
 )
 
 type rejectionRow struct {
@@ -118,6 +120,9 @@ type RecordedRejection struct {
 func (s *Service) Rejections(ctx context.Context, customerID, cursor string, limit int) ([]RecordedRejection, string, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
+	}
+	if text.Check("customer_id", customerID, 128) != nil {
+		return []RecordedRejection{}, "", nil // no rejection is recorded under such an id (guessCustomer)
 	}
 	args := []any{limit + 1}
 	where := `WHERE true`

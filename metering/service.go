@@ -133,6 +133,11 @@ func (s *Service) Meters(ctx context.Context) ([]Meter, error) {
 }
 
 func (s *Service) meterByCode(ctx context.Context, code string) (*Meter, error) {
+	if !codePattern.MatchString(code) {
+		// No meter has such a code, and PostgreSQL would refuse to look
+		// for one holding a NUL.
+		return nil, fmt.Errorf("meter %q: %w", code, ErrNotFound)
+	}
 	ms, err := queryMeters(ctx, s.db.Pool, `WHERE code = $1`, code)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,15 @@
 package pricing
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/internal/text"
 )
 
 // A ValidationError says which field of a price is wrong and why. Field is
@@ -46,8 +49,9 @@ const (
 //     fractional quantities (GB, hours), a package of 0.5 GB is a real price,
 //     and the count of packages is computed exactly whatever the size.
 //   - Dimensions has at most MaxDimensions entries, with non-empty keys and
-//     values of bounded length in UTF-8. An empty value is refused because it
-//     could not be told from a missing property.
+//     values of bounded length in UTF-8 without control characters (a NUL
+//     could not be stored). An empty value is refused because it could not
+//     be told from a missing property.
 func (p Price) Validate() error {
 	if err := p.checkModel(); err != nil {
 		return err
@@ -175,10 +179,17 @@ func checkDimensions(dims map[string]string) error {
 			return invalid("dimensions", "key longer than %d bytes", maxDimensionKey)
 		case !utf8.ValidString(k):
 			return invalid("dimensions", "key is not valid UTF-8")
+		case text.Check(field, k, maxDimensionKey) != nil:
+			// Stored in JSONB, where PostgreSQL refuses a NUL.
+			return invalid("dimensions", "key %q has a control character", k)
 		case v == "":
 			return invalid(field, "must not be empty")
 		case len(v) > maxDimensionValue || !utf8.ValidString(v):
 			return invalid(field, "must be valid UTF-8 of at most %d bytes", maxDimensionValue)
+		}
+		var te *text.Error
+		if errors.As(text.Check(field, v, maxDimensionValue), &te) {
+			return invalid(field, "%s", te.Detail)
 		}
 	}
 	return nil

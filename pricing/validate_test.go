@@ -68,6 +68,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"empty dimension value", Price{Model: PerUnit, Dimensions: map[string]string{"model": ""}}, "dimensions.model"},
 		{"long dimension value", Price{Model: PerUnit, Dimensions: map[string]string{"model": strings.Repeat("v", 257)}}, "dimensions.model"},
 		{"invalid UTF-8 value", Price{Model: PerUnit, Dimensions: map[string]string{"model": "\xff"}}, "dimensions.model"},
+		{"NUL in a value", Price{Model: PerUnit, Dimensions: map[string]string{"model": "gpt\x00"}}, "dimensions.model"},
+		{"control character in a value", Price{Model: PerUnit, Dimensions: map[string]string{"model": "gpt\x1b"}}, "dimensions.model"},
+		{"NUL in a key", Price{Model: PerUnit, Dimensions: map[string]string{"mo\x00del": "gpt"}}, "dimensions"},
+		{"invalid UTF-8 key", Price{Model: PerUnit, Dimensions: map[string]string{"\xffmodel": "gpt"}}, "dimensions"},
 		{"too many dimensions", Price{Model: PerUnit, Dimensions: manyDims}, "dimensions"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,9 @@ func (s *Service) CustomerExists(ctx context.Context, id string) (bool, error) {
 // CustomerExists reports whether a customer exists, for tools that have a
 // database but no poster (ledgerctl).
 func CustomerExists(ctx context.Context, db *ledger.DB, id string) (bool, error) {
+	if !customerIDPattern.MatchString(id) {
+		return false, nil // and PostgreSQL is not asked about a NUL
+	}
 	var one int
 	err := db.Pool.QueryRow(ctx, `SELECT 1 FROM customers WHERE id = $1`, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -64,18 +65,36 @@ var (
 	assetPattern      = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,15}$`)
 )
 
+// maxMetadata bounds a metadata object, in bytes.
+const maxMetadata = 16 << 10
+
 func validMetadata(field string, m json.RawMessage) error {
 	if len(m) == 0 {
 		return nil
 	}
-	if len(m) > 16<<10 {
+	if len(m) > maxMetadata {
 		return invalid(field, "at most 16 KiB")
 	}
 	var obj map[string]any
 	if err := json.Unmarshal(m, &obj); err != nil {
 		return invalid(field, "must be a JSON object")
 	}
-	return nil
+	return textError(text.CheckJSON(field, m, maxMetadata))
+}
+
+// checkText refuses text PostgreSQL would not store, or that is too long,
+// before it reaches a batch, where it would fail every operation with it.
+func checkText(field, s string, maxBytes int) error {
+	return textError(text.Check(field, s, maxBytes))
+}
+
+// textError is a text.Error as this package's ValidationError.
+func textError(err error) error {
+	var te *text.Error
+	if errors.As(err, &te) {
+		return &ValidationError{Field: te.Field, Detail: te.Detail}
+	}
+	return err
 }
 
 func nullText(s string) *string {
@@ -97,10 +116,13 @@ func (s *Service) createCustomer(ctx context.Context, c Customer) (Customer, err
 	if !customerIDPattern.MatchString(c.ID) {
 		return Customer{}, invalid("id", "1 to 128 characters: letters, digits and _ . : @ -, starting with a letter or digit")
 	}
-	if len(c.Name) > 200 {
-		return Customer{}, invalid("name", "at most 200 characters")
+	if err := checkText("name", c.Name, 200); err != nil {
+		return Customer{}, err
 	}
-	if c.Email != "" && (len(c.Email) > 254 || !strings.Contains(c.Email, "@")) {
+	if err := checkText("email", c.Email, 254); err != nil {
+		return Customer{}, err
+	}
+	if c.Email != "" && !strings.Contains(c.Email, "@") {
 		return Customer{}, invalid("email", "not an email address")
 	}
 	if err := validMetadata("metadata", c.Metadata); err != nil {
@@ -119,6 +141,11 @@ func (s *Service) createCustomer(ctx context.Context, c Customer) (Customer, err
 }
 
 func (s *Service) customer(ctx context.Context, id string) (Customer, error) {
+	if !customerIDPattern.MatchString(id) {
+		// No customer has such an id, and PostgreSQL would refuse to look
+		// for one holding a NUL or invalid UTF-8.
+		return Customer{}, fmt.Errorf("customer %q: %w", id, ErrNotFound)
+	}
 	var (
 		c           Customer
 		name, email *string
@@ -402,8 +429,8 @@ func (s *Service) addGrant(ctx context.Context, key string, id WalletID, g NewGr
 	if g.CostBasis != nil && g.CostBasis.IsNegative() {
 		return Grant{}, false, invalid("cost_basis", "must not be negative")
 	}
-	if len(g.Description) > 500 {
-		return Grant{}, false, invalid("description", "at most 500 characters")
+	if err := checkText("description", g.Description, 500); err != nil {
+		return Grant{}, false, err
 	}
 	if err := validMetadata("metadata", g.Metadata); err != nil {
 		return Grant{}, false, err
@@ -458,8 +485,8 @@ func (s *Service) debit(ctx context.Context, key string, id WalletID, d NewDebit
 	if err := opAmount("amount", d.Amount); err != nil {
 		return Debit{}, false, err
 	}
-	if len(d.Description) > 500 {
-		return Debit{}, false, invalid("description", "at most 500 characters")
+	if err := checkText("description", d.Description, 500); err != nil {
+		return Debit{}, false, err
 	}
 	if err := validMetadata("metadata", d.Metadata); err != nil {
 		return Debit{}, false, err

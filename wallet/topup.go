@@ -546,8 +546,8 @@ func (s *Service) ConfirmTopup(ctx context.Context, id TopupID) (Topup, bool, er
 // FailTopup records that a requested top-up could not be paid: the rule
 // backs off before it tries again.
 func (s *Service) FailTopup(ctx context.Context, id TopupID, reason string) (Topup, bool, error) {
-	if len(reason) > 500 {
-		return Topup{}, false, invalid("reason", "at most 500 characters")
+	if err := checkText("reason", reason, 500); err != nil {
+		return Topup{}, false, err
 	}
 	return s.settleTopup(ctx, id, false, reason)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -97,6 +98,14 @@ func (s *Store) Create(ctx context.Context, scope Scope, customerID, name string
 		return "", Key{}, fmt.Errorf("%w: name longer than %d bytes", ErrInvalid, maxNameLen)
 	case ttl < 0:
 		return "", Key{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+	}
+	// Bounded text PostgreSQL stores: a NUL or invalid UTF-8 would be its
+	// error, not ours.
+	if err := text.Check("customer id", customerID, maxCustomerIDLen); err != nil {
+		return "", Key{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := text.Check("name", name, maxNameLen); err != nil {
+		return "", Key{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	plaintext, keyID, hash, err := newKey(scope)
 	if err != nil {

@@ -114,16 +114,23 @@ func TestCreateRejects(t *testing.T) {
 		name     string
 		scope    Scope
 		customer string
+		keyName  string
 		ttl      time.Duration
 	}{
-		{"unknown scope", "root", "", 0},
-		{"portal without customer", Portal, "", 0},
-		{"admin with customer", Admin, "cus_1", 0},
-		{"read with customer", Read, "cus_1", 0},
-		{"customer id too long", Ingest, strings.Repeat("c", maxCustomerIDLen+1), 0},
-		{"negative ttl", Read, "", -time.Second},
+		{"unknown scope", "root", "", "", 0},
+		{"portal without customer", Portal, "", "", 0},
+		{"admin with customer", Admin, "cus_1", "", 0},
+		{"read with customer", Read, "cus_1", "", 0},
+		{"customer id too long", Ingest, strings.Repeat("c", maxCustomerIDLen+1), "", 0},
+		{"negative ttl", Read, "", "", -time.Second},
+		{"customer with NUL", Portal, "cus\x00", "", 0},
+		{"customer not UTF-8", Portal, "cus\xff", "", 0},
+		{"customer too long", Portal, strings.Repeat("c", 256), "", 0},
+		{"name with NUL", Read, "", "ci\x00", 0},
+		{"name not UTF-8", Read, "", "ci \xc3", 0},
+		{"name too long", Read, "", strings.Repeat("n", 201), 0},
 	} {
-		if _, _, err := s.Create(context.Background(), tc.scope, tc.customer, "", tc.ttl); !errors.Is(err, ErrInvalid) {
+		if _, _, err := s.Create(context.Background(), tc.scope, tc.customer, tc.keyName, tc.ttl); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
 		}
 	}

@@ -43,6 +43,9 @@ const (
 	RateLimited         Code = "rate_limited"         // 429
 	Internal            Code = "internal"             // 500: details are in the server log, under the request id
 	Unavailable         Code = "unavailable"          // 503: a dependency (database, NATS) is down
+
+	// 415: a request body sent as anything but Content-Type: application/json.
+	UnsupportedMediaType Code = "unsupported_media_type"
 )
 
 var codes = map[Code]struct {
@@ -62,6 +65,8 @@ var codes = map[Code]struct {
 	RateLimited:         {http.StatusTooManyRequests, "Rate limited"},
 	Internal:            {http.StatusInternalServerError, "Internal error"},
 	Unavailable:         {http.StatusServiceUnavailable, "Service unavailable"},
+
+	UnsupportedMediaType: {http.StatusUnsupportedMediaType, "Unsupported media type"},
 }
 
 // Status is the HTTP status the code is normally sent with (500 for a code

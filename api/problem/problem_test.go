@@ -14,7 +14,7 @@ func TestCodes(t *testing.T) {
 	for code, want := range map[Code]int{
 		Validation: 422, BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404,
 		MethodNotAllowed: 405, Conflict: 409, IdempotencyConflict: 409, InsufficientCredits: 402,
-		PayloadTooLarge: 413, RateLimited: 429, Internal: 500, Unavailable: 503, "no_such_code": 500,
+		PayloadTooLarge: 413, UnsupportedMediaType: 415, RateLimited: 429, Internal: 500, Unavailable: 503, "no_such_code": 500,
 	} {
 		if got := code.Status(); got != want {
 			t.Errorf("%s.Status() = %d, want %d", code, got, want)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/creditledger/creditledger/internal/text"
 )
 
 // A webhook URL is chosen by whoever holds an admin key, and the server
@@ -47,6 +49,12 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool) (*url.URL, err
 		return bad("is required")
 	case len(raw) > maxURLLen:
 		return bad("is longer than %d characters", maxURLLen)
+	}
+	// url.Parse refuses control characters but keeps invalid UTF-8 in a
+	// query as it is, which PostgreSQL would then refuse to store.
+	var te *text.Error
+	if errors.As(text.Check("url", raw, maxURLLen), &te) {
+		return bad("%s", te.Detail)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

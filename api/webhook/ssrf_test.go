@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/creditledger/creditledger/api/webhook"
@@ -40,6 +41,11 @@ func TestCheckURL(t *testing.T) {
 		{"http:///path", false, false},
 		{"example.com/hook", false, false},
 		{"", false, false},
+		{"https://example.com/hook\x00", true, false},
+		{"https://example.com/hook?token=\xfe", true, false}, // url.Parse keeps it; PostgreSQL would not
+		{"https://exa\xffmple.com/", true, false},
+		{"https://example.com/" + strings.Repeat("a", 2048), true, false},
+		{"https://example.com/caf%C3%A9?q=%E6%9D%B1", true, true},
 		{"http://93.184.216.34/", false, true},
 		{"https://93.184.216.34:8443/hooks?x=1", false, true},
 		{"http://[2606:2800:220:1:248:1893:25c8:1946]/", false, true},
