@@ -9,9 +9,10 @@
 // After each fault it checks the contract: every wallet exact as decimals,
 // one event row per distinct event id and none lost, `ledgerctl verify` exits
 // 0, and no innocent operation failed. The helpers here are the processes
-// (proc.go, ledgerd.go, natsd.go, postgres.go, build.go), the traffic
-// (api.go, workload.go, publisher.go, debits.go), the checks (checks.go) and
-// the table (report.go); the scenarios are the package's tests.
+// (proc.go, build.go, ledgerd.go, natsd.go, postgres.go), the traffic
+// (api.go, workload.go, publisher.go, ops.go, httpevents.go, attack.go),
+// the checks (checks.go, watch.go) and the table (report.go); the scenarios
+// are the package's tests (s1_ to s5_, on rig_test.go and verdict_test.go).
 //
 // `go test ./internal/chaos` runs the short version of every scenario (a few
 // minutes); `make chaos` runs the full one (go test -args -chaos.full).
