@@ -20,13 +20,18 @@ import (
 
 // ConsumerOptions configure the NATS consumer.
 type ConsumerOptions struct {
-	Stream        string        // LEDGER_NATS_STREAM
-	SubjectPrefix string        // LEDGER_NATS_SUBJECT_PREFIX; events arrive on <prefix>.<customer_id>
-	Durable       string        // consumer name; default "ledgerd-usage"
-	Workers       int           // concurrent fetch loops; default 4
-	Batch         int           // messages per fetch; default 1000
-	AckWait       time.Duration // redelivery after an unacked message; default 30s
-	Duplicates    time.Duration // the stream's Nats-Msg-Id window; default 2m
+	Stream        string // LEDGER_NATS_STREAM
+	SubjectPrefix string // LEDGER_NATS_SUBJECT_PREFIX; events arrive on <prefix>.<customer_id>
+	Durable       string // consumer name; default "ledgerd-usage"
+	Workers       int    // concurrent fetch loops; default 4
+	Batch         int    // messages per fetch; default 1000
+	// AckWait is how long JetStream waits for an ack before redelivering a
+	// message: after a crash, the messages the dead process held wait this
+	// long (the fault suite measured a 30 s drain per kill at 30 s). A
+	// batch being applied sends InProgress every AckWait/3, so a live but
+	// slow worker keeps its messages. Default 10s.
+	AckWait    time.Duration
+	Duplicates time.Duration // the stream's Nats-Msg-Id window; default 2m
 	// MaxDeliveries is how often an event that fails for a reason nobody
 	// classified (ledger.FaultUnknown: a bug, a schema that does not match)
 	// is tried before it is parked (Service.Park). Default 10. Deliveries
@@ -74,7 +79,7 @@ func NewConsumer(ctx context.Context, nc *nats.Conn, svc *Service, opts Consumer
 		opts.Batch = MaxBatchEvents
 	}
 	if opts.AckWait <= 0 {
-		opts.AckWait = 30 * time.Second
+		opts.AckWait = 10 * time.Second
 	}
 	if opts.Duplicates <= 0 {
 		opts.Duplicates = 2 * time.Minute
