@@ -296,6 +296,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 func natsLogging(log *slog.Logger) []nats.Option {
 	return []nats.Option{
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed on purpose, at shutdown
+			}
 			log.Warn("NATS connection lost; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
