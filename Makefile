@@ -6,7 +6,7 @@
 #   make run         build and start ledgerd on http://localhost:8080
 #   make test        go vet and all tests (race detector) against PostgreSQL
 #   make bench       benchmarks; writes BENCHMARKS.md
-#   make chaos       the full fault suite (kills, outages, attacks); about 10 minutes
+#   make chaos       the full fault suite (kills, outages, attacks); about 5 minutes
 #   make migrate     ledgerd migrate
 #   make verify      ledgerctl verify
 #   make fmt, vet    go fmt, go vet
