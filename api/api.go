@@ -17,8 +17,8 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // DefaultBodyLimit fits a full events batch (1,000 events) with room to spare.
@@ -26,7 +26,7 @@ const DefaultBodyLimit = 5 << 20
 
 // Config is what New needs. Only DB, or Keys, is required.
 type Config struct {
-	DB      *ledger.DB
+	DB      *pg.DB
 	Log     *slog.Logger     // default: discard
 	Keys    *auth.Store      // default: auth.NewStore(DB)
 	Metrics *metrics.Metrics // default: metrics.New()

@@ -23,8 +23,8 @@ import (
 	"github.com/creditledger/creditledger/api/metrics"
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/internal/ledgertest"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 var dsn string
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 // env is an app on the package's test database.
 type env struct {
 	app     *fiber.App
-	db      *ledger.DB
+	db      *pg.DB
 	keys    *auth.Store
 	metrics *metrics.Metrics
 	logs    *syncBuffer
@@ -69,7 +69,7 @@ func newEnv(t *testing.T, edit func(*api.Config)) *env {
 func newEnvOn(t *testing.T, url string, edit func(*api.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, url)
+	db, err := pg.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/pricing"
 )
@@ -209,7 +210,7 @@ func (h *meteringHandlers) ingest(c *fiber.Ctx) error {
 	}
 	res, err := h.svc.Ingest(c.UserContext(), req.Events, opts)
 	if err != nil {
-		if ledger.FaultOf(err) == ledger.FaultUnavailable {
+		if pg.KindOf(err) == fault.Unavailable {
 			// Which events were applied is unknown to the client: it
 			// resends the whole batch, which is safe, because events are
 			// deduplicated by event_id. A refused event is never here: it

@@ -12,7 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // slowRequest is the duration from which a request is logged at INFO.
@@ -155,7 +156,7 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	case errors.As(err, &p):
 	case errors.As(err, &fe):
 		p = s.fromFiber(fe)
-	case ledger.FaultOf(err) == ledger.FaultUnavailable:
+	case pg.KindOf(err) == fault.Unavailable:
 		// The database (or the poster, shutting down) cannot take the
 		// request now: nothing is wrong with it, so say when to retry,
 		// whatever the endpoint.

@@ -9,7 +9,7 @@ import (
 
 type recorded struct{ code string }
 
-func (r recorded) Error() string   { return r.code }
+func (r recorded) Error() string { return r.code }
 func (recorded) FaultKind() Kind { return Refused }
 
 func TestOf(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -137,7 +138,7 @@ func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, 
 		acct   Account
 		rolled map[hotResidue]int
 	)
-	err := l.db.RunTx(ctx, TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+	err := l.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		a, err := InsertAccount(ctx, tx, spec)
 		if err != nil {
 			return err

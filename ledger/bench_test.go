@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 )
 
@@ -55,7 +56,7 @@ func BenchmarkPoster(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			obs := &latencyObserver{}
-			e := newEnv(b, Options{Shards: 8, MaxBatch: 1000, Linger: 2 * time.Millisecond, Tx: TxOptions{IsoLevel: bc.iso}})
+			e := newEnv(b, Options{Shards: 8, MaxBatch: 1000, Linger: 2 * time.Millisecond, Tx: pg.TxOptions{IsoLevel: bc.iso}})
 			e.l.opts.Observer = obs
 			grants := make([]Account, bc.owners)
 			owners := make([]OwnerID, bc.owners)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/cockroach-go/v2/testserver"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	schema "github.com/creditledger/creditledger/sql"
 )
 
@@ -30,11 +31,11 @@ func TestCockroachDB(t *testing.T) {
 	}
 	url := ts.PGURL().String()
 	ctx := context.Background()
-	db, err := Open(ctx, url)
+	db, err := pg.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db.Engine != Cockroach {
+	if db.Engine != pg.Cockroach {
 		t.Fatalf("engine = %s, want cockroachdb", db.Engine)
 	}
 	if _, err := (&schema.Migrator{Pool: db.Pool}).Migrate(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +19,7 @@ import (
 // failure: tx reads what a second transaction writes and the second reads
 // what tx writes, and the second commits first. PostgreSQL can only detect
 // the cycle when tx commits.
-func writeSkew(ctx context.Context, t testing.TB, db *DB, tx pgx.Tx) error {
+func writeSkew(ctx context.Context, t testing.TB, db *pg.DB, tx pgx.Tx) error {
 	t.Helper()
 	if _, err := tx.Exec(ctx, `SELECT COUNT(*) FROM ssi_probe WHERE k = 1`); err != nil {
 		return err
@@ -35,7 +36,7 @@ func writeSkew(ctx context.Context, t testing.TB, db *DB, tx pgx.Tx) error {
 	})
 }
 
-func createProbe(t testing.TB, db *DB) {
+func createProbe(t testing.TB, db *pg.DB) {
 	t.Helper()
 	if _, err := db.Pool.Exec(context.Background(), `CREATE TABLE IF NOT EXISTS ssi_probe (k INT NOT NULL)`); err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func assertCommitFailure(t *testing.T, c *commitFailure) {
 
 func TestRunTxRetriesSerializationFailureAtCommit(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestRunTxRetriesSerializationFailureAtCommit(t *testing.T) {
 	}
 	c := &commitFailure{hookDone: map[int]bool{}}
 	attempts := 0
-	err = db.RunTx(ctx, TxOptions{OnRetry: c.onRetry}, func(ctx context.Context, tx pgx.Tx) error {
+	err = db.RunTx(ctx, pg.TxOptions{OnRetry: c.onRetry}, func(ctx context.Context, tx pgx.Tx) error {
 		attempts++
 		if _, err := tx.Exec(ctx, `INSERT INTO runtx_effects (marker) VALUES ($1)`, marker); err != nil {
 			return err
@@ -122,7 +123,7 @@ func TestRunTxRetriesSerializationFailureAtCommit(t *testing.T) {
 func TestPosterSurvivesSerializationFailureAtCommit(t *testing.T) {
 	ctx := context.Background()
 	c := &commitFailure{hookDone: map[int]bool{}}
-	e := newEnv(t, Options{Shards: 1, MaxBatch: 100, Linger: 20 * time.Millisecond, Tx: TxOptions{OnRetry: c.onRetry}})
+	e := newEnv(t, Options{Shards: 1, MaxBatch: 100, Linger: 20 * time.Millisecond, Tx: pg.TxOptions{OnRetry: c.onRetry}})
 	createProbe(t, e.db)
 	owner := OwnerID(uuid.New())
 	grant := e.openAccount(t, owner, "grant")

@@ -8,40 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 )
-
-func TestFaultOf(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want Fault
-	}{
-		{"serialization failure", &pgconn.PgError{Code: "40001"}, FaultConflict},
-		{"deadlock", &pgconn.PgError{Code: "40P01"}, FaultConflict},
-		{"numeric overflow", fmt.Errorf("update: %w", &pgconn.PgError{Code: "22003"}), FaultData},
-		{"NUL in JSON", &pgconn.PgError{Code: "22P05"}, FaultData},
-		{"bad UTF-8", &pgconn.PgError{Code: "22021"}, FaultData},
-		{"check violation", &pgconn.PgError{Code: "23514"}, FaultData},
-		{"index row too large", &pgconn.PgError{Code: "54000"}, FaultData},
-		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, FaultUnavailable},
-		{"too many connections", &pgconn.PgError{Code: "53300"}, FaultUnavailable},
-		{"connection failure", &pgconn.PgError{Code: "08006"}, FaultUnavailable},
-		{"statement cancelled", &pgconn.PgError{Code: "57014"}, FaultUnavailable},
-		{"syntax error (a bug)", &pgconn.PgError{Code: "42601"}, FaultUnknown},
-		{"internal error", &pgconn.PgError{Code: "XX000"}, FaultUnknown},
-		{"poster closed", fmt.Errorf("enqueue: %w", ErrClosed), FaultUnavailable},
-		{"batch timeout", fmt.Errorf("tx: %w", context.DeadlineExceeded), FaultUnavailable},
-		{"connection refused", errors.New("failed to connect to `host=127.0.0.1`: dial error (connection refused)"), FaultUnavailable},
-		{"a rejection", Reject(CodeLimitExceeded, "too much"), FaultData},
-		{"anything else", errors.New("surprise"), FaultUnknown},
-	} {
-		if got := FaultOf(tc.err); got != tc.want {
-			t.Errorf("%s: FaultOf(%v) = %s, want %s", tc.name, tc.err, got, tc.want)
-		}
-	}
-}
 
 // unrecordedTransfer is a TransferOp whose refusals must not take its key,
 // as a usage event's.
@@ -198,7 +168,7 @@ func TestHotRowRollsOver(t *testing.T) {
 }
 
 // balanceRows maps a hot account's rows to their debits_posted.
-func balanceRows(t testing.TB, db *DB, id AccountID) map[int]Amount {
+func balanceRows(t testing.TB, db *pg.DB, id AccountID) map[int]Amount {
 	t.Helper()
 	rows, err := db.Pool.Query(context.Background(), `SELECT shard, debits_posted FROM ledger_balances WHERE account_id = $1`, id)
 	if err != nil {
@@ -256,7 +226,7 @@ func TestCounterLimits(t *testing.T) {
 }
 
 func TestNewRefusesBrokenOptions(t *testing.T) {
-	db, err := Open(context.Background(), dsn)
+	db, err := pg.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +312,7 @@ func TestUnknownFaultIsSplitToo(t *testing.T) {
 			switch {
 			case err == nil && out.Status == StatusPosted && !bad(i):
 				posted++
-			case err != nil && FaultOf(err) == FaultUnknown && bad(i):
+			case err != nil && pg.KindOf(err) == fault.Internal && bad(i):
 				failed++
 			default:
 				t.Errorf("op %d (bad %v): %+v %v", i, bad(i), out, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/google/uuid"
 )
@@ -18,7 +19,7 @@ var dsn string
 // After the package's tests, the whole journal they wrote must verify.
 func TestMain(m *testing.M) {
 	os.Exit(testdb.Main(m, &dsn, func(ctx context.Context, url string) error {
-		db, err := Open(ctx, url)
+		db, err := pg.Open(ctx, url)
 		if err != nil {
 			return err
 		}
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 // env is one ledger on the package's database with the system accounts the
 // tests use.
 type env struct {
-	db       *DB
+	db       *pg.DB
 	l        *Ledger
 	funding  Account // hot, debit-normal, may go negative
 	revenue  Account // hot, credit-normal
@@ -72,7 +73,7 @@ func (o *countingObserver) OpRefused(_ int, code string) {
 }
 
 // mustNew is New for tests.
-func mustNew(t testing.TB, db *DB, opts Options) *Ledger {
+func mustNew(t testing.TB, db *pg.DB, opts Options) *Ledger {
 	t.Helper()
 	l, err := New(db, opts)
 	if err != nil {
@@ -84,7 +85,7 @@ func mustNew(t testing.TB, db *DB, opts Options) *Ledger {
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func mustAccounts(t testing.TB, l *Ledger, owner OwnerID) []Account {
 	return as
 }
 
-func mustVerify(t testing.TB, db *DB) {
+func mustVerify(t testing.TB, db *pg.DB) {
 	t.Helper()
 	r, err := Verify(context.Background(), db)
 	if err != nil {
@@ -475,8 +476,8 @@ func ptr[T any](v T) *T { return &v }
 // fails, no counter is lost and the journal verifies.
 func TestHotRowsSharedByTwoProcesses(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, Options{Shards: 1, MaxBatch: 16, Tx: TxOptions{IsoLevel: "repeatable read"}})
-	other := mustNew(t, e.db, Options{Shards: 1, MaxBatch: 16, Tx: TxOptions{IsoLevel: "repeatable read"}})
+	e := newEnv(t, Options{Shards: 1, MaxBatch: 16, Tx: pg.TxOptions{IsoLevel: "repeatable read"}})
+	other := mustNew(t, e.db, Options{Shards: 1, MaxBatch: 16, Tx: pg.TxOptions{IsoLevel: "repeatable read"}})
 	defer other.Close(ctx)
 	for _, code := range []string{"funding:paid", "revenue:usage"} {
 		if _, err := other.EnsureAccount(ctx, AccountSpec{Code: code, Asset: e.asset, Normal: Debit}); err != nil {

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
 )
 
@@ -45,7 +47,7 @@ func (f OutboxHandlerFunc) HandleOutbox(ctx context.Context, tx pgx.Tx, msgs []O
 // several processes) may run at once: each claims rows with FOR UPDATE SKIP
 // LOCKED, so a message is handed to one relay at a time.
 type Relay struct {
-	db       *DB
+	db       *pg.DB
 	log      *slog.Logger
 	handlers []OutboxHandler
 	limit    int
@@ -62,7 +64,7 @@ type Relay struct {
 }
 
 // NewRelay returns a relay handing messages to handlers in order.
-func NewRelay(db *DB, log *slog.Logger, handlers ...OutboxHandler) *Relay {
+func NewRelay(db *pg.DB, log *slog.Logger, handlers ...OutboxHandler) *Relay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +89,7 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 		}
 		return n, nil
 	}
-	if FaultOf(err) == FaultUnavailable {
+	if pg.KindOf(err) == fault.Unavailable {
 		// Message by message would fail the same way, ten times a second.
 		return 0, err
 	}
@@ -142,7 +144,7 @@ const outboxColumns = `id, topic, owner_id, entry_id, payload, created_at, attem
 // handler and marks them processed, all in one transaction.
 func (r *Relay) relay(ctx context.Context, one *uuid.UUID) (int, error) {
 	var n int
-	err := r.db.RunTx(ctx, TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+	err := r.db.RunTx(ctx, pg.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
 		var (
 			rows pgx.Rows
 			err  error

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
@@ -16,7 +17,7 @@ import (
 // package's database relay only their rows.
 func outboxTopic(t *testing.T) string { return "test." + t.Name() + "." + uuid.NewString()[:8] }
 
-func insertOutbox(t *testing.T, db *DB, topic string, n int) []uuid.UUID {
+func insertOutbox(t *testing.T, db *pg.DB, topic string, n int) []uuid.UUID {
 	t.Helper()
 	var ids []uuid.UUID
 	now := time.Now()

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
 )
 
@@ -28,7 +30,7 @@ type Options struct {
 	Modules  []Module      // stages of the layers above, in load order
 	Observer Observer
 	Log      *slog.Logger
-	Tx       TxOptions
+	Tx       pg.TxOptions
 	// BatchTimeout bounds one batch's transaction, retries included. Default 30s.
 	BatchTimeout time.Duration
 	// Clock is the batches' time source (default time.Now); tests move it
@@ -44,7 +46,7 @@ type Options struct {
 
 // Ledger is the ledger service: the poster and the reads.
 type Ledger struct {
-	db   *DB
+	db   *pg.DB
 	opts Options
 	log  *slog.Logger
 
@@ -106,7 +108,7 @@ func (p *Pending) finish(out Outcome, err error) {
 
 // New makes a ledger and starts its poster shards. It refuses options
 // that would break an invariant of the poster.
-func New(db *DB, opts Options) (*Ledger, error) {
+func New(db *pg.DB, opts Options) (*Ledger, error) {
 	if opts.Shards <= 0 {
 		// Each shard is a concurrent transaction; more than the CPUs can
 		// run only queues them against each other.
@@ -155,7 +157,7 @@ func New(db *DB, opts Options) (*Ledger, error) {
 func (l *Ledger) Now() time.Time { return l.opts.Clock().UTC().Truncate(time.Microsecond) }
 
 // DB is the ledger's database.
-func (l *Ledger) DB() *DB { return l.db }
+func (l *Ledger) DB() *pg.DB { return l.db }
 
 // QueueDepth is how many ops wait for a batch, over all shards.
 func (l *Ledger) QueueDepth() int { return int(l.queued.Load()) }
@@ -280,7 +282,7 @@ func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
 }
 
 // commit applies ps in one transaction and answers each. If the database
-// refuses the data of the batch (FaultData: a value it cannot store, a
+// refuses the data of the batch (fault.Invalid: a value it cannot store, a
 // constraint), one operation of it is at fault, not all: the batch is split
 // in halves, each committed on its own, down to the operation(s) at fault,
 // which are refused alone (refuse). A fault nobody classified is split the
@@ -308,23 +310,23 @@ func (l *Ledger) commit(shardIdx int, ps []*Pending, budget *int) {
 		}
 		return
 	}
-	fault := FaultOf(err)
+	kind := pg.KindOf(err)
 	switch {
-	case fault == FaultData && len(ps) == 1:
+	case kind == fault.Invalid && len(ps) == 1:
 		l.refuse(shardIdx, ps[0], err)
 		return
-	case fault == FaultData || fault == FaultUnknown && len(ps) > 1 && *budget > 0:
-		if fault == FaultUnknown {
+	case kind == fault.Invalid || kind == fault.Internal && len(ps) > 1 && *budget > 0:
+		if kind == fault.Internal {
 			*budget -= 2
 		}
 		l.log.Debug("batch failed; splitting it to find the operation at fault",
-			"shard", shardIdx, "ops", len(ops), "fault", fault, "err", err)
+			"shard", shardIdx, "ops", len(ops), "fault", kind, "err", err)
 		mid := len(ps) / 2
 		l.commit(shardIdx, ps[:mid], budget)
 		l.commit(shardIdx, ps[mid:], budget)
 		return
 	}
-	l.logs.Log(l.log, slog.LevelError, "batch failed", "shard", shardIdx, "ops", len(ops), "fault", fault, "err", err)
+	l.logs.Log(l.log, slog.LevelError, "batch failed", "shard", shardIdx, "ops", len(ops), "fault", kind, "err", err)
 	l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
 	for _, p := range ps {
 		p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
@@ -347,7 +349,7 @@ func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
 	}
 	results, _, _, err := l.transact(shardIdx, []Op{&refusedOp{op: p.op, rej: rej}})
 	if err != nil {
-		if FaultOf(err) != FaultData {
+		if pg.KindOf(err) != fault.Invalid {
 			p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
 			return
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5"
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/google/uuid"
 )
@@ -46,7 +48,7 @@ func TestConcurrentOperationsMatchModel(t *testing.T) {
 
 func testConcurrentOperations(t *testing.T, iso pgx.TxIsoLevel) {
 	ctx := context.Background()
-	e := newEnv(t, Options{Shards: 4, MaxBatch: 64, Tx: TxOptions{IsoLevel: iso}})
+	e := newEnv(t, Options{Shards: 4, MaxBatch: 64, Tx: pg.TxOptions{IsoLevel: iso}})
 	const workers, ownersPer, steps = 12, 3, 80
 	type result struct {
 		m        *model

@@ -136,7 +136,7 @@ const (
 	CodeHoldClosed   = "hold_closed"
 	CodeHoldExceeded = "capture_exceeds_hold"
 	// CodeInvalidData: the database refused the operation's data (see
-	// FaultData); the poster found the operation at fault and refused it
+	// pg.KindOf: fault.Invalid); the poster found the operation at fault and refused it
 	// alone.
 	CodeInvalidData = "invalid_data"
 	// CodeLimitExceeded: the operation would move more than MaxOpAmount,

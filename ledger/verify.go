@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // Violation is one broken invariant.
@@ -123,7 +125,7 @@ var checks = []struct {
 //   - no no-overdraft account is below zero;
 //   - every hold's pending postings net to its amount while pending and to
 //     zero once closed.
-func Verify(ctx context.Context, db *DB) (Report, error) {
+func Verify(ctx context.Context, db *pg.DB) (Report, error) {
 	var r Report
 	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM ledger_entries), (SELECT COUNT(*) FROM ledger_postings),
 		(SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_holds)`).

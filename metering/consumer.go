@@ -14,8 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // ConsumerOptions configure the NATS consumer.
@@ -33,7 +34,7 @@ type ConsumerOptions struct {
 	AckWait    time.Duration
 	Duplicates time.Duration // the stream's Nats-Msg-Id window; default 2m
 	// MaxDeliveries is how often an event that fails for a reason nobody
-	// classified (ledger.FaultUnknown: a bug, a schema that does not match)
+	// classified (fault.Internal: a bug, a schema that does not match)
 	// is tried before it is parked (Service.Park). Default 10. Deliveries
 	// while the database is unreachable do not count: events wait for it
 	// however long it is away.
@@ -322,7 +323,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailabl
 		if md, err := m.Metadata(); err == nil {
 			deliveries = int(md.NumDelivered)
 		}
-		if ledger.FaultOf(r.Err) == ledger.FaultUnavailable {
+		if pg.KindOf(r.Err) == fault.Unavailable {
 			unavailable = true
 			later = append(later, m)
 			continue

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
@@ -225,7 +226,7 @@ func TestDatabaseOutage(t *testing.T) {
 
 	// A second ledger reaches the database through a proxy the test can cut.
 	p := testdb.NewProxy(t, dsn)
-	db, err := ledger.Open(ctx, p.URL(dsn))
+	db, err := pg.Open(ctx, p.URL(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}

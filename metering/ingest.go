@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -32,7 +34,7 @@ const (
 	// event_rejections. Sending it again unchanged fails the same way.
 	EventRejected
 	// EventFailed: neither applied nor refused, because the database could
-	// not take it (ledger.FaultOf(Err) says whether it was unreachable or
+	// not take it (pg.KindOf(Err) says whether it was unreachable or
 	// an error nobody classified). Send it again.
 	EventFailed
 )
@@ -86,7 +88,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, opts Inges
 		case EventRejected:
 			res.Rejected = append(res.Rejected, *r.Rejection)
 		case EventFailed:
-			if failed == nil || ledger.FaultOf(r.Err) == ledger.FaultUnavailable {
+			if failed == nil || pg.KindOf(r.Err) == fault.Unavailable {
 				failed = r.Err
 			}
 		}

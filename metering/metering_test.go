@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/creditledger/creditledger/internal/ledgertest"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 
 type world struct {
 	l       *ledger.Ledger
-	db      *ledger.DB
+	db      *pg.DB
 	wallets *wallet.Service
 	svc     *Service
 }
@@ -34,7 +35,7 @@ type world struct {
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +43,9 @@ func newWorld(t testing.TB) *world {
 	return worldOn(t, db)
 }
 
-func worldOn(t testing.TB, db *ledger.DB) *world {
+func worldOn(t testing.TB, db *pg.DB) *world {
 	l, err := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{Module(), wallet.Module()},
-		Tx: ledger.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}})
+		Tx: pg.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}})
 	if err != nil {
 		t.Fatal(err)
 	}

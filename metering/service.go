@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"
@@ -30,7 +31,7 @@ const MaxBatchEvents = 1000
 // Service is metering: meters, prices, ingest, usage.
 type Service struct {
 	l        *ledger.Ledger
-	db       *ledger.DB
+	db       *pg.DB
 	wallets  *wallet.Service
 	log      *slog.Logger
 	observer Observer

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -35,12 +36,12 @@ func BenchmarkDebit(b *testing.B) {
 		tr = &testdb.Tracer{}
 		cfg.ConnConfig.Tracer = tr
 	}
-	db, err := ledger.OpenConfig(ctx, cfg)
+	db, err := pg.OpenConfig(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	opts := ledger.Options{Modules: []ledger.Module{Module()}, Tx: ledger.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}}
+	opts := ledger.Options{Modules: []ledger.Module{Module()}, Tx: pg.TxOptions{IsoLevel: pgx.TxIsoLevel(os.Getenv("LEDGER_TEST_ISOLATION"))}}
 	if n, err := strconv.Atoi(os.Getenv("LEDGER_POSTER_SHARDS")); err == nil {
 		opts.Shards = n
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -21,7 +23,7 @@ import (
 // ids are ErrNotFound.
 type Service struct {
 	l       *ledger.Ledger
-	db      *ledger.DB
+	db      *pg.DB
 	now     func() time.Time
 	wallets walletCache
 }
@@ -48,7 +50,7 @@ func (s *Service) CustomerExists(ctx context.Context, id string) (bool, error) {
 
 // CustomerExists reports whether a customer exists, for tools that have a
 // database but no poster (ledgerctl).
-func CustomerExists(ctx context.Context, db *ledger.DB, id string) (bool, error) {
+func CustomerExists(ctx context.Context, db *pg.DB, id string) (bool, error) {
 	if !customerIDPattern.MatchString(id) {
 		return false, nil // and PostgreSQL is not asked about a NUL
 	}

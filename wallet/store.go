@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -214,7 +215,7 @@ func (s *Service) createWallet(ctx context.Context, nw NewWallet) (Wallet, error
 	}
 	id := WalletID(uuid.New())
 	thJSON, _ := json.Marshal(th)
-	err := s.db.RunTx(ctx, ledger.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		overage, err := ledger.InsertAccount(ctx, tx, ledger.AccountSpec{
 			Code: "overage:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit, NoOverdraft: true,
 		})

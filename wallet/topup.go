@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -312,7 +313,7 @@ func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
 	if s.wallets.accountsOpened(w.ID) {
 		return nil
 	}
-	err := s.db.RunTx(ctx, ledger.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		return insertWalletAccounts(ctx, tx, w.ID, w.Asset)
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/internal/ledgertest"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -43,14 +44,14 @@ func (c *clock) Advance(d time.Duration) time.Time {
 type world struct {
 	svc   *Service
 	l     *ledger.Ledger
-	db    *ledger.DB
+	db    *pg.DB
 	clock *clock
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

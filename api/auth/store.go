@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/text"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 var (
@@ -46,7 +46,7 @@ const (
 // revoked through another process (or ledgerctl), it may keep working here
 // for up to CacheTTL.
 type Store struct {
-	DB        *ledger.DB
+	DB        *pg.DB
 	CacheTTL  time.Duration    // default 30s; negative disables the cache
 	CacheSize int              // most keys cached, default 10,000
 	Now       func() time.Time // default time.Now; tests move the clock
@@ -69,7 +69,7 @@ type record struct {
 
 // NewStore returns a Store with default settings. Set the exported fields
 // before first use, if at all.
-func NewStore(db *ledger.DB) *Store { return &Store{DB: db} }
+func NewStore(db *pg.DB) *Store { return &Store{DB: db} }
 
 func (s *Store) now() time.Time {
 	if s.Now != nil {
@@ -140,7 +140,7 @@ func (s *Store) BootstrapAdmin(ctx context.Context, key string) (bool, error) {
 	keyID, secret := split(key)
 	id, now := uuid.NewString(), s.now().Truncate(time.Microsecond)
 	var created bool
-	err := s.DB.RunTx(ctx, ledger.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.DB.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO api_keys (id, key_id, secret_hash, scope, name, created_at)
 			SELECT $1, $2, $3, 'admin', 'bootstrap (LEDGER_ADMIN_KEY)', $4
 			WHERE NOT EXISTS (SELECT 1 FROM api_keys)

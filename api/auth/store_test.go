@@ -13,17 +13,17 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 var dsn string
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
 
-func openDB(t *testing.T, url string) *ledger.DB {
+func openDB(t *testing.T, url string) *pg.DB {
 	t.Helper()
-	db, err := ledger.Open(context.Background(), url)
+	db, err := pg.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // How dispatchers share the work. A claim is a short transaction: it locks
@@ -120,7 +119,7 @@ func (s *Service) claim(ctx context.Context, n int) ([]*claimed, error) {
 	now := s.now()
 	until := now.Add(s.lease())
 	var out []*claimed
-	err := s.db.RunTx(ctx, ledger.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
 		out = nil // a retried transaction starts over
 		rows, err := tx.Query(ctx, `SELECT e.id FROM webhook_endpoints e
 			WHERE e.deleted_at IS NULL AND e.disabled_at IS NULL AND e.leased_until <= $1
@@ -415,7 +414,7 @@ func (s *Service) record(ctx context.Context, endpoint uuid.UUID, d claimedDeliv
 	}
 	now := s.now()
 	active := true
-	err := s.db.RunTx(ctx, ledger.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error, duration_ms)
 			VALUES ($1, $2, $3, $4, $5, $6)`,
 			uuid.Must(uuid.NewV7()), d.id, res.at, code, errMsg, res.duration.Milliseconds()); err != nil {

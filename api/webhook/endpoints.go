@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/creditledger/creditledger/internal/cursor"
-	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // Endpoint is a registered receiver. Its secret is not part of it: it is
@@ -160,7 +160,7 @@ func parseCursor(s string) (cursor.Cursor, error) {
 func (s *Service) DeleteEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, error) {
 	var e Endpoint
 	now := s.now()
-	err := s.db.RunTx(ctx, ledger.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE webhook_endpoints SET deleted_at = $2
 			WHERE id = $1 AND deleted_at IS NULL RETURNING `+endpointColumns, id, now)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -28,9 +29,9 @@ var dsn string
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
 
-func openDB(t *testing.T) *ledger.DB {
+func openDB(t *testing.T) *pg.DB {
 	t.Helper()
-	db, err := ledger.Open(context.Background(), dsn)
+	db, err := pg.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func newEndpoint(t *testing.T, svc *webhook.Service, url string, types ...string
 
 // emit writes a committed outbox message, as a ledger batch would, and
 // returns its id.
-func emit(t *testing.T, db *ledger.DB, topic string, payload any) uuid.UUID {
+func emit(t *testing.T, db *pg.DB, topic string, payload any) uuid.UUID {
 	t.Helper()
 	b, err := json.Marshal(payload)
 	if err != nil {
@@ -112,7 +113,7 @@ func emit(t *testing.T, db *ledger.DB, topic string, payload any) uuid.UUID {
 }
 
 // relay fans out every committed outbox message to svc.
-func relay(t *testing.T, db *ledger.DB, svc *webhook.Service) {
+func relay(t *testing.T, db *pg.DB, svc *webhook.Service) {
 	t.Helper()
 	if _, err := ledger.NewRelay(db, nil, svc).RunOnce(context.Background()); err != nil {
 		t.Fatalf("relay: %v", err)

@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // How an endpoint's secrets are kept. A secret is stored as issued
@@ -78,7 +78,7 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID, overlap time.D
 	secret := NewSecret()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	var e Endpoint
-	err := s.db.RunTx(ctx, ledger.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.db.RunTx(ctx, pg.TxOptions{IsoLevel: pgx.ReadCommitted}, func(ctx context.Context, tx pgx.Tx) error {
 		var current string
 		err := tx.QueryRow(ctx, `SELECT secret FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE`,
 			id).Scan(&current)

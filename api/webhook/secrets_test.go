@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // signatures are the webhook-signature header's entries.
@@ -29,7 +29,7 @@ func signedWith(secret, sig string, r received) bool {
 
 // deliverOne emits an event, relays it, runs the dispatcher until rc has
 // one more request, and returns that request.
-func deliverOne(t *testing.T, db *ledger.DB, svc *webhook.Service, rc *receiver) received {
+func deliverOne(t *testing.T, db *pg.DB, svc *webhook.Service, rc *receiver) received {
 	t.Helper()
 	n := rc.count()
 	emit(t, db, webhook.EventHoldExpired, map[string]any{"hold_id": uuid.NewString()})
@@ -141,7 +141,7 @@ func newBox(t *testing.T, fill byte) *secretbox.Box {
 
 // storedSecrets is an endpoint's row as stored: its secret and previous
 // secret ("" for none).
-func storedSecrets(t *testing.T, db *ledger.DB, id uuid.UUID) (string, string) {
+func storedSecrets(t *testing.T, db *pg.DB, id uuid.UUID) (string, string) {
 	t.Helper()
 	var secret string
 	var previous *string

@@ -19,9 +19,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
 	"github.com/creditledger/creditledger/internal/secretbox"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // The public event types, the outbox topics that become webhooks. Other
@@ -143,7 +143,7 @@ type Options struct {
 // It is safe for concurrent use, and several Services (in several
 // processes) may dispatch from one database.
 type Service struct {
-	db     *ledger.DB
+	db     *pg.DB
 	opts   Options
 	log    *slog.Logger
 	logs   ratelog.Limiter // for failures that repeat while the database is away
@@ -159,7 +159,7 @@ type Service struct {
 const perEndpoint = 10
 
 // New returns a Service on db.
-func New(db *ledger.DB, opts Options) *Service {
+func New(db *pg.DB, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}

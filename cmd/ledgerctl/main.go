@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -59,8 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if url == "" {
 		url = defaultDatabaseURL
 	}
-	connect := func() (*ledger.DB, error) {
-		db, err := ledger.Open(ctx, url)
+	connect := func() (*pg.DB, error) {
+		db, err := pg.Open(ctx, url)
 		if err != nil {
 			return nil, fmt.Errorf("database: %w", err)
 		}
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return code
 }
 
-func verify(ctx context.Context, connect func() (*ledger.DB, error), stdout io.Writer) (int, error) {
+func verify(ctx context.Context, connect func() (*pg.DB, error), stdout io.Writer) (int, error) {
 	db, err := connect()
 	if err != nil {
 		return 1, err
@@ -103,7 +104,7 @@ func verify(ctx context.Context, connect func() (*ledger.DB, error), stdout io.W
 	return 0, nil
 }
 
-func keys(ctx context.Context, connect func() (*ledger.DB, error), args []string, stdout, stderr io.Writer) error {
+func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("keys needs create, list or revoke\n\n%s", usage)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -36,7 +37,7 @@ func ctl(t *testing.T, args ...string) (int, string, string) {
 // counter is corrupted on purpose.
 func TestVerifyExitCodes(t *testing.T) {
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestKeysCreateListRevoke(t *testing.T) {
 		t.Fatalf("create: exit %d: %s", code, errs)
 	}
 	plain := strings.TrimSpace(out)
-	db, err := ledger.Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

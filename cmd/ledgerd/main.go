@@ -32,6 +32,7 @@ import (
 	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
 	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/ledger"
@@ -114,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if want := int32(2*cfg.PosterShards + 8); pcfg.MaxConns < want {
 		pcfg.MaxConns = want
 	}
-	db, err := ledger.OpenConfig(ctx, pcfg)
+	db, err := pg.OpenConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
@@ -165,7 +166,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	}
 	l, err := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
-		Observer: m, Log: log, Tx: ledger.TxOptions{IsoLevel: iso},
+		Observer: m, Log: log, Tx: pg.TxOptions{IsoLevel: iso},
 		// metering first: it tells the wallet stage which wallets events charge.
 		Modules: []ledger.Module{metering.Module(), wallet.Module()},
 	})
@@ -378,8 +379,8 @@ func every(ctx context.Context, period time.Duration, f func(context.Context)) <
 // versions behind on every batch: without autovacuum (or a scheduled
 // VACUUM ANALYZE) NATS ingest ran at a quarter of its speed in the load
 // test (BENCHMARKS.md).
-func warnMaintenance(ctx context.Context, db *ledger.DB, log *slog.Logger) {
-	if db.Engine != ledger.Postgres {
+func warnMaintenance(ctx context.Context, db *pg.DB, log *slog.Logger) {
+	if db.Engine != pg.Postgres {
 		return
 	}
 	var on string

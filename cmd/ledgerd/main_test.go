@@ -24,9 +24,9 @@ import (
 	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/natsserver"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/internal/testdb"
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // testEncryptionKey is a LEDGER_ENCRYPTION_KEY: 32 bytes in hex.
@@ -95,7 +95,7 @@ func TestServeAndShutDown(t *testing.T) {
 	}
 	// An endpoint stored before encryption was turned on: ledgerd seals
 	// its secret at startup.
-	db, err := ledger.Open(context.Background(), dsn)
+	db, err := pg.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func (s *safeBuffer) String() string {
 // it has no key, or another key; it does not stop.
 func TestSealWebhookSecretsWarns(t *testing.T) {
 	ctx := context.Background()
-	db, err := ledger.Open(ctx, dsn)
+	db, err := pg.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/internal/natsserver"
-	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 func main() {
@@ -285,16 +285,16 @@ func (r *runner) run(ctx context.Context, rep *report) error {
 	_, _ = rand.Read(id)
 	r.runID = hex.EncodeToString(id)
 
-	benchURL, pg, err := freshDatabase(ctx, cfg.AdminURL, cfg.DBName)
-	rep.PostgreSQL = pg
+	benchURL, settings, err := freshDatabase(ctx, cfg.AdminURL, cfg.DBName)
+	rep.PostgreSQL = settings
 	if err != nil {
 		return err
 	}
-	if pg.Fsync != "on" {
-		r.log.Warn("PostgreSQL runs with fsync off: commits cost nothing and the numbers do not mean what they say", "fsync", pg.Fsync)
+	if settings.Fsync != "on" {
+		r.log.Warn("PostgreSQL runs with fsync off: commits cost nothing and the numbers do not mean what they say", "fsync", settings.Fsync)
 	}
-	r.log.Info("database created", "url", redactURL(benchURL), "postgres", pg.Version, "fsync", pg.Fsync,
-		"synchronous_commit", pg.SynchronousCommit)
+	r.log.Info("database created", "url", redactURL(benchURL), "postgres", settings.Version, "fsync", settings.Fsync,
+		"synchronous_commit", settings.SynchronousCommit)
 
 	if r.tmp, err = os.MkdirTemp("", "loadgen-"); err != nil {
 		return err
@@ -329,7 +329,7 @@ func (r *runner) run(ctx context.Context, rep *report) error {
 		return err
 	}
 	// ledgerd has migrated; the pool is for ledger.Verify.
-	if r.db, err = ledger.Open(ctx, benchURL); err != nil {
+	if r.db, err = pg.Open(ctx, benchURL); err != nil {
 		return fmt.Errorf("open bench database: %w", err)
 	}
 	t0 := time.Now()

@@ -6,9 +6,8 @@ import (
 	"net/url"
 	"regexp"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/creditledger/creditledger/ledger"
 )
 
 // pgSettings are the server settings that decide what a commit costs.
@@ -67,7 +66,7 @@ func freshDatabase(ctx context.Context, adminURL, name string) (string, pgSettin
 // dead versions of counter rows earlier scenarios updated. It runs before
 // each scenario, untimed, so every scenario starts from the same kind of
 // database whether or not the server runs autovacuum.
-func vacuumAnalyze(ctx context.Context, db *ledger.DB) error {
+func vacuumAnalyze(ctx context.Context, db *pg.DB) error {
 	// VACUUM refuses to run inside a transaction block; the simple
 	// protocol sends it as a statement of its own.
 	_, err := db.Pool.Exec(ctx, "VACUUM (ANALYZE)", pgx.QueryExecModeSimpleProtocol)

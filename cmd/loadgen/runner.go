@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -21,7 +22,7 @@ type runner struct {
 	log    *slog.Logger
 	hc     *http.Client
 	nats   *natsClient
-	db     *ledger.DB // the bench database, for ledger.Verify
+	db     *pg.DB // the bench database, for ledger.Verify
 	tmp    string
 	env    map[string]string // ledgerd's settings, pass-through included
 	d      *ledgerdProcess

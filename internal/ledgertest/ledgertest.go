@@ -8,13 +8,14 @@ import (
 	"errors"
 	"os"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 )
 
 // Verify is a testdb.Main check: every ledger invariant must hold on the
 // package's database after its tests. The report goes to stderr.
 func Verify(ctx context.Context, url string) error {
-	db, err := ledger.Open(ctx, url)
+	db, err := pg.Open(ctx, url)
 	if err != nil {
 		return err
 	}

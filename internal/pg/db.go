@@ -1,4 +1,8 @@
-package ledger
+// Package pg is the project's database layer: the connection pool and the
+// engine behind it (PostgreSQL or CockroachDB), transactions retried the
+// way each engine needs, the UUID codec, and the classification of the
+// database's errors into fault kinds.
+package pg
 
 import (
 	"context"
@@ -12,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/creditledger/creditledger/fault"
 )
 
 // Engine is the SQL engine behind a connection.
@@ -79,10 +85,7 @@ func (db *DB) Close() { db.Pool.Close() }
 // victim; nothing of the transaction survived.
 func Retryable(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "40001" || pgErr.Code == "40P01"
-	}
-	return false
+	return errors.As(err, &pgErr) && kindOfState(pgErr.Code) == fault.Retry
 }
 
 // TxOptions tune RunTx.
