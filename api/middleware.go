@@ -12,8 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/fault"
-	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // slowRequest is the duration from which a request is logged at INFO.
@@ -152,39 +150,30 @@ func (s *server) handleError(c *fiber.Ctx, err error) error {
 	}
 	var p *problem.Error
 	var fe *fiber.Error
-	switch {
-	case errors.As(err, &p):
-	case errors.As(err, &fe):
+	if errors.As(err, &fe) && !errors.As(err, &p) {
 		p = s.fromFiber(fe)
-	case pg.KindOf(err) == fault.Unavailable:
-		// The database (or the poster, shutting down) cannot take the
-		// request now: nothing is wrong with it, so say when to retry,
-		// whatever the endpoint.
-		p = &problem.Error{Code: problem.Unavailable, Detail: "the service cannot reach its database right now; try again shortly",
-			Cause: err, RetryAfter: unavailableRetryAfter}
 	}
 	if p == nil {
+		p = problem.From(err)
+	}
+	switch {
+	case p.Code == problem.Internal:
 		s.log.Error("internal error",
 			"err", err,
 			"method", c.Method(),
 			"path", c.Path(),
 			"request_id", id)
-		p = problem.New(problem.Internal, internalDetail)
-	}
-	if p.Code == problem.Unavailable && p.RetryAfter == 0 {
-		p.RetryAfter = unavailableRetryAfter
-	}
-	if p.Cause != nil && p.HTTPStatus() >= 500 {
+	case p.Cause != nil && p.HTTPStatus() >= 500:
 		// During an outage every request fails the same way: one line per
 		// interval, with how many were held back.
 		s.logs.Log(s.log, slog.LevelWarn, "request failed: "+string(p.Code),
 			"err", p.Cause, "method", c.Method(), "route", routeLabel(c), "request_id", id)
 	}
+	if p.Code == problem.Unavailable && p.RetryAfter == 0 {
+		p.RetryAfter = problem.RetryAfter
+	}
 	return problem.Write(c, p, id)
 }
-
-// unavailableRetryAfter is what a client is told to wait after a 503.
-const unavailableRetryAfter = 5 * time.Second
 
 // fromFiber maps the errors Fiber and fasthttp make themselves (no route,
 // body too large, unparseable request) to problems. nil means "internal".

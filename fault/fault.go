@@ -122,29 +122,42 @@ func (e *Error) Is(target error) bool {
 	return ok && k == e.Kind
 }
 
-// Kinded is implemented by errors of other types that know their kind (the
-// ledger's recorded rejection, say).
-type Kinded interface {
+// Faulter is implemented by errors of other types that can say what they
+// are as a fault: the ledger's recorded Rejection, say, which keeps its own
+// shape because it is stored with the operation it refused.
+type Faulter interface {
 	error
-	FaultKind() Kind
+	Fault() *Error
 }
 
-// Of is the kind of err: that of the first *Error or Kinded in its chain, or
-// a Kind itself; a cancelled or expired context is Unavailable (the caller
-// or the service gave up waiting); anything else is Internal. Errors of the
-// database are classified by internal/pg, which falls back on Of.
-func Of(err error) Kind {
-	if err == nil {
-		return Internal
-	}
+// As finds the first *Error, or Faulter, in err's chain.
+func As(err error) (*Error, bool) {
 	var fe *Error
-	var kd Kinded
+	var f Faulter
+	switch {
+	case err == nil:
+		return nil, false
+	case errors.As(err, &fe):
+		return fe, true
+	case errors.As(err, &f):
+		return f.Fault(), true
+	}
+	return nil, false
+}
+
+// Of is the kind of err: that of the first *Error or Faulter in its chain,
+// or a Kind itself; a cancelled or expired context is Unavailable (the
+// caller or the service gave up waiting); anything else is Internal.
+// Errors of the database are classified by internal/pg, which falls back
+// on Of.
+func Of(err error) Kind {
+	if fe, ok := As(err); ok {
+		return fe.Kind
+	}
 	var k Kind
 	switch {
-	case errors.As(err, &fe):
-		return fe.Kind
-	case errors.As(err, &kd):
-		return kd.FaultKind()
+	case err == nil:
+		return Internal
 	case errors.As(err, &k):
 		return k
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

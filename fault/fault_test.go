@@ -10,7 +10,7 @@ import (
 type recorded struct{ code string }
 
 func (r recorded) Error() string { return r.code }
-func (recorded) FaultKind() Kind { return Refused }
+func (r recorded) Fault() *Error { return &Error{Kind: Refused, Code: r.code} }
 
 func TestOf(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,7 +23,7 @@ func TestOf(t *testing.T) {
 		{"field", Invalidf("amount", "must be positive"), Invalid},
 		{"wrapped", fmt.Errorf("debit: %w", NotFoundf("wallet %s", "w")), NotFound},
 		{"a kind itself", fmt.Errorf("close: %w", Unavailable), Unavailable},
-		{"kinded", fmt.Errorf("op: %w", recorded{"insufficient_credits"}), Refused},
+		{"faulter", fmt.Errorf("op: %w", recorded{"insufficient_credits"}), Refused},
 		{"cancelled", fmt.Errorf("wait: %w", context.Canceled), Unavailable},
 		{"deadline", context.DeadlineExceeded, Unavailable},
 		{"cause inside", Wrap(Exists, errors.New("23505"), "customer %q exists", "acme"), Exists},

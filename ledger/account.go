@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/jackc/pgx/v5"
 )
@@ -207,7 +208,7 @@ func scanAccountMeta(r rowScanner) (Account, error) {
 	)
 	if err := r.Scan(&a.ID, &a.Code, &a.Asset, &owner, &normal, &a.NoOverdraft, &a.Shards, &meta, &a.CreatedAt); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return Account{}, ErrNotFound
+			return Account{}, fault.NotFoundf("no such account")
 		}
 		return Account{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/cursor"
 )
 
@@ -17,7 +18,7 @@ import (
 func (l *Ledger) HoldByID(ctx context.Context, id HoldID) (Hold, error) {
 	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
+		return Hold{}, fault.NotFoundf("no hold %s", id)
 	}
 	return h, err
 }

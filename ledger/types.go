@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/google/uuid"
 )
 
@@ -124,38 +125,49 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return r.Code + ": " + r.Detail }
 
+// Fault says what a rejection is in the service's vocabulary: a refusal,
+// by its code.
+func (r *Rejection) Fault() *fault.Error {
+	return &fault.Error{Kind: fault.Refused, Code: r.Code, Detail: r.Detail}
+}
+
 // Reject makes a Rejection.
 func Reject(code, format string, args ...any) *Rejection {
 	return &Rejection{Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Rejection codes the ledger itself produces.
+// Rejection codes the ledger itself produces. The layers above speak their
+// own words (a wallet's "insufficient_credits" rather than "overdraft").
 const (
-	CodeOverdraft    = "insufficient_credits"
+	CodeOverdraft    = "overdraft"
 	CodeHoldNotFound = "hold_not_found"
 	CodeHoldClosed   = "hold_closed"
 	CodeHoldExceeded = "capture_exceeds_hold"
-	// CodeInvalidData: the database refused the operation's data (see
-	// pg.KindOf: fault.Invalid); the poster found the operation at fault and refused it
-	// alone.
+	// CodeInvalidData: the database refused the operation's data
+	// (pg.KindOf: fault.Invalid); the poster found the operation at fault
+	// and refused it alone.
 	CodeInvalidData = "invalid_data"
 	// CodeLimitExceeded: the operation would move more than MaxOpAmount,
 	// or take a counter past what it can hold (see limits.go).
 	CodeLimitExceeded = "limit_exceeded"
 )
 
-// Errors of the ledger that are not recorded rejections.
+// RejectionCodes lists the codes above, for tables that must map each.
+func RejectionCodes() []string {
+	return []string{CodeOverdraft, CodeHoldNotFound, CodeHoldClosed, CodeHoldExceeded, CodeInvalidData, CodeLimitExceeded}
+}
+
+// Errors of the ledger that are not recorded rejections, each of its kind.
 var (
 	// ErrIdempotencyConflict: the key was used before with another payload.
-	ErrIdempotencyConflict = errors.New("idempotency key reused with a different payload")
-	// ErrUnbalanced: postings do not sum to zero per asset.
+	ErrIdempotencyConflict error = &fault.Error{Kind: fault.Idempotency,
+		Detail: "this idempotency key was used before with a different request; send a new key for a new request"}
+	// ErrUnbalanced: postings do not sum to zero per asset (a bug).
 	ErrUnbalanced = errors.New("postings do not balance")
-	// ErrNotLocked: an op touched an account it did not declare.
+	// ErrNotLocked: an op touched an account it did not declare (a bug).
 	ErrNotLocked = errors.New("account not declared by the operation")
 	// ErrClosed: the poster is shutting down.
-	ErrClosed = errors.New("ledger poster is closed")
-	// ErrNotFound: no such account, entry or hold.
-	ErrNotFound = errors.New("not found")
+	ErrClosed error = &fault.Error{Kind: fault.Unavailable, Detail: "the ledger is shutting down"}
 )
 
 // Status of an entry.

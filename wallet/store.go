@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
@@ -526,7 +527,7 @@ func (s *Service) placeHold(ctx context.Context, key string, id WalletID, h NewH
 
 func (s *Service) hold(ctx context.Context, id HoldID) (Hold, error) {
 	h, err := s.l.HoldByID(ctx, id)
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, fault.NotFound) {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
 	}
 	if err != nil {

@@ -224,9 +224,18 @@ func invalid(field, format string, args ...any) error {
 // Rejection codes of wallet operations, as recorded in the journal. The API
 // maps them to HTTP statuses.
 const (
-	CodeInsufficientCredits = ledger.CodeOverdraft // 402
+	// CodeInsufficientCredits: the wallet's credits (and overage allowance)
+	// cannot cover a debit or hold; nothing was posted. The ledger core's
+	// word for it is overdraft; a wallet speaks of credits.
+	CodeInsufficientCredits = "insufficient_credits"
 	CodeHoldClosed          = ledger.CodeHoldClosed
 	CodeHoldNotFound        = ledger.CodeHoldNotFound
 	CodeCaptureExceedsHold  = ledger.CodeHoldExceeded
 	CodeGrantClosed         = "grant_closed"
 )
+
+// RejectionCodes lists the codes wallet operations record besides the
+// ledger's own, for tables that must map each.
+func RejectionCodes() []string {
+	return []string{CodeInsufficientCredits, CodeGrantClosed, CodeTopupClosed}
+}

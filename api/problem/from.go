@@ -1,0 +1,94 @@
+package problem
+
+import (
+	"errors"
+	"time"
+
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// The one table from the service's error vocabulary to the API's: each
+// fault kind, and each code a refusal is recorded with, to a problem code
+// (and through it, a status). A test checks that every kind and every
+// refusal code the ledger and the wallets record has a row.
+var (
+	byKind = map[fault.Kind]Code{
+		fault.Internal:     Internal,
+		fault.Invalid:      Validation,
+		fault.NotFound:     NotFound,
+		fault.Exists:       Conflict,
+		fault.Conflict:     Conflict,
+		fault.Idempotency:  IdempotencyConflict,
+		fault.Refused:      Conflict, // by code, below; a code with no row is a bug (500)
+		fault.Retry:        Unavailable,
+		fault.Unavailable:  Unavailable,
+		fault.Unauthorized: Unauthorized,
+		fault.Forbidden:    Forbidden,
+	}
+	byRefusal = map[string]Code{
+		ledger.CodeOverdraft:           Conflict,
+		ledger.CodeHoldNotFound:        NotFound,
+		ledger.CodeHoldClosed:          Conflict,
+		ledger.CodeHoldExceeded:        Validation,
+		ledger.CodeInvalidData:         Validation,
+		ledger.CodeLimitExceeded:       Validation,
+		wallet.CodeInsufficientCredits: InsufficientCredits,
+		wallet.CodeGrantClosed:         Conflict,
+		wallet.CodeTopupClosed:         Conflict,
+	}
+)
+
+// RetryAfter is what a client is told to wait after a 503.
+const RetryAfter = 5 * time.Second
+
+// From turns any error into the problem to answer it with. A *Error is
+// itself; an error of the service's vocabulary (fault, or the database's
+// errors through pg.KindOf) becomes the problem of its kind — the field it
+// names, the refusal's code, its detail — with its cause kept for the log;
+// anything else is a 500 whose cause is logged, never shown.
+func From(err error) *Error {
+	var p *Error
+	if errors.As(err, &p) {
+		return p
+	}
+	kind := pg.KindOf(err)
+	fe, _ := fault.As(err)
+	detail := ""
+	if fe != nil {
+		detail = fe.Detail
+	}
+	switch kind {
+	case fault.Internal:
+		return &Error{Code: Internal, Detail: "internal error; the request id identifies it in the server log", Cause: err}
+	case fault.Unavailable, fault.Retry:
+		return &Error{Code: Unavailable, Detail: "the service cannot reach its database right now; try again shortly",
+			Cause: err, RetryAfter: RetryAfter}
+	case fault.NotFound:
+		// One detail for every 404: a portal token asking for another
+		// customer's resource gets the same answer as for one that does
+		// not exist, so ids cannot be probed.
+		return &Error{Code: NotFound, Detail: "no such resource", Cause: err}
+	case fault.Invalid:
+		if fe != nil && fe.Field != "" {
+			p := Invalid(fe.Field, fe.Detail)
+			p.Cause = err
+			return p
+		}
+	case fault.Refused:
+		code, ok := byRefusal[fe.Code]
+		if !ok {
+			return &Error{Code: Internal, Detail: "internal error; the request id identifies it in the server log", Cause: err}
+		}
+		if detail == "" {
+			detail = fe.Code
+		}
+		return &Error{Code: code, Detail: detail, Cause: err}
+	}
+	if detail == "" {
+		detail = kind.String()
+	}
+	return &Error{Code: byKind[kind], Detail: detail, Cause: err}
+}
