@@ -20,11 +20,12 @@ type AccountSpec struct {
 	Owner       OwnerID // zero for system accounts
 	Normal      Normal
 	NoOverdraft bool // the balance may not go below zero on its normal side
-	// Shards > 1 makes a hot account: its counters are split over that many
-	// rows, and each poster shard writes only its own row, so batches never
-	// queue behind one another on a system account like revenue. Hot
-	// accounts cannot be no-overdraft (that needs one row to check).
-	Shards   int
+	// Hot makes a system account whose counters are split over the
+	// ledger's HotRows rows, of which each poster shard writes only its own
+	// (see hotrow.go), so batches never queue behind one another on an
+	// account like revenue. Hot accounts are made with EnsureAccount, and
+	// cannot be no-overdraft (that needs one row to check).
+	Hot      bool
 	Metadata json.RawMessage
 }
 
@@ -109,11 +110,8 @@ func (s AccountSpec) validate() error {
 	if s.Normal != Debit && s.Normal != Credit {
 		return errors.New("account needs a normal side")
 	}
-	if s.Shards > 1 && s.NoOverdraft {
+	if s.Hot && s.NoOverdraft {
 		return errors.New("a hot (sharded) account cannot be no-overdraft")
-	}
-	if s.Shards > 256 {
-		return errors.New("at most 256 shards")
 	}
 	return nil
 }
@@ -123,9 +121,6 @@ func (s AccountSpec) validate() error {
 // and then read from the ledger's cache; accounts owned by wallets are made
 // inside batches (Batch.CreateAccount) with the operation that needs them.
 func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, error) {
-	if spec.Shards < 1 {
-		spec.Shards = 1
-	}
 	if err := spec.validate(); err != nil {
 		return Account{}, err
 	}
@@ -139,8 +134,12 @@ func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, 
 		acct   Account
 		rolled map[hotResidue]int
 	)
+	rows := 1
+	if spec.Hot {
+		rows = l.opts.HotRows
+	}
 	err := l.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
-		a, err := InsertAccount(ctx, tx, spec)
+		a, err := insertAccount(ctx, tx, spec, rows)
 		if err != nil {
 			return err
 		}
@@ -157,14 +156,19 @@ func (l *Ledger) EnsureAccount(ctx context.Context, spec AccountSpec) (Account, 
 	return acct, nil
 }
 
-// InsertAccount creates an account (and its counter rows) in the caller's
+// InsertAccount creates an account (and its counter row) in the caller's
 // transaction unless one with the same code and asset exists, and returns
 // the one that is there. Layers above use it to open an account together
-// with their own rows (a wallet and its overage receivable).
+// with their own rows (a wallet and its overage receivable). Hot accounts
+// are the ledger's to make (EnsureAccount).
 func InsertAccount(ctx context.Context, tx pgx.Tx, spec AccountSpec) (Account, error) {
-	if spec.Shards < 1 {
-		spec.Shards = 1
+	if spec.Hot {
+		return Account{}, errors.New("hot accounts are made with EnsureAccount")
 	}
+	return insertAccount(ctx, tx, spec, 1)
+}
+
+func insertAccount(ctx context.Context, tx pgx.Tx, spec AccountSpec, rows int) (Account, error) {
 	if err := spec.validate(); err != nil {
 		return Account{}, err
 	}
@@ -178,7 +182,7 @@ func InsertAccount(ctx context.Context, tx pgx.Tx, spec AccountSpec) (Account, e
 	if _, err := tx.Exec(ctx, `INSERT INTO ledger_accounts (id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 		ON CONFLICT (code, asset) DO NOTHING`,
-		spec.ID, spec.Code, spec.Asset, owner, normalString(spec.Normal), spec.NoOverdraft, spec.Shards, nullJSON(spec.Metadata)); err != nil {
+		spec.ID, spec.Code, spec.Asset, owner, normalString(spec.Normal), spec.NoOverdraft, rows, nullJSON(spec.Metadata)); err != nil {
 		return Account{}, fmt.Errorf("insert account: %w", err)
 	}
 	a, err := scanAccountMeta(tx.QueryRow(ctx, accountMetaSelect+` WHERE code = $1 AND asset = $2`, spec.Code, spec.Asset))

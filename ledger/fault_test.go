@@ -154,7 +154,7 @@ func TestHotRowRollsOver(t *testing.T) {
 	// account.
 	other := mustNew(t, e.db, Options{Shards: 1, Limits: limits})
 	defer other.Close(ctx)
-	if _, err := other.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: e.asset, Normal: Debit, Shards: shards}); err != nil {
+	if _, err := other.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: e.asset, Normal: Debit, Hot: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := other.hotRow(e.funding, 0); got != shards {

@@ -138,3 +138,6 @@ func (l *Ledger) rollHot(ctx context.Context, full []hotRowRef) {
 		l.log.Info("hot counter row rolled over", "account", meta.Code, "asset", meta.Asset, "full_row", f.row, "next_row", next)
 	}
 }
+
+// maxHotRows is what ledger_accounts.shards allows (CHECK 1 to 256).
+const maxHotRows = 256

@@ -99,14 +99,11 @@ func newEnv(t testing.TB, opts Options) *env {
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	// Each test gets its own asset so tests in one database stay apart.
 	asset := "T" + uuid.NewString()[:8]
-	// At least one counter row per poster shard, so shards never share a
-	// hot row (sharing is correct, only slower: they queue on its lock).
-	hot := max(l.opts.Shards, 4)
-	funding, err := l.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: asset, Normal: Debit, Shards: hot})
+	funding, err := l.EnsureAccount(ctx, AccountSpec{Code: "funding:paid", Asset: asset, Normal: Debit, Hot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revenue, err := l.EnsureAccount(ctx, AccountSpec{Code: "revenue:usage", Asset: asset, Normal: Credit, Shards: hot})
+	revenue, err := l.EnsureAccount(ctx, AccountSpec{Code: "revenue:usage", Asset: asset, Normal: Credit, Hot: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ type TransferResult struct {
 	EntryID EntryID `json:"entry_id"`
 }
 
-func (o *TransferOp) Apply(_ context.Context, b *Batch) (any, error) {
+func (o *TransferOp) Apply(_ context.Context, b Batch) (any, error) {
 	b.Describe(o.Owner, o.Description, o.Metadata)
 	if err := b.Post(o.Postings...); err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (o *HoldOp) Declare(d *Decl) {
 		d.Account(l.Credit)
 	}
 }
-func (o *HoldOp) Apply(_ context.Context, b *Batch) (any, error) {
+func (o *HoldOp) Apply(_ context.Context, b Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
 	return b.PlaceHold(HoldSpec{ID: o.ID, Owner: o.Owner, Legs: o.Legs, ExpiresAt: o.ExpiresAt})
 }
@@ -104,7 +104,7 @@ func (o *CaptureOp) Kind() string        { return "capture" }
 func (o *CaptureOp) Fingerprint() []byte { return Fingerprint(o.Kind(), o) }
 func (o *CaptureOp) ShardKey() uint64    { return routeOr(o.Route, o.Owner) }
 func (o *CaptureOp) Declare(d *Decl)     { d.Hold(o.Hold) }
-func (o *CaptureOp) Apply(_ context.Context, b *Batch) (any, error) {
+func (o *CaptureOp) Apply(_ context.Context, b Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
 	return b.CaptureHold(o.Hold, o.Amount)
 }
@@ -130,7 +130,7 @@ func routeOr(route string, owner OwnerID) uint64 {
 	return ShardOf(owner.String())
 }
 func (o *VoidOp) Declare(d *Decl) { d.Hold(o.Hold) }
-func (o *VoidOp) Apply(_ context.Context, b *Batch) (any, error) {
+func (o *VoidOp) Apply(_ context.Context, b Batch) (any, error) {
 	b.Describe(o.Owner, "", nil)
 	h, err := b.VoidHold(o.Hold, o.Expired)
 	if err != nil {
@@ -161,7 +161,7 @@ func (o *CreateAccountOp) Kind() string        { return "open_account" }
 func (o *CreateAccountOp) Fingerprint() []byte { return Fingerprint(o.Kind(), o) }
 func (o *CreateAccountOp) ShardKey() uint64    { return ShardOf(o.Spec.Owner.String()) }
 func (o *CreateAccountOp) Declare(d *Decl)     { d.Owner(o.Spec.Owner) }
-func (o *CreateAccountOp) Apply(_ context.Context, b *Batch) (any, error) {
+func (o *CreateAccountOp) Apply(_ context.Context, b Batch) (any, error) {
 	b.Describe(o.Spec.Owner, "", nil)
 	return b.CreateAccount(o.Spec)
 }

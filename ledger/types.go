@@ -217,7 +217,7 @@ type Op interface {
 	// Apply runs in batch order against the batch's in-memory state. A
 	// *Rejection is recorded; any other error fails only this op, unrecorded.
 	// The result is stored as JSON with the entry and returned to callers.
-	Apply(ctx context.Context, b *Batch) (result any, err error)
+	Apply(ctx context.Context, b Batch) (result any, err error)
 }
 
 // Decl collects what an op will touch.

@@ -47,7 +47,7 @@ func TestVerifyExitCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close(ctx)
-	funding, err := l.EnsureAccount(ctx, ledger.AccountSpec{Code: "funding:paid", Asset: "CREDITS", Normal: ledger.Debit, Shards: 2})
+	funding, err := l.EnsureAccount(ctx, ledger.AccountSpec{Code: "funding:paid", Asset: "CREDITS", Normal: ledger.Debit, Hot: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,211 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"time"
+
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+type opResult struct {
+	out Outcome
+	err error
+}
+
+func (l *Ledger) runBatch(shardIdx int, batch []*Pending) {
+	// Ops whose caller already gave up have not been applied: drop them.
+	live := batch[:0:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.finish(Outcome{}, err)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) > 0 {
+		// A fault nobody classified may be one operation's (a bug its data
+		// reaches) or everyone's (a schema that does not match): splitting
+		// finds the one in about 2·log2(n) transactions; the budget stops
+		// a batch that fails whatever its size from costing n of them.
+		budget := 2*bits.Len(uint(len(live))) + 2
+		l.commit(shardIdx, live, &budget)
+	}
+}
+
+// commit applies ps in one transaction and answers each. If the database
+// refuses the data of the batch (fault.Invalid: a value it cannot store, a
+// constraint), one operation of it is at fault, not all: the batch is split
+// in halves, each committed on its own, down to the operation(s) at fault,
+// which are refused alone (refuse). A fault nobody classified is split the
+// same way while budget lasts, and the operations it stays with fail with
+// it, unrecorded: their callers retry them, and the NATS consumer parks an
+// event that keeps failing. The halves keep the submission order, so one
+// customer's operations still apply in order. Any other failure (the
+// database unreachable) fails the whole batch: nothing of it was written.
+func (l *Ledger) commit(shardIdx int, ps []*Pending, budget *int) {
+	ops := make([]Op, len(ps))
+	for i, p := range ps {
+		ops[i] = p.op
+	}
+	start := time.Now()
+	results, full, retries, err := l.transact(shardIdx, ops)
+	if err == nil {
+		l.opts.Observer.BatchCommitted(shardIdx, len(ops), time.Since(start), retries)
+		if len(full) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), l.opts.BatchTimeout)
+			l.rollHot(ctx, full)
+			cancel()
+		}
+		for i, p := range ps {
+			p.finish(results[i].out, results[i].err)
+		}
+		return
+	}
+	kind := pg.KindOf(err)
+	switch {
+	case kind == fault.Invalid && len(ps) == 1:
+		l.refuse(shardIdx, ps[0], err)
+		return
+	case kind == fault.Invalid || kind == fault.Internal && len(ps) > 1 && *budget > 0:
+		if kind == fault.Internal {
+			*budget -= 2
+		}
+		l.log.Debug("batch failed; splitting it to find the operation at fault",
+			"shard", shardIdx, "ops", len(ops), "fault", kind, "err", err)
+		mid := len(ps) / 2
+		l.commit(shardIdx, ps[:mid], budget)
+		l.commit(shardIdx, ps[mid:], budget)
+		return
+	}
+	l.logs.Log(l.log, slog.LevelError, "batch failed", "shard", shardIdx, "ops", len(ops), "fault", kind, "err", err)
+	l.opts.Observer.BatchFailed(shardIdx, len(ops), err)
+	for _, p := range ps {
+		p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
+	}
+}
+
+// refuse answers an operation whose data the database refused (err) with a
+// rejection, recorded under its key like any rejection so that a retry
+// gets the same answer — unless the op's refusals must not take its key
+// (KeyOnlyIfApplied), or the key itself is what the database refused. Then
+// the rejection is the op's error.
+func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
+	rej := DataRefusal(cause)
+	l.log.Warn("operation refused by the database", "shard", shardIdx, "kind", p.op.Kind(),
+		"key", cleanText(p.op.Key(), 200), "code", rej.Code, "detail", rej.Detail)
+	l.opts.Observer.OpRefused(shardIdx, rej.Code)
+	if keyOnlyIfApplied(p.op) {
+		p.finish(Outcome{}, rej)
+		return
+	}
+	results, _, _, err := l.transact(shardIdx, []Op{&refusedOp{op: p.op, rej: rej}})
+	if err != nil {
+		if pg.KindOf(err) != fault.Invalid {
+			p.finish(Outcome{}, fmt.Errorf("ledger batch: %w", err))
+			return
+		}
+		p.finish(Outcome{}, rej)
+		return
+	}
+	p.finish(results[0].out, results[0].err)
+}
+
+// KeyOnlyIfApplied is implemented by ops whose refusals must not take
+// their idempotency key: a usage event refused for its content is recorded
+// elsewhere (event_rejections), and its corrected resend, under the same
+// event id, must still apply. Such an op's rejections — returned by its
+// Apply or found by the database — come back as its error, and nothing is
+// recorded under its key.
+type KeyOnlyIfApplied interface {
+	KeyOnlyIfApplied() bool
+}
+
+func keyOnlyIfApplied(op Op) bool {
+	k, ok := op.(KeyOnlyIfApplied)
+	return ok && k.KeyOnlyIfApplied()
+}
+
+// refusedOp records op's refusal under op's key and fingerprint.
+type refusedOp struct {
+	op  Op
+	rej *Rejection
+}
+
+func (o *refusedOp) Key() string         { return o.op.Key() }
+func (o *refusedOp) Fingerprint() []byte { return o.op.Fingerprint() }
+func (o *refusedOp) Kind() string        { return o.op.Kind() }
+func (o *refusedOp) ShardKey() uint64    { return o.op.ShardKey() }
+func (o *refusedOp) Declare(*Decl)       {}
+func (o *refusedOp) Apply(context.Context, Batch) (any, error) {
+	return nil, o.rej
+}
+
+// transact runs ops in one transaction, retried on conflicts, and returns
+// each op's result, the hot rows the batch took to the roll-over mark and
+// how many attempts were retried.
+func (l *Ledger) transact(shardIdx int, ops []Op) (results []opResult, full []hotRowRef, retries int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.opts.BatchTimeout)
+	defer cancel()
+	txo := l.opts.Tx
+	userRetry := txo.OnRetry
+	txo.OnRetry = func(n int, err error) {
+		retries++
+		if userRetry != nil {
+			userRetry(n, err)
+		}
+	}
+	attempt := 0
+	for dup := 0; ; dup++ {
+		// Which keys were applied before? Read before the transaction on
+		// purpose: the unique constraint, not this read, is the final word,
+		// and keeping the read out of the transaction spares PostgreSQL
+		// predicate locks on the key index and the batch a second connection.
+		var stored map[string]storedEntry
+		stored, err = l.lookupKeys(ctx, ops)
+		if err != nil {
+			return nil, nil, retries, err
+		}
+		err = l.db.RunTx(ctx, txo, func(ctx context.Context, tx pgx.Tx) error {
+			attempt++
+			var b *batch
+			var err error
+			b, results, err = l.apply(ctx, tx, shardIdx, ops, stored, attempt)
+			if b != nil {
+				full = b.fullHot
+			}
+			return err
+		})
+		// A unique violation on the idempotency key means another batch
+		// committed the same key after we looked: run again and find it.
+		if err == nil || !isDuplicateKey(err) || dup >= 5 {
+			return results, full, retries, err
+		}
+		retries++
+	}
+}
+
+func isDuplicateKey(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "ledger_entries_idempotency_key"
+}
+
+type storedEntry struct {
+	id          EntryID
+	fingerprint []byte
+	status      Status
+	rejection   *Rejection
+	result      json.RawMessage
+	createdAt   time.Time
+}
+
+func (s storedEntry) outcome() Outcome {
+	return Outcome{EntryID: s.id, Status: s.status, Rejection: s.rejection, Result: s.result, CreatedAt: s.createdAt, Replayed: true}
+}

@@ -1,0 +1,242 @@
+package ledger
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// HoldLeg is one reservation of a hold: Amount pending from Debit to Credit.
+// The rows are the counter rows the reservation went to (non-zero only on
+// hot accounts); the release must take it off the same rows.
+type HoldLeg struct {
+	Debit     AccountID `json:"debit_account_id"`
+	Credit    AccountID `json:"credit_account_id"`
+	Amount    Amount    `json:"amount"`
+	DebitRow  int       `json:"debit_row,omitempty"`
+	CreditRow int       `json:"credit_row,omitempty"`
+}
+
+// Hold is a pending transfer.
+type Hold struct {
+	ID        HoldID          `json:"id"`
+	Owner     OwnerID         `json:"owner_id"`
+	EntryID   EntryID         `json:"entry_id"`
+	Asset     string          `json:"asset"`
+	Amount    Amount          `json:"amount"`
+	Captured  Amount          `json:"captured"`
+	Status    HoldStatus      `json:"status"`
+	Legs      []HoldLeg       `json:"legs"`
+	ExpiresAt *time.Time      `json:"expires_at,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	ClosedAt  *time.Time      `json:"closed_at,omitempty"`
+	ClosedBy  *EntryID        `json:"closed_by,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+}
+
+// HoldStatus is a hold's state.
+type HoldStatus string
+
+const (
+	HoldPending  HoldStatus = "pending"
+	HoldCaptured HoldStatus = "captured"
+	HoldVoided   HoldStatus = "voided"
+	HoldExpired  HoldStatus = "expired"
+)
+
+type holdState struct {
+	Hold
+	isNew bool
+	dirty bool
+}
+
+// Hold returns a locked hold.
+func (b *batch) Hold(id HoldID) (Hold, bool) {
+	h, ok := b.holds[id]
+	if !ok {
+		return Hold{}, false
+	}
+	return h.Hold, true
+}
+
+// HoldSpec describes a hold to place.
+type HoldSpec struct {
+	ID        HoldID
+	Owner     OwnerID
+	Legs      []HoldLeg
+	ExpiresAt *time.Time
+	Metadata  json.RawMessage
+}
+
+// PlaceHold reserves each leg's amount on the pending counters.
+func (b *batch) PlaceHold(spec HoldSpec) (Hold, error) {
+	if len(spec.Legs) == 0 {
+		return Hold{}, fmt.Errorf("hold %s has no legs", spec.ID)
+	}
+	if _, exists := b.holds[spec.ID]; exists {
+		return Hold{}, fmt.Errorf("hold %s exists", spec.ID)
+	}
+	var (
+		total Amount
+		asset string
+		touch []*acct
+	)
+	for i, leg := range spec.Legs {
+		if !leg.Amount.IsPositive() {
+			return Hold{}, fmt.Errorf("hold leg %d: amount must be positive", i)
+		}
+		d, err := b.lookup(leg.Debit)
+		if err != nil {
+			return Hold{}, err
+		}
+		c, err := b.lookup(leg.Credit)
+		if err != nil {
+			return Hold{}, err
+		}
+		if d.Asset != c.Asset || (asset != "" && d.Asset != asset) {
+			return Hold{}, fmt.Errorf("%w: hold legs mix assets", ErrUnbalanced)
+		}
+		asset = d.Asset
+		total = total.Add(leg.Amount)
+		touch = append(touch, d, c)
+	}
+	id := spec.ID
+	m := b.mark()
+	legs := make([]HoldLeg, len(spec.Legs))
+	for i, leg := range spec.Legs {
+		d, c := touch[2*i], touch[2*i+1]
+		leg.DebitRow, leg.CreditRow = d.row, c.row
+		legs[i] = leg
+		b.stage(d, Debit, true, leg.Amount, &id)
+		b.stage(c, Credit, true, leg.Amount, &id)
+	}
+	spec.Legs = legs
+	if rej := b.checkAccounts(touch); rej != nil {
+		b.rollbackTo(m)
+		return Hold{}, rej
+	}
+	h := &holdState{isNew: true, dirty: true, Hold: Hold{
+		ID: id, Owner: spec.Owner, EntryID: b.cur.entry.id, Asset: asset, Amount: total,
+		Status: HoldPending, Legs: spec.Legs, ExpiresAt: spec.ExpiresAt, CreatedAt: b.now, Metadata: spec.Metadata,
+	}}
+	b.holds[id] = h
+	b.cur.createdHold = append(b.cur.createdHold, id)
+	return h.Hold, nil
+}
+
+func (b *batch) openHold(id HoldID) (*holdState, error) {
+	h, ok := b.holds[id]
+	if !ok {
+		return nil, Reject(CodeHoldNotFound, "hold %s not found", id)
+	}
+	if h.Status != HoldPending {
+		return nil, Reject(CodeHoldClosed, "hold %s is already %s", id, h.Status)
+	}
+	return h, nil
+}
+
+func (b *batch) saveHold(h *holdState) {
+	if _, ok := b.cur.savedHolds[h]; !ok {
+		b.cur.savedHolds[h] = h.Hold
+	}
+}
+
+// release takes every leg's reservation off the pending counters.
+func (b *batch) release(h *holdState) []*acct {
+	var touch []*acct
+	id := h.ID
+	for _, leg := range h.Legs {
+		d, c := b.accounts[leg.Debit], b.accounts[leg.Credit]
+		if d == nil {
+			d, _ = b.lookup(leg.Debit)
+		}
+		if c == nil {
+			c, _ = b.lookup(leg.Credit)
+		}
+		b.stageRow(d, leg.DebitRow, Debit, true, leg.Amount.Neg(), &id)
+		b.stageRow(c, leg.CreditRow, Credit, true, leg.Amount.Neg(), &id)
+		touch = append(touch, d, c)
+	}
+	return touch
+}
+
+// CaptureHold posts amount of the hold (all of it when amount is nil),
+// spread over its legs in order, and releases the rest. A hold past its
+// expiry can no longer be captured.
+func (b *batch) CaptureHold(id HoldID, amount *Amount) (Hold, error) {
+	h, err := b.openHold(id)
+	if err != nil {
+		return Hold{}, err
+	}
+	if h.ExpiresAt != nil && !b.now.Before(*h.ExpiresAt) {
+		return Hold{}, Reject(CodeHoldClosed, "hold %s expired at %s", id, h.ExpiresAt.Format(time.RFC3339))
+	}
+	want := h.Amount
+	if amount != nil {
+		want = *amount
+	}
+	if want.IsNegative() {
+		return Hold{}, fmt.Errorf("capture amount must not be negative")
+	}
+	if want.Cmp(h.Amount) > 0 {
+		return Hold{}, Reject(CodeHoldExceeded, "capture %s exceeds the held %s", want, h.Amount)
+	}
+	if err := b.ensureLegs(h); err != nil {
+		return Hold{}, err
+	}
+	m := b.mark()
+	touch := b.release(h)
+	left := want
+	for _, leg := range h.Legs {
+		if !left.IsPositive() {
+			break
+		}
+		part := leg.Amount.Min(left)
+		left = left.Sub(part)
+		b.stage(b.accounts[leg.Debit], Debit, false, part, nil)
+		b.stage(b.accounts[leg.Credit], Credit, false, part, nil)
+	}
+	if rej := b.checkAccounts(touch); rej != nil {
+		b.rollbackTo(m)
+		return Hold{}, rej
+	}
+	b.closeHold(h, HoldCaptured, want)
+	return h.Hold, nil
+}
+
+// VoidHold releases the whole hold. expired marks a release by the expiry
+// sweeper rather than by a caller.
+func (b *batch) VoidHold(id HoldID, expired bool) (Hold, error) {
+	h, err := b.openHold(id)
+	if err != nil {
+		return Hold{}, err
+	}
+	if err := b.ensureLegs(h); err != nil {
+		return Hold{}, err
+	}
+	b.release(h)
+	st := HoldVoided
+	if expired {
+		st = HoldExpired
+	}
+	b.closeHold(h, st, Zero)
+	return h.Hold, nil
+}
+
+func (b *batch) ensureLegs(h *holdState) error {
+	for _, leg := range h.Legs {
+		if _, err := b.lookup(leg.Debit); err != nil {
+			return err
+		}
+		if _, err := b.lookup(leg.Credit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batch) closeHold(h *holdState, st HoldStatus, captured Amount) {
+	b.saveHold(h)
+	now, entry := b.now, b.cur.entry.id
+	h.Status, h.Captured, h.ClosedAt, h.ClosedBy, h.dirty = st, captured, &now, &entry, true
+}
