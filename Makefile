@@ -5,7 +5,7 @@
 #
 #   make run         build and start ledgerd on http://localhost:8080
 #   make test        go vet and all tests (race detector) against PostgreSQL
-#   make bench       benchmarks; writes BENCHMARKS.md
+#   make bench       benchmarks (bench/loadgen, micro-benchmarks); writes BENCHMARKS.md
 #   make chaos       the full fault suite (kills, outages, attacks); about 5 minutes
 #   make migrate     ledgerd migrate
 #   make verify      ledgerctl verify
@@ -109,9 +109,10 @@ test: ensure-go
 		exit 1
 	fi
 
-# The end-to-end load test (bin/loadgen runs NATS, starts ledgerd against a
-# fresh ledger_bench database and drives the six scenarios of the benchmark
-# issue) and the poster/ingest micro-benchmarks; writes BENCHMARKS.md.
+# The end-to-end load test (bin/loadgen, built from bench/loadgen, runs
+# NATS, starts ledgerd against a fresh ledger_bench database and drives the
+# six scenarios of the benchmark issue) and the poster/ingest
+# micro-benchmarks; writes BENCHMARKS.md.
 # LOADGEN_ARGS adds loadgen flags (`make bench LOADGEN_ARGS=-quick`).
 bench: ensure-go
 	@if [[ -z $${TEST_DATABASE_URL:-} ]]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes BENCHMARKS.md. Usage: scripts/bench.sh [GO]
 #
-#   1. The end-to-end load test: bin/loadgen (cmd/loadgen) runs NATS in its
+#   1. The end-to-end load test: bin/loadgen (bench/loadgen) runs NATS in its
 #      own process, makes a fresh ledger_bench database on the PostgreSQL
 #      server, execs bin/ledgerd against both and runs the six scenarios of
 #      the benchmark issue, checking every balance and ledger.Verify after
@@ -38,7 +38,7 @@ trap 'rm -rf "$tmp"' EXIT
 echo "bench: building bin/ledgerd and bin/loadgen" >&2
 mkdir -p bin
 "$go" build -o bin/ledgerd ./cmd/ledgerd
-"$go" build -o bin/loadgen ./cmd/loadgen
+"$go" build -o bin/loadgen ./bench/loadgen
 
 pg() { psql -w -X -d "$admin" -Atc "$1" 2>/dev/null || echo "?"; }
 fsync=$(pg 'SHOW fsync')
@@ -106,7 +106,7 @@ took=$((SECONDS - started))
 	echo "- PostgreSQL: $(pg 'SHOW server_version'), fsync=$fsync, synchronous_commit=$(pg 'SHOW synchronous_commit'), shared_buffers=$(pg 'SHOW shared_buffers'), autovacuum=$(pg 'SHOW autovacuum')"
 	echo "- Go: $("$go" version | cut -d' ' -f3-)"
 	echo
-	echo "## End to end (cmd/loadgen)"
+	echo "## End to end (bench/loadgen)"
 	echo
 	echo "PostgreSQL, NATS and ledgerd on this machine, traffic on loopback, every scenario bounded in count and time:"
 	echo

@@ -128,6 +128,34 @@ func TestParallel(t *testing.T) {
 	}
 }
 
+func TestParallelUntil(t *testing.T) {
+	var calls atomic.Int64
+	count := func(context.Context, int) error { calls.Add(1); return nil }
+	if sent, err := parallelUntil(context.Background(), 50, 4, time.Time{}, count); sent != 50 || err != nil || calls.Load() != 50 {
+		t.Errorf("no deadline: sent %d, calls %d, err %v; want 50, 50, nil", sent, calls.Load(), err)
+	}
+	calls.Store(0)
+	if sent, err := parallelUntil(context.Background(), 50, 4, time.Now().Add(-time.Second), count); sent != 0 || err != nil || calls.Load() != 0 {
+		t.Errorf("past deadline: sent %d, calls %d, err %v; want 0, 0, nil", sent, calls.Load(), err)
+	}
+	// A deadline reached part way: what was handed out is exactly what ran,
+	// each to the end.
+	done := make([]atomic.Bool, 1000)
+	sent, err := parallelUntil(context.Background(), len(done), 2, time.Now().Add(50*time.Millisecond), func(_ context.Context, i int) error {
+		time.Sleep(5 * time.Millisecond)
+		done[i].Store(true)
+		return nil
+	})
+	if err != nil || sent == 0 || sent == len(done) {
+		t.Fatalf("deadline part way: sent %d of %d, err %v", sent, len(done), err)
+	}
+	for i := range done {
+		if done[i].Load() != (i < sent) {
+			t.Fatalf("item %d: ran %v, sent %d", i, done[i].Load(), sent)
+		}
+	}
+}
+
 func TestConsumerStateApplied(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -65,11 +65,7 @@ func (r *runner) readsDuringIngest(ctx context.Context, prefix, spreadName strin
 		return []result{ing}, err
 	}
 	reads.Poster, reads.PeakRSS = ing.Poster, ing.PeakRSS
-	skip := ""
-	if err := r.drain(ctx, &run, evs, r.fix.Spread, drainBound(cfg.Timeout)); err != nil {
-		skip = err.Error()
-	}
-	reads.Checks = r.check(ctx, skip)
+	reads.Checks = r.drainThenCheck(ctx, run, evs, r.fix.Spread)
 	if cfg.ReadsAlone <= 0 {
 		return []result{reads, ing}, nil
 	}
@@ -139,15 +135,6 @@ func (r *runner) baseline(ctx context.Context, prefix string) (result, error) {
 			return res, err
 		}
 	}
-	skip := ""
-	if err := r.drain(ctx, &run, evs, r.fix.Spread, drainBound(cfg.Timeout)); err != nil {
-		skip = err.Error()
-	}
-	res.Checks = r.check(ctx, skip)
+	res.Checks = r.drainThenCheck(ctx, run, evs, r.fix.Spread)
 	return res, nil
 }
-
-// drainBound is how long the checks wait for a cut-short run's events: at
-// least a minute, which also covers redelivery after the consumer's ack
-// wait (30 s) should ledgerd not nak what it held when it stopped.
-func drainBound(timeout time.Duration) time.Duration { return max(timeout, time.Minute) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -51,35 +50,15 @@ func (r *runner) httpIngest(ctx context.Context, evs []event, accts []account) (
 		err     error
 	}
 	outcomes := make([]outcome, len(batches))
-	next := make(chan int)
 	start := time.Now()
-	deadline := start.Add(r.cfg.Timeout)
-	var wg sync.WaitGroup
-	for range min(r.cfg.HTTPCallers, len(batches)) {
-		wg.Go(func() {
-			for i := range next {
-				outcomes[i].lat, outcomes[i].err = r.postBatch(ctx, bodies[i], len(batches[i]))
-				outcomes[i].applied = outcomes[i].err == nil
-			}
-		})
-	}
-	sent := 0
-feed:
-	for i := range batches {
-		if time.Now().After(deadline) {
-			break
-		}
-		select {
-		case next <- i:
-			sent++
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
+	// A failed batch is an outcome, not an error: the other callers go on.
+	sent, err := parallelUntil(ctx, len(batches), r.cfg.HTTPCallers, start.Add(r.cfg.Timeout), func(ctx context.Context, i int) error {
+		outcomes[i].lat, outcomes[i].err = r.postBatch(ctx, bodies[i], len(batches[i]))
+		outcomes[i].applied = outcomes[i].err == nil
+		return nil
+	})
 	took := time.Since(start)
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return res, err
 	}
 
