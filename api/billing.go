@@ -8,6 +8,7 @@ import (
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/internal/cursor"
+	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -40,7 +41,7 @@ func (h *walletHandlers) setAutoTopup(c *fiber.Ctx) error {
 	}
 	r, err := h.svc.SetAutoTopup(c.UserContext(), id, req)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(r)
 }
@@ -55,7 +56,7 @@ func (h *walletHandlers) autoTopup(c *fiber.Ctx) error {
 	}
 	r, err := h.svc.AutoTopup(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(r)
 }
@@ -74,7 +75,7 @@ func (h *walletHandlers) topups(c *fiber.Ctx) error {
 	}
 	ts, next, err := h.svc.Topups(c.UserContext(), id, after, limit)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(NewPage(ts, cursor.Next(next)))
 }
@@ -86,7 +87,7 @@ func (h *walletHandlers) topup(c *fiber.Ctx) error {
 	}
 	t, err := h.svc.Topup(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if err := auth.RequireCustomer(c, t.CustomerID); err != nil {
 		return err
@@ -99,7 +100,7 @@ func (h *walletHandlers) topup(c *fiber.Ctx) error {
 
 func (h *walletHandlers) confirmTopup(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusOK, wallet.ParseTopupID,
-		func(ctx context.Context, _ string, id wallet.TopupID, _ noBody) (wallet.Topup, bool, error) {
+		func(ctx context.Context, _ string, id wallet.TopupID, _ noBody) (ledger.Result[wallet.Topup], error) {
 			return h.svc.ConfirmTopup(ctx, id)
 		})
 }
@@ -110,14 +111,14 @@ type failTopupRequest struct {
 
 func (h *walletHandlers) failTopup(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusOK, wallet.ParseTopupID,
-		func(ctx context.Context, _ string, id wallet.TopupID, req failTopupRequest) (wallet.Topup, bool, error) {
+		func(ctx context.Context, _ string, id wallet.TopupID, req failTopupRequest) (ledger.Result[wallet.Topup], error) {
 			return h.svc.FailTopup(ctx, id, req.Reason)
 		})
 }
 
 func (h *walletHandlers) closeCycle(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID,
-		func(ctx context.Context, _ string, id wallet.WalletID, _ noBody) (wallet.Invoice, bool, error) {
+		func(ctx context.Context, _ string, id wallet.WalletID, _ noBody) (ledger.Result[wallet.Invoice], error) {
 			return h.svc.CloseCycle(ctx, id)
 		})
 }
@@ -136,7 +137,7 @@ func (h *walletHandlers) invoices(c *fiber.Ctx) error {
 	}
 	invs, next, err := h.svc.Invoices(c.UserContext(), customer, after, limit)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(NewPage(invs, cursor.Next(next)))
 }
@@ -148,7 +149,7 @@ func (h *walletHandlers) invoice(c *fiber.Ctx) error {
 	}
 	inv, err := h.svc.Invoice(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if err := auth.RequireCustomer(c, inv.CustomerID); err != nil {
 		return err

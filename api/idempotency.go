@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/creditledger/creditledger/api/problem"
@@ -47,17 +49,17 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// respond answers a money-moving request from the service's result. The
-// service stores results under the idempotency key and returns the stored
-// one on a replay, so encoding v here gives the original bytes again. A
-// replayed rejection is a replay too: it gets the header and the same
-// problem as the first time.
-func respond(c *fiber.Ctx, status int, v any, replayed bool, err error) error {
+// respond answers a money-moving request with the bytes the poster stored
+// with the op: encoded once, never decoded and encoded again, and the same
+// on a replay. A replayed rejection is a replay too: it gets the header and
+// the same problem as the first time.
+func respond(c *fiber.Ctx, status int, body json.RawMessage, replayed bool, err error) error {
 	if replayed {
 		c.Set(HeaderIdempotentReplayed, "true")
 	}
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
-	return c.Status(status).JSON(v)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(status).Send(body)
 }

@@ -43,21 +43,6 @@ type meteringHandlers struct {
 	svc *metering.Service
 }
 
-// meteringError maps the metering service's errors to problems. Anything
-// it does not know stays as it is and becomes a logged 500.
-func meteringError(err error) error {
-	var invalid *metering.ValidationError
-	switch {
-	case errors.As(err, &invalid):
-		return problem.Invalid(invalid.Field, invalid.Detail)
-	case errors.Is(err, metering.ErrNotFound):
-		return problem.New(problem.NotFound, notFoundDetail)
-	case errors.Is(err, metering.ErrExists):
-		return problem.New(problem.Conflict, "already exists")
-	}
-	return err
-}
-
 // Meters.
 
 // createMeterRequest is metering.Meter without the fields the server sets,
@@ -80,11 +65,8 @@ func (h *meteringHandlers) createMeter(c *fiber.Ctx) error {
 		Code: req.Code, EventName: req.EventName, Aggregation: req.Aggregation,
 		Property: req.Property, Filters: req.Filters, GroupBy: req.GroupBy,
 	})
-	if errors.Is(err, metering.ErrExists) {
-		return problem.New(problem.Conflict, "a meter with this code already exists")
-	}
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(m)
 }
@@ -92,7 +74,7 @@ func (h *meteringHandlers) createMeter(c *fiber.Ctx) error {
 func (h *meteringHandlers) meters(c *fiber.Ctx) error {
 	ms, err := h.svc.Meters(c.UserContext())
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	// Meters are configuration, a handful per deployment, and the service
 	// returns them all: the page is always the last one.
@@ -110,11 +92,8 @@ func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
 		return err
 	}
 	p, err := h.svc.CreatePrice(c.UserContext(), np)
-	if errors.Is(err, metering.ErrExists) {
-		return problem.New(problem.Conflict, "the meter already has a price in this asset for these dimensions")
-	}
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(p)
 }
@@ -158,7 +137,7 @@ func decodePrice(body []byte) (metering.NewPrice, error) {
 func (h *meteringHandlers) prices(c *fiber.Ctx) error {
 	ps, err := h.svc.Prices(c.UserContext())
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	// As with meters: configuration, returned whole.
 	return c.JSON(NewPage(ps, ""))
@@ -240,7 +219,7 @@ func (h *meteringHandlers) rejected(c *fiber.Ctx) error {
 	}
 	rs, next, err := h.svc.Rejections(c.UserContext(), customer, cursor, limit)
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	return c.JSON(NewPage(rs, next))
 }
@@ -290,7 +269,7 @@ func (h *meteringHandlers) usage(c *fiber.Ctx) error {
 	window := metering.Window(c.Query("window", string(metering.Hour)))
 	u, err := h.svc.Usage(c.UserContext(), id, meter, from, to, window)
 	if err != nil {
-		return meteringError(err)
+		return err
 	}
 	out := usageJSON{
 		Meter: u.Meter, From: u.From, To: u.To, Window: u.Window,

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -53,54 +52,6 @@ type walletHandlers struct {
 // not exist (auth.RequireCustomer says the same), so ids cannot be probed.
 const notFoundDetail = "no such resource"
 
-// serviceError maps the wallet service's errors to problems. Anything it
-// does not know stays as it is and becomes a logged 500.
-func serviceError(err error) error {
-	var invalid *wallet.ValidationError
-	var rejection *ledger.Rejection
-	switch {
-	case errors.As(err, &invalid):
-		return problem.Invalid(invalid.Field, invalid.Detail)
-	case errors.As(err, &rejection):
-		return rejectionProblem(rejection)
-	case errors.Is(err, ledger.ErrIdempotencyConflict):
-		return problem.New(problem.IdempotencyConflict,
-			"this Idempotency-Key was already used with a different request; send a new key for a new request")
-	case errors.Is(err, wallet.ErrNotFound):
-		return problem.New(problem.NotFound, notFoundDetail)
-	case errors.Is(err, wallet.ErrExists):
-		return problem.New(problem.Conflict, "already exists")
-	}
-	return err
-}
-
-// rejectionProblem maps the ledger's recorded refusals. Their details are
-// written by the ledger and wallet layers for clients ("available 70, need
-// 100") and carry no internals.
-func rejectionProblem(r *ledger.Rejection) error {
-	detail := r.Detail
-	if detail == "" {
-		detail = r.Code
-	}
-	switch r.Code {
-	case wallet.CodeInsufficientCredits:
-		return problem.New(problem.InsufficientCredits, detail)
-	case wallet.CodeCaptureExceedsHold:
-		return problem.Invalid("amount", detail)
-	case ledger.CodeInvalidData, ledger.CodeLimitExceeded:
-		// The request itself can never apply as it is: not a conflict
-		// with the resource's state.
-		return problem.New(problem.Validation, detail)
-	case wallet.CodeHoldNotFound:
-		return problem.New(problem.NotFound, notFoundDetail)
-	case wallet.CodeHoldClosed, wallet.CodeGrantClosed, wallet.CodeTopupClosed:
-		return problem.New(problem.Conflict, detail)
-	}
-	// A code this layer does not know yet is still a business refusal of
-	// the resource's current state, not a server fault.
-	return problem.New(problem.Conflict, detail)
-}
-
 // Path ids. An id that is not a UUID names nothing: 404, as for an unknown
 // UUID, rather than a 422 that would treat the URL as a form field.
 
@@ -133,7 +84,7 @@ func holdParam(c *fiber.Ctx) (wallet.HoldID, error) {
 func (h *walletHandlers) ownWallet(c *fiber.Ctx, id wallet.WalletID) (wallet.Wallet, error) {
 	w, err := h.svc.Wallet(c.UserContext(), id)
 	if err != nil {
-		return w, serviceError(err)
+		return w, err
 	}
 	return w, auth.RequireCustomer(c, w.CustomerID)
 }
@@ -155,11 +106,8 @@ func (h *walletHandlers) createCustomer(c *fiber.Ctx) error {
 	cus, err := h.svc.CreateCustomer(c.UserContext(), wallet.Customer{
 		ID: req.ID, Name: req.Name, Email: req.Email, Metadata: req.Metadata,
 	})
-	if errors.Is(err, wallet.ErrExists) {
-		return problem.New(problem.Conflict, "a customer with this id already exists")
-	}
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(cus)
 }
@@ -171,7 +119,7 @@ func (h *walletHandlers) customer(c *fiber.Ctx) error {
 	}
 	cus, err := h.svc.Customer(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(cus)
 }
@@ -184,11 +132,11 @@ func (h *walletHandlers) customerWallets(c *fiber.Ctx) error {
 	// An unknown customer is a 404, not an empty list: the client has the
 	// id wrong.
 	if _, err := h.svc.Customer(c.UserContext(), id); err != nil {
-		return serviceError(err)
+		return err
 	}
 	ws, err := h.svc.WalletsOf(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(NewPage(ws, ""))
 }
@@ -201,16 +149,8 @@ func (h *walletHandlers) createWallet(c *fiber.Ctx) error {
 		return err
 	}
 	w, err := h.svc.CreateWallet(c.UserContext(), req)
-	switch {
-	case errors.Is(err, wallet.ErrNotFound):
-		// The customer is named in the body, not the URL: the resource the
-		// client addressed (/wallets) exists, one of its fields is wrong.
-		// Hence 422 on customer_id rather than 404.
-		return problem.Invalid("customer_id", "no such customer")
-	case errors.Is(err, wallet.ErrExists):
-		return problem.New(problem.Conflict, "the customer already has a wallet in this asset")
-	case err != nil:
-		return serviceError(err)
+	if err != nil {
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(w)
 }
@@ -246,7 +186,7 @@ func (h *walletHandlers) balance(c *fiber.Ctx) error {
 	}
 	b, err := h.svc.Balance(c.UserContext(), id, at)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(b)
 }
@@ -265,7 +205,7 @@ func (h *walletHandlers) entries(c *fiber.Ctx) error {
 	}
 	es, next, err := h.svc.Entries(c.UserContext(), id, after, limit)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	return c.JSON(NewPage(es, cursor.Next(next)))
 }
@@ -274,7 +214,7 @@ func (h *walletHandlers) entries(c *fiber.Ctx) error {
 // cannot parse names nothing: 404), the Idempotency-Key, the body, the
 // service call, and the answer, marked when it replays an earlier one.
 func idempotent[ID, Req, Res any](c *fiber.Ctx, status int, parse func(string) (ID, error),
-	call func(ctx context.Context, key string, id ID, req Req) (Res, bool, error)) error {
+	call func(ctx context.Context, key string, id ID, req Req) (ledger.Result[Res], error)) error {
 	id, err := parse(c.Params("id"))
 	if err != nil {
 		return problem.New(problem.NotFound, notFoundDetail)
@@ -287,8 +227,8 @@ func idempotent[ID, Req, Res any](c *fiber.Ctx, status int, parse func(string) (
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	res, replayed, err := call(c.UserContext(), key, id, req)
-	return respond(c, status, res, replayed, err)
+	res, err := call(c.UserContext(), key, id, req)
+	return respond(c, status, res.JSON, res.Replayed, err)
 }
 
 // Grants.
@@ -307,7 +247,7 @@ func (h *walletHandlers) grants(c *fiber.Ctx) error {
 	}
 	gs, err := h.svc.Grants(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	// The service returns all of a wallet's grants; they are few (one per
 	// purchase or promotion), so the page is always the last one.
@@ -321,7 +261,7 @@ func (h *walletHandlers) grant(c *fiber.Ctx) error {
 	}
 	g, err := h.svc.GrantByID(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if _, err := h.ownWallet(c, g.WalletID); err != nil {
 		return err
@@ -335,7 +275,7 @@ type noBody struct{}
 
 func (h *walletHandlers) voidGrant(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusOK, wallet.ParseGrantID,
-		func(ctx context.Context, key string, id wallet.GrantID, _ noBody) (wallet.Grant, bool, error) {
+		func(ctx context.Context, key string, id wallet.GrantID, _ noBody) (ledger.Result[wallet.Grant], error) {
 			return h.svc.VoidGrant(ctx, key, id)
 		})
 }
@@ -359,7 +299,7 @@ func (h *walletHandlers) hold(c *fiber.Ctx) error {
 	}
 	hold, err := h.svc.Hold(c.UserContext(), id)
 	if err != nil {
-		return serviceError(err)
+		return err
 	}
 	if _, err := h.ownWallet(c, hold.WalletID); err != nil {
 		return err
@@ -373,14 +313,14 @@ type captureRequest struct {
 
 func (h *walletHandlers) captureHold(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusOK, wallet.ParseHoldID,
-		func(ctx context.Context, key string, id wallet.HoldID, req captureRequest) (wallet.Hold, bool, error) {
+		func(ctx context.Context, key string, id wallet.HoldID, req captureRequest) (ledger.Result[wallet.Hold], error) {
 			return h.svc.CaptureHold(ctx, key, id, req.Amount)
 		})
 }
 
 func (h *walletHandlers) voidHold(c *fiber.Ctx) error {
 	return idempotent(c, fiber.StatusOK, wallet.ParseHoldID,
-		func(ctx context.Context, key string, id wallet.HoldID, _ noBody) (wallet.Hold, bool, error) {
+		func(ctx context.Context, key string, id wallet.HoldID, _ noBody) (ledger.Result[wallet.Hold], error) {
 			return h.svc.VoidHold(ctx, key, id)
 		})
 }

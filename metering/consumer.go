@@ -291,7 +291,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailabl
 		// was published to the wrong place and is refused, not guessed at.
 		want := strings.TrimPrefix(m.Subject(), c.opts.SubjectPrefix+".")
 		if got := guessCustomer(raw); got != "" && got != want {
-			misrouted = append(misrouted, rejectionRow{raw: raw, customer: got, rej: Rejection{EventID: guessID(raw),
+			misrouted = append(misrouted, rejectionRow{raw: raw, customer: got, rej: EventRejection{EventID: guessID(raw),
 				Code: CodeInvalidEvent, Detail: fmt.Sprintf("published on %s but names customer %q", m.Subject(), got)}})
 			routedOff = append(routedOff, m)
 			continue

@@ -48,16 +48,18 @@ var (
 	namePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]{0,63}$`)
 )
 
-// Rejection is why an event can never apply. It is recorded, and the event
-// acknowledged: sending it again unchanged would fail the same way.
-type Rejection struct {
+// EventRejection is an event that can never apply and why: what
+// POST /v1/events lists under "rejected", and what event_rejections keeps
+// (with the raw event). The refusal itself is a *ledger.Rejection, the one
+// refusal type of every operation; a refused event is acknowledged, since
+// sending it again unchanged would fail the same way, and it does not take
+// its id.
+type EventRejection struct {
 	Index   *int   `json:"index,omitempty"` // the event's position in an ingest call
 	EventID string `json:"event_id,omitempty"`
 	Code    string `json:"code"`
 	Detail  string `json:"detail"`
 }
-
-func (r *Rejection) Error() string { return r.Code + ": " + r.Detail }
 
 // Rejection codes.
 const (
@@ -81,11 +83,13 @@ const (
 	CodeParked = "parked"
 )
 
-func reject(id, code, format string, args ...any) *Rejection {
+// storableID is an event's id as a rejection can record it: "" when it is
+// not storable text (a NUL, invalid UTF-8).
+func storableID(id string) string {
 	if text.Check("event_id", id, 128) != nil {
-		id = "" // not storable as it is: the rejection is recorded without it
+		return ""
 	}
-	return &Rejection{EventID: id, Code: code, Detail: fmt.Sprintf(format, args...)}
+	return id
 }
 
 // properties is an event's properties, parsed once with numbers kept as
@@ -94,32 +98,32 @@ type properties map[string]any
 
 // ParseEvent decodes and validates one event, the same way for HTTP and
 // NATS. received fills in a missing timestamp. The error is always a
-// *Rejection. Decoding is strict (internal/strictjson): a key sent twice
+// *ledger.Rejection. Decoding is strict (internal/strictjson): a key sent twice
 // or in two spellings of case, at any depth, or a field name in another
 // case, is refused rather than read as encoding/json would read it, and so
 // is text PostgreSQL could not store, which would fail the batch the event
 // is applied in.
 func ParseEvent(raw []byte, received time.Time) (Event, properties, error) {
 	if len(raw) > MaxEventBytes {
-		return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "event is larger than %d bytes", MaxEventBytes)
+		return Event{}, nil, ledger.Reject(CodeInvalidEvent, "event is larger than %d bytes", MaxEventBytes)
 	}
 	if !utf8.Valid(raw) {
-		return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "event is not valid UTF-8; JSON is UTF-8")
+		return Event{}, nil, ledger.Reject(CodeInvalidEvent, "event is not valid UTF-8; JSON is UTF-8")
 	}
 	var e Event
 	if err := strictjson.Unmarshal(raw, &e); err != nil {
 		var strict *strictjson.Error
 		switch {
 		case errors.As(err, &strict):
-			return Event{}, nil, reject(guessID(raw), CodeInvalidEvent, "%s", strict.Error())
+			return Event{}, nil, ledger.Reject(CodeInvalidEvent, "%s", strict.Error())
 		case errors.Is(err, strictjson.ErrTrailingData):
-			return Event{}, nil, reject(guessID(raw), CodeInvalidJSON, "trailing data after the event")
+			return Event{}, nil, ledger.Reject(CodeInvalidJSON, "trailing data after the event")
 		}
 		code := CodeInvalidJSON
 		if json.Valid(raw) {
 			code = CodeInvalidEvent
 		}
-		return Event{}, nil, reject(guessID(raw), code, "%s", decodeDetail(err))
+		return Event{}, nil, ledger.Reject(code, "%s", decodeDetail(err))
 	}
 	props, err := e.validate(received)
 	if err != nil {
@@ -129,7 +133,7 @@ func ParseEvent(raw []byte, received time.Time) (Event, properties, error) {
 }
 
 func (e *Event) validate(received time.Time) (properties, error) {
-	bad := func(format string, args ...any) error { return reject(e.EventID, CodeInvalidEvent, format, args...) }
+	bad := func(format string, args ...any) error { return ledger.Reject(CodeInvalidEvent, format, args...) }
 	switch {
 	case !idPattern.MatchString(e.EventID):
 		return nil, bad("event_id: 1 to 128 characters: letters, digits and _ . : @ / -")

@@ -15,12 +15,13 @@ import (
 
 	"github.com/creditledger/creditledger/internal/strictjson"
 	"github.com/creditledger/creditledger/internal/text"
+	"github.com/creditledger/creditledger/ledger"
 )
 
 // FuzzParseEvent fuzzes the one decoder of usage events, which NATS
 // messages reach as they were published. It holds ParseEvent to:
 //
-//   - a refusal is a Rejection with a code of its own (invalid_json or
+//   - a refusal is a ledger.Rejection with a code of its own (invalid_json or
 //     invalid_event) and an id and detail that PostgreSQL can store, so the
 //     rejection can always be recorded;
 //   - an accepted event has no duplicate or case-variant keys, its texts
@@ -60,13 +61,13 @@ func FuzzParseEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, props, err := ParseEvent(raw, received)
 		if err != nil {
-			var rej *Rejection
+			var rej *ledger.Rejection
 			switch {
 			case !errors.As(err, &rej):
 				t.Fatalf("%q: %v is not a Rejection", raw, err)
 			case rej.Code != CodeInvalidJSON && rej.Code != CodeInvalidEvent:
 				t.Fatalf("%q: rejected with code %s", raw, rej.Code)
-			case text.Check("event_id", rej.EventID, 128) != nil || !utf8.ValidString(rej.Detail) || strings.ContainsRune(rej.Detail, 0):
+			case text.Check("event_id", storableID(guessID(raw)), 128) != nil || !utf8.ValidString(rej.Detail) || strings.ContainsRune(rej.Detail, 0):
 				t.Fatalf("%q: a rejection PostgreSQL cannot store: %+v", raw, rej)
 			}
 			return

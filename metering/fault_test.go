@@ -195,7 +195,7 @@ func TestHotRowAttackIsRefusedAlone(t *testing.T) {
 	}
 	// And the innocents' debits still answer.
 	for _, in := range innocents {
-		if _, _, err := w.wallets.Debit(ctx, "", in.wl.ID, wallet.NewDebit{Amount: ledger.MustAmount("1")}); err != nil {
+		if _, _, err := ledger.Unpack(w.wallets.Debit(ctx, "", in.wl.ID, wallet.NewDebit{Amount: ledger.MustAmount("1")})); err != nil {
 			t.Fatalf("innocent debit: %v", err)
 		}
 	}

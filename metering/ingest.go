@@ -56,16 +56,16 @@ func (s EventStatus) String() string {
 // EventResult is one event's outcome.
 type EventResult struct {
 	Status    EventStatus
-	Rejection *Rejection // with EventRejected
-	Err       error      // with EventFailed
+	Rejection *EventRejection // with EventRejected
+	Err       error           // with EventFailed
 }
 
 // IngestResult is what an ingest call did with its events, as POST
 // /v1/events answers it.
 type IngestResult struct {
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Rejected   []Rejection `json:"rejected"`
+	Accepted   int              `json:"accepted"`
+	Duplicates int              `json:"duplicates"`
+	Rejected   []EventRejection `json:"rejected"`
 }
 
 // Ingest applies a batch of raw events and sums up what became of them. An
@@ -77,7 +77,7 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage, opts Inges
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res := IngestResult{Rejected: []Rejection{}}
+	res := IngestResult{Rejected: []EventRejection{}}
 	var failed error
 	for _, r := range each {
 		switch r.Status {
@@ -119,9 +119,11 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 		rejected []rejectionRow
 		rowOf    []int // index in raws of each rejected row
 	)
-	refuse := func(i int, rej Rejection, customer string) {
+	// refuse records event i as refused: for why, eventID and customer, as
+	// far as they could be read.
+	refuse := func(i int, why *ledger.Rejection, eventID, customer string) {
 		idx := i
-		rej.Index = &idx
+		rej := EventRejection{Index: &idx, EventID: storableID(eventID), Code: why.Code, Detail: why.Detail}
 		out[i] = EventResult{Status: EventRejected, Rejection: &rej}
 		rejected = append(rejected, rejectionRow{rej: rej, raw: raws[i], customer: customer})
 		rowOf = append(rowOf, i)
@@ -129,14 +131,12 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 	for i, raw := range raws {
 		e, props, err := ParseEvent(raw, received)
 		if err != nil {
-			var rej *Rejection
-			errors.As(err, &rej)
-			refuse(i, *rej, guessCustomer(raw))
+			refuse(i, ledger.DataRefusal(err), guessID(raw), guessCustomer(raw))
 			continue
 		}
 		if opts.Customer != "" && e.CustomerID != opts.Customer {
-			refuse(i, Rejection{EventID: e.EventID, Code: CodeCustomerNotAllowed,
-				Detail: fmt.Sprintf("this key may only send events for customer %q", opts.Customer)}, e.CustomerID)
+			refuse(i, ledger.Reject(CodeCustomerNotAllowed, "this key may only send events for customer %q", opts.Customer),
+				e.EventID, e.CustomerID)
 			continue
 		}
 		op := &usageOp{svc: s, event: e, props: props, source: opts.Source, received: received}
@@ -153,8 +153,7 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 	for _, it := range items {
 		res, err := it.p.Wait(ctx)
 		var (
-			rej   *Rejection
-			lrej  *ledger.Rejection
+			rej   *ledger.Rejection
 			event = it.op.event
 		)
 		switch {
@@ -163,14 +162,12 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 		case err == nil:
 			out[it.index] = EventResult{Status: EventAccepted}
 		case errors.As(err, &rej):
-			refuse(it.index, *rej, event.CustomerID)
-		case errors.As(err, &lrej):
-			// Refused by the ledger itself: a counter limit, or data the
-			// database would not store.
-			refuse(it.index, Rejection{EventID: event.EventID, Code: lrej.Code, Detail: lrej.Detail}, event.CustomerID)
+			// Refused by metering's rules, a counter limit, or data the
+			// database would not store: never recorded under its key.
+			refuse(it.index, rej, event.EventID, event.CustomerID)
 		case errors.Is(err, ledger.ErrIdempotencyConflict):
-			refuse(it.index, Rejection{EventID: event.EventID, Code: CodeConflictingEvent,
-				Detail: "an event with this id and other content was applied before"}, event.CustomerID)
+			refuse(it.index, ledger.Reject(CodeConflictingEvent, "an event with this id and other content was applied before"),
+				event.EventID, event.CustomerID)
 		default:
 			out[it.index] = EventResult{Status: EventFailed, Err: err}
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/creditledger/creditledger/fault"
 )
 
 // TestTextPoisonIsRejectedAlone: events whose text PostgreSQL cannot store
@@ -87,8 +89,7 @@ func TestTextPoisonIsRejectedAlone(t *testing.T) {
 	if list, _, err := w.svc.Rejections(ctx, "a\x00", "", 10); err != nil || len(list) != 0 {
 		t.Fatalf("rejections of a NUL customer id: %v, %v", list, err)
 	}
-	var invalid *ValidationError
-	if _, err := w.svc.Usage(ctx, cus, "calls\x00", w.l.Now().Add(-1), w.l.Now(), Hour); !errors.As(err, &invalid) || invalid.Field != "meter" {
+	if _, err := w.svc.Usage(ctx, cus, "calls\x00", w.l.Now().Add(-1), w.l.Now(), Hour); !errors.Is(err, fault.Invalid) || fault.FieldOf(err) != "meter" {
 		t.Fatalf("usage of a NUL meter code: %v, want a validation error on meter", err)
 	}
 }
@@ -129,8 +130,7 @@ func TestMeterTextIsValidated(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := ok
 			tc.edit(&m)
-			var invalid *ValidationError
-			if err := m.Validate(); !errors.As(err, &invalid) || invalid.Field != tc.field {
+			if err := m.Validate(); !errors.Is(err, fault.Invalid) || fault.FieldOf(err) != tc.field {
 				t.Fatalf("Validate() = %v, want a validation error on %s", err, tc.field)
 			}
 		})

@@ -36,7 +36,7 @@ func TestInvoiceEqualsPricedOverage(t *testing.T) {
 	if !overage.Equal(ledger.MustAmount("0.0227")) {
 		t.Fatalf("overage %s, want 0.0227", overage)
 	}
-	inv, _, err := w.wallets.CloseCycle(ctx, wl.ID)
+	inv, _, err := ledger.Unpack(w.wallets.CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCreditBackLowersTheInvoiceLine(t *testing.T) {
 	w.price(t, m, `{"model":"volume","tiers":[{"up_to":"1000","unit_price":"0.01"},{"up_to":null,"unit_price":"0.008"}]}`)
 	w.ingest(t, event("cb1-"+cus, cus, m.EventName, map[string]any{"n": 900})) // 9
 	w.ingest(t, event("cb2-"+cus, cus, m.EventName, map[string]any{"n": 200})) // 1,100 at 0.008 = 8.8: 0.2 back
-	inv, _, err := w.wallets.CloseCycle(ctx, wl.ID)
+	inv, _, err := ledger.Unpack(w.wallets.CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -41,18 +42,6 @@ type Meter struct {
 	CreatedAt   time.Time           `json:"created_at"`
 }
 
-// ValidationError names the field a request got wrong.
-type ValidationError struct {
-	Field  string
-	Detail string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Detail }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Detail: fmt.Sprintf(format, args...)}
-}
-
 var (
 	codePattern     = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 	propertyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
@@ -61,49 +50,49 @@ var (
 // Validate checks a meter to be created.
 func (m Meter) Validate() error {
 	if !codePattern.MatchString(m.Code) {
-		return invalid("code", "1 to 64 characters: lower-case letters, digits and _ . -, starting with a letter")
+		return fault.Invalidf("code", "1 to 64 characters: lower-case letters, digits and _ . -, starting with a letter")
 	}
 	if !namePattern.MatchString(m.EventName) {
-		return invalid("event_name", "1 to 64 characters, starting with a letter: letters, digits and _ . : -")
+		return fault.Invalidf("event_name", "1 to 64 characters, starting with a letter: letters, digits and _ . : -")
 	}
 	switch m.Aggregation {
 	case Count:
 		if m.Property != "" {
-			return invalid("property", "count takes no property")
+			return fault.Invalidf("property", "count takes no property")
 		}
 	case Sum, Max, UniqueCount, Latest:
 		if !propertyPattern.MatchString(m.Property) {
-			return invalid("property", "%s needs the name of the property it aggregates", m.Aggregation)
+			return fault.Invalidf("property", "%s needs the name of the property it aggregates", m.Aggregation)
 		}
 	default:
-		return invalid("aggregation", "must be count, sum, max, unique_count or latest")
+		return fault.Invalidf("aggregation", "must be count, sum, max, unique_count or latest")
 	}
 	if len(m.Filters) > 16 {
-		return invalid("filters", "at most 16 properties")
+		return fault.Invalidf("filters", "at most 16 properties")
 	}
 	for p, vals := range m.Filters {
 		if !propertyPattern.MatchString(p) {
-			return invalid("filters", "%q is not a property name", p)
+			return fault.Invalidf("filters", "%q is not a property name", p)
 		}
 		if len(vals) == 0 || len(vals) > 100 {
-			return invalid("filters", "%q needs 1 to 100 accepted values", p)
+			return fault.Invalidf("filters", "%q needs 1 to 100 accepted values", p)
 		}
 		for _, v := range vals {
 			// Compared with property values, which are at most 256 bytes
 			// (see value), and stored in JSONB, which refuses a NUL.
 			var te *text.Error
 			if errors.As(text.Check("filters."+p, v, 256), &te) {
-				return invalid(te.Field, "%s", te.Detail)
+				return fault.Invalidf(te.Field, "%s", te.Detail)
 			}
 		}
 	}
 	if len(m.GroupBy) > 8 {
-		return invalid("group_by", "at most 8 properties")
+		return fault.Invalidf("group_by", "at most 8 properties")
 	}
 	seen := map[string]bool{}
 	for _, g := range m.GroupBy {
 		if !propertyPattern.MatchString(g) || seen[g] {
-			return invalid("group_by", "%q is not a property name, or appears twice", g)
+			return fault.Invalidf("group_by", "%q is not a property name, or appears twice", g)
 		}
 		seen[g] = true
 	}

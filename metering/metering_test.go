@@ -70,7 +70,7 @@ func (w *world) customer(t testing.TB, credits string) (string, wallet.Wallet) {
 		t.Fatal(err)
 	}
 	if credits != "" {
-		if _, _, err := w.wallets.AddGrant(ctx, "", wl.ID, wallet.NewGrant{Amount: ledger.MustAmount(credits), Kind: wallet.Paid}); err != nil {
+		if _, _, err := ledger.Unpack(w.wallets.AddGrant(ctx, "", wl.ID, wallet.NewGrant{Amount: ledger.MustAmount(credits), Kind: wallet.Paid})); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,7 +29,8 @@ type usageOp struct {
 
 func (o *usageOp) Key() string          { return "event:" + o.event.EventID }
 func (o *usageOp) Kind() string         { return KindUsage }
-func (o *usageOp) ShardKey() uint64     { return ledger.ShardOf(o.event.CustomerID) }
+func (o *usageOp) ShardKey() uint64     { return wallet.Route(o.event.CustomerID) }
+func (o *usageOp) Module() string       { return moduleName }
 func (o *usageOp) Declare(*ledger.Decl) {}
 
 // KeyOnlyIfApplied: a refused event does not take its id (see
@@ -66,11 +67,14 @@ type Applied struct {
 	Charges []MeterCharge `json:"charges"`
 }
 
-func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
-	st := stageOf(b)
+func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
+	st, err := stageOf(b)
+	if err != nil {
+		return nil, err
+	}
 	e := o.event
 	if !st.customers[e.CustomerID] {
-		return nil, reject(e.EventID, CodeUnknownCustomer, "no customer %q", e.CustomerID)
+		return nil, ledger.Reject(CodeUnknownCustomer, "no customer %q", e.CustomerID)
 	}
 	var matched []*Meter
 	for _, m := range st.meters[e.EventName] {
@@ -79,14 +83,14 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 		}
 	}
 	if len(matched) == 0 {
-		return nil, reject(e.EventID, CodeNoMeter, "no meter counts %q events with these properties", e.EventName)
+		return nil, ledger.Reject(CodeNoMeter, "no meter counts %q events with these properties", e.EventName)
 	}
 	res := Applied{EventID: e.EventID, Charges: []MeterCharge{}}
 	var owner ledger.OwnerID
 	for _, m := range matched {
 		s, err := m.value(o.props)
 		if err != nil {
-			return nil, reject(e.EventID, CodeInvalidValue, "meter %s: %v", m.Code, err)
+			return nil, ledger.Reject(CodeInvalidValue, "meter %s: %v", m.Code, err)
 		}
 		dims := m.dimensions(o.props)
 		dk := dimsKey(dims)
@@ -98,7 +102,7 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 		// A meter priced in several assets charges the wallets the customer
 		// has; only a customer with none of them cannot be charged at all.
 		if len(targets) > 0 && !anyWallet(targets) {
-			return nil, reject(e.EventID, CodeNoWallet, "meter %s is priced in %s but customer %q has no wallet in it",
+			return nil, ledger.Reject(CodeNoWallet, "meter %s is priced in %s but customer %q has no wallet in it",
 				m.Code, targetAssets(targets), e.CustomerID)
 		}
 		for _, t := range targets {
@@ -131,11 +135,11 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				marginal := t.price.Marginal(q0, q1)
 				delta, err := ledger.NewAmount(marginal)
 				if err != nil || ledger.CheckOpAmount(delta) != nil {
-					return nil, reject(e.EventID, CodeLimitExceeded, "meter %s: the charge %s exceeds the ledger's limit of %s per operation",
+					return nil, ledger.Reject(CodeLimitExceeded, "meter %s: the charge %s exceeds the ledger's limit of %s per operation",
 						m.Code, marginal, ledger.MaxOpAmount)
 				}
 				if total, err := ledger.NewAmount(agg.amount.Add(marginal)); err != nil || total.Decimal().Abs().Cmp(maxRunningTotal) >= 0 {
-					return nil, reject(e.EventID, CodeLimitExceeded, "meter %s: the period's running charge would exceed %s",
+					return nil, ledger.Reject(CodeLimitExceeded, "meter %s: the period's running charge would exceed %s",
 						m.Code, maxRunningTotal)
 				}
 				sys, ok := st.system[t.asset]
@@ -146,7 +150,7 @@ func (o *usageOp) Apply(ctx context.Context, b *ledger.Batch) (any, error) {
 				if t.price.Model == pricing.PerUnit {
 					line.UnitPrice = &t.price.UnitPrice
 				}
-				c, err := wallet.ChargeUsage(b, *t.wallet, sys, delta, line)
+				c, err := o.svc.charger.ChargeUsage(b, *t.wallet, sys, delta, line)
 				if err != nil {
 					return nil, err
 				}

@@ -11,11 +11,12 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/text"
 )
 
 type rejectionRow struct {
-	rej      Rejection
+	rej      EventRejection
 	raw      []byte
 	customer string
 }
@@ -95,7 +96,7 @@ type ParkedEvent struct {
 func (s *Service) Park(ctx context.Context, source string, events []ParkedEvent) error {
 	rows := make([]rejectionRow, len(events))
 	for i, e := range events {
-		rows[i] = rejectionRow{raw: e.Raw, customer: e.Customer, rej: Rejection{EventID: guessID(e.Raw), Code: CodeParked,
+		rows[i] = rejectionRow{raw: e.Raw, customer: e.Customer, rej: EventRejection{EventID: guessID(e.Raw), Code: CodeParked,
 			Detail: fmt.Sprintf("not applied after %d deliveries: %v; send it again once the cause is fixed", e.Deliveries, e.Cause)}}
 	}
 	if err := s.recordRejections(ctx, source, s.l.Now(), rows); err != nil {
@@ -136,7 +137,7 @@ func (s *Service) Rejections(ctx context.Context, customerID, cursor string, lim
 		t, terr := time.Parse(time.RFC3339Nano, at)
 		u, uerr := uuid.Parse(id)
 		if err != nil || !ok || terr != nil || uerr != nil {
-			return nil, "", invalid("cursor", "not a cursor from this list")
+			return nil, "", fault.Invalidf("cursor", "not a cursor from this list")
 		}
 		args = append(args, t, u)
 		where += fmt.Sprintf(` AND (received_at, id) < ($%d, $%d)`, len(args)-1, len(args))

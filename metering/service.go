@@ -13,16 +13,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"
-)
-
-// Errors.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
 )
 
 // MaxBatchEvents is the most events one ingest call takes.
@@ -35,6 +30,16 @@ type Service struct {
 	wallets  *wallet.Service
 	log      *slog.Logger
 	observer Observer
+	charger  Charger
+}
+
+// Charger charges a usage event's price to a customer's wallet inside the
+// batch: the wallet module's side of an event (wallet.Charger). Metering's
+// own rules — which meters count an event, how its aggregate moves, which
+// price applies and what the marginal charge is — are tested against
+// another.
+type Charger interface {
+	ChargeUsage(b ledger.Batch, id wallet.WalletID, sys wallet.SystemAccounts, amount ledger.Amount, line wallet.UsageLine) (wallet.Charge, error)
 }
 
 // NewService returns metering on a ledger built with Module() and
@@ -43,7 +48,7 @@ func NewService(l *ledger.Ledger, wallets *wallet.Service, log *slog.Logger) *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{l: l, db: l.DB(), wallets: wallets, log: log, observer: NopObserver{}}
+	return &Service{l: l, db: l.DB(), wallets: wallets, log: log, observer: NopObserver{}, charger: wallet.Charger{}}
 }
 
 // Observe sends ingestion's outcomes to o (metrics). Call it before the
@@ -112,7 +117,7 @@ func (s *Service) CreateMeter(ctx context.Context, m Meter) (Meter, error) {
 	_, err := s.db.Pool.Exec(ctx, `INSERT INTO meters (id, code, event_name, aggregation, property, filters, group_by, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6::JSONB, $7::JSONB, $8)`, m.ID, m.Code, m.EventName, string(m.Aggregation), prop, filters, groupBy, m.CreatedAt)
 	if isUnique(err) {
-		return Meter{}, fmt.Errorf("meter %q: %w", m.Code, ErrExists)
+		return Meter{}, fault.Existsf("a meter with code %q exists already", m.Code)
 	}
 	if err != nil {
 		return Meter{}, fmt.Errorf("create meter: %w", err)
@@ -137,14 +142,14 @@ func (s *Service) meterByCode(ctx context.Context, code string) (*Meter, error) 
 	if !codePattern.MatchString(code) {
 		// No meter has such a code, and PostgreSQL would refuse to look
 		// for one holding a NUL.
-		return nil, fmt.Errorf("meter %q: %w", code, ErrNotFound)
+		return nil, fault.NotFoundf("no meter %q", code)
 	}
 	ms, err := queryMeters(ctx, s.db.Pool, `WHERE code = $1`, code)
 	if err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
-		return nil, fmt.Errorf("meter %q: %w", code, ErrNotFound)
+		return nil, fault.NotFoundf("no meter %q", code)
 	}
 	return ms[0], nil
 }
@@ -218,23 +223,23 @@ func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
 	if err := np.Price.Validate(); err != nil {
 		var v *pricing.ValidationError
 		if errors.As(err, &v) {
-			return Price{}, &ValidationError{Field: v.Field, Detail: v.Detail}
+			return Price{}, fault.Invalidf(v.Field, "%s", v.Detail)
 		}
 		return Price{}, err
 	}
 	if !assetPattern(np.Asset) {
-		return Price{}, invalid("asset", "1 to 16 upper-case letters, digits or _, starting with a letter (e.g. CREDITS, USD)")
+		return Price{}, fault.Invalidf("asset", "1 to 16 upper-case letters, digits or _, starting with a letter (e.g. CREDITS, USD)")
 	}
 	m, err := s.meterByCode(ctx, np.MeterCode)
-	if errors.Is(err, ErrNotFound) {
-		return Price{}, invalid("meter_code", "no meter %q", np.MeterCode)
+	if errors.Is(err, fault.NotFound) {
+		return Price{}, fault.Invalidf("meter_code", "no meter %q", np.MeterCode)
 	}
 	if err != nil {
 		return Price{}, err
 	}
 	for d := range np.Price.Dimensions {
 		if !contains(m.GroupBy, d) {
-			return Price{}, invalid("dimensions", "%q is not in the meter's group_by %v", d, m.GroupBy)
+			return Price{}, fault.Invalidf("dimensions", "%q is not in the meter's group_by %v", d, m.GroupBy)
 		}
 	}
 	// The asset's system accounts exist before the first event needs them.
@@ -249,7 +254,7 @@ func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
 	_, err = s.db.Pool.Exec(ctx, `INSERT INTO prices (id, meter_id, asset, spec, dimensions_key, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		p.ID, p.MeterID, p.Asset, string(spec), np.Price.DimensionKey(), p.CreatedAt)
 	if isUnique(err) {
-		return Price{}, fmt.Errorf("meter %q already has a %s price for these dimensions: %w", m.Code, np.Asset, ErrExists)
+		return Price{}, fault.Existsf("meter %q already has a %s price for these dimensions", m.Code, np.Asset)
 	}
 	if err != nil {
 		return Price{}, fmt.Errorf("create price: %w", err)
@@ -322,22 +327,22 @@ type Usage struct {
 // were charged (in every asset the meter is priced in).
 func (s *Service) Usage(ctx context.Context, customerID, meterCode string, from, to time.Time, window Window) (Usage, error) {
 	if window != Hour && window != Day {
-		return Usage{}, invalid("window", "must be hour or day")
+		return Usage{}, fault.Invalidf("window", "must be hour or day")
 	}
 	if !to.After(from) {
-		return Usage{}, invalid("to", "must be after from")
+		return Usage{}, fault.Invalidf("to", "must be after from")
 	}
 	if to.Sub(from) > 400*24*time.Hour {
-		return Usage{}, invalid("to", "at most 400 days after from")
+		return Usage{}, fault.Invalidf("to", "at most 400 days after from")
 	}
 	if ok, err := wallet.CustomerExists(ctx, s.db, customerID); err != nil {
 		return Usage{}, err
 	} else if !ok {
-		return Usage{}, fmt.Errorf("customer %q: %w", customerID, ErrNotFound)
+		return Usage{}, fault.NotFoundf("no customer %q", customerID)
 	}
 	m, err := s.meterByCode(ctx, meterCode)
-	if errors.Is(err, ErrNotFound) {
-		return Usage{}, invalid("meter", "no meter %q", meterCode)
+	if errors.Is(err, fault.NotFound) {
+		return Usage{}, fault.Invalidf("meter", "no meter %q", meterCode)
 	}
 	if err != nil {
 		return Usage{}, err

@@ -17,12 +17,13 @@ const moduleName = "metering"
 
 type module struct{}
 
-// Module is the metering stage for the poster. It must come before
-// wallet.Module() in ledger.Options.Modules: it tells the wallet stage which
-// wallets the batch's events charge.
+// Module is the metering stage for the poster. It feeds the wallet module
+// (it tells the wallet stage which wallets the batch's events charge), so
+// the ledger loads it first and refuses to run without wallet.Module().
 func Module() ledger.Module { return module{} }
 
 func (module) Name() string           { return moduleName }
+func (module) Feeds() []string        { return []string{wallet.Module().Name()} }
 func (module) NewStage() ledger.Stage { return &stage{} }
 
 type aggKey struct {
@@ -72,12 +73,20 @@ type eventRow struct {
 	entry    ledger.EntryID
 }
 
-func stageOf(b *ledger.Batch) *stage { return b.Stage(moduleName).(*stage) }
+// stageOf is the metering stage of b. A usage op is a ledger.ModuleOp, so
+// the poster never applies one in a batch without it.
+func stageOf(b ledger.Batch) (*stage, error) {
+	s, ok := b.Stage(module{}).(*stage)
+	if !ok {
+		return nil, fmt.Errorf("metering: the batch has no metering stage; build the ledger with metering.Module()")
+	}
+	return s, nil
+}
 
 // Load reads, for the whole batch: which customers exist, the meters of the
 // events' names and their prices, the customers' wallets (handed to the
 // wallet stage), and the aggregates the events will move, locked.
-func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) error {
+func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) error {
 	s.customers, s.meters, s.prices = map[string]bool{}, map[string][]*Meter{}, map[MeterID][]priceRow{}
 	s.wallets, s.aggs, s.system = map[[2]string]walletRow{}, map[aggKey]*aggregate{}, map[string]wallet.SystemAccounts{}
 	var usage []*usageOp
@@ -115,7 +124,10 @@ func (s *stage) Load(ctx context.Context, b *ledger.Batch, ops []ledger.Op) erro
 		s.customers[customer] = true
 		if id != nil {
 			s.wallets[[2]string{customer, *asset}] = walletRow{id: wallet.WalletID(*id), created: *created}
-			wallet.Want(b, wallet.WalletID(*id))
+			if err := wallet.Want(b, wallet.WalletID(*id)); err != nil {
+				rows.Close()
+				return err
+			}
 		}
 	}
 	rows.Close()
@@ -184,7 +196,7 @@ func (s *stage) targets(m *Meter, customer string, dims map[string]string) []tar
 
 // loadAggregates works out every aggregate the batch's events touch and
 // reads the existing ones FOR UPDATE, with the unique values in play.
-func (s *stage) loadAggregates(ctx context.Context, b *ledger.Batch, usage []*usageOp) error {
+func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage []*usageOp) error {
 	want := map[aggKey]bool{}
 	type uniq struct {
 		key   aggKey
@@ -302,12 +314,12 @@ func (s *stage) aggregate(k aggKey) *aggregate {
 	return a
 }
 
-func (s *stage) record(b *ledger.Batch, r usageRecord) {
+func (s *stage) record(b ledger.Batch, r usageRecord) {
 	s.records = append(s.records, r)
 	b.OnUndo(func() { s.records = s.records[:len(s.records)-1] })
 }
 
-func (s *stage) addEvent(b *ledger.Batch, e eventRow) {
+func (s *stage) addEvent(b ledger.Batch, e eventRow) {
 	s.events = append(s.events, e)
 	b.OnUndo(func() { s.events = s.events[:len(s.events)-1] })
 }
@@ -316,7 +328,7 @@ func (s *stage) addEvent(b *ledger.Batch, e eventRow) {
 // unique values. A new aggregate row that another process created meanwhile
 // makes the upsert fail with a serialization error, and the batch reruns
 // with the row loaded.
-func (s *stage) Flush(ctx context.Context, b *ledger.Batch) error {
+func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	tx := b.Tx()
 	if n := len(s.events); n > 0 {
 		ids, customers, names, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)

@@ -10,85 +10,6 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// balance answers from the counters (now) or from the journal (at a past
-// instant). Both derive the same figures:
-//
-//	available = Σ usable grants (posted − held)
-//	held      = Σ pending debits on the wallet's accounts
-//	overage   = the receivable's posted balance
-//	granted   = Σ grant amounts; expired, voided = what expiry and voids took
-//	consumed  = granted − expired − voided − Σ grants' posted balance
-func (s *Service) balance(ctx context.Context, id WalletID, at *time.Time) (Balance, error) {
-	w, overage, err := s.walletRow(ctx, id)
-	if err != nil {
-		return Balance{}, err
-	}
-	now := s.now()
-	if at != nil && at.Before(now) {
-		return s.balanceAt(ctx, w, overage, at.UTC())
-	}
-	// One statement, so the grants and the overage receivable are read from
-	// one snapshot: a debit moving from the last grant into overage cannot
-	// be seen half-done. The receivable's counters ride on every grant row.
-	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.debits_posted, bal.credits_posted, bal.debits_pending,
-			o.debits_posted, o.credits_posted, o.debits_pending
-		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
-		CROSS JOIN (SELECT COALESCE(SUM(debits_posted), 0) AS debits_posted, COALESCE(SUM(credits_posted), 0) AS credits_posted,
-			COALESCE(SUM(debits_pending), 0) AS debits_pending FROM ledger_balances WHERE account_id = $2) o
-		WHERE g.wallet_id = $1`, id, overage)
-	if err != nil {
-		return Balance{}, fmt.Errorf("read grants: %w", err)
-	}
-	defer rows.Close()
-	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
-	var (
-		live      []*grantState
-		remaining ledger.Amount
-		receiv    ledger.Balance
-		anyGrant  bool
-	)
-	for rows.Next() {
-		var bal ledger.Balance
-		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending,
-			&receiv.DebitsPosted, &receiv.CreditsPosted, &receiv.DebitsPending)
-		if err != nil {
-			return Balance{}, err
-		}
-		anyGrant = true
-		posted := bal.Posted(ledger.Credit)
-		g.Remaining = posted
-		remaining = remaining.Add(posted)
-		b.Held = b.Held.Add(bal.DebitsPending)
-		b.Granted, b.Expired, b.Voided = b.Granted.Add(g.Amount), b.Expired.Add(g.Expired), b.Voided.Add(g.Voided)
-		gs := &grantState{Grant: g}
-		if gs.usable(now) {
-			b.Available = b.Available.Add(bal.Available(ledger.Credit))
-		}
-		if g.Status == GrantActive && posted.IsPositive() {
-			live = append(live, gs)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return Balance{}, err
-	}
-	if !anyGrant {
-		// No grant row carried the receivable: read it alone.
-		acc, err := s.l.Account(ctx, overage)
-		if err != nil {
-			return Balance{}, err
-		}
-		receiv = acc.Balance
-	}
-	b.Overage = receiv.Posted(ledger.Debit)
-	b.Held = b.Held.Add(receiv.DebitsPending)
-	b.Consumed = b.Granted.Sub(b.Expired).Sub(b.Voided).Sub(remaining)
-	burnOrder(live)
-	for _, g := range live {
-		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
-	}
-	return b, nil
-}
-
 // balanceAt replays the journal up to t: every posting on the wallet's
 // accounts created at or before t, classified by the kind of its entry.
 func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.AccountID, t time.Time) (Balance, error) {
@@ -190,4 +111,133 @@ func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.Accoun
 		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
 	}
 	return b, nil
+}
+
+// Balance is the wallet's balance now, or as it was at *at.
+func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Balance, error) {
+	w, overage, err := s.walletRow(ctx, id)
+	if err != nil {
+		return Balance{}, err
+	}
+	now := s.now()
+	if at != nil && at.Before(now) {
+		return s.balanceAt(ctx, w, overage, at.UTC())
+	}
+	// One statement, so the grants and the overage receivable are read from
+	// one snapshot: a debit moving from the last grant into overage cannot
+	// be seen half-done. The receivable's counters ride on every grant row.
+	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.debits_posted, bal.credits_posted, bal.debits_pending,
+			o.debits_posted, o.credits_posted, o.debits_pending
+		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
+		CROSS JOIN (SELECT COALESCE(SUM(debits_posted), 0) AS debits_posted, COALESCE(SUM(credits_posted), 0) AS credits_posted,
+			COALESCE(SUM(debits_pending), 0) AS debits_pending FROM ledger_balances WHERE account_id = $2) o
+		WHERE g.wallet_id = $1`, id, overage)
+	if err != nil {
+		return Balance{}, fmt.Errorf("read grants: %w", err)
+	}
+	defer rows.Close()
+	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
+	var (
+		live      []*grantState
+		remaining ledger.Amount
+		receiv    ledger.Balance
+		anyGrant  bool
+	)
+	for rows.Next() {
+		var bal ledger.Balance
+		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending,
+			&receiv.DebitsPosted, &receiv.CreditsPosted, &receiv.DebitsPending)
+		if err != nil {
+			return Balance{}, err
+		}
+		anyGrant = true
+		posted := bal.Posted(ledger.Credit)
+		g.Remaining = posted
+		remaining = remaining.Add(posted)
+		b.Held = b.Held.Add(bal.DebitsPending)
+		b.Granted, b.Expired, b.Voided = b.Granted.Add(g.Amount), b.Expired.Add(g.Expired), b.Voided.Add(g.Voided)
+		gs := &grantState{Grant: g}
+		if gs.usable(now) {
+			b.Available = b.Available.Add(bal.Available(ledger.Credit))
+		}
+		if g.Status == GrantActive && posted.IsPositive() {
+			live = append(live, gs)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Balance{}, err
+	}
+	if !anyGrant {
+		// No grant row carried the receivable: read it alone.
+		acc, err := s.l.Account(ctx, overage)
+		if err != nil {
+			return Balance{}, err
+		}
+		receiv = acc.Balance
+	}
+	b.Overage = receiv.Posted(ledger.Debit)
+	b.Held = b.Held.Add(receiv.DebitsPending)
+	b.Consumed = b.Granted.Sub(b.Expired).Sub(b.Voided).Sub(remaining)
+	burnOrder(live)
+	for _, g := range live {
+		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
+	}
+	return b, nil
+}
+
+// balance computes the wallet's balance from the batch's state.
+func (s *stage) balance(b ledger.Batch, w *walletState) Balance {
+	now := b.Now()
+	t := s.grants.totals[w.ID]
+	bal := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
+	var remaining ledger.Amount
+	live := append([]*grantState(nil), w.grants...)
+	burnOrder(live)
+	for _, g := range live {
+		acc, ok := b.Account(g.account)
+		if !ok {
+			continue
+		}
+		posted := acc.Posted(ledger.Credit)
+		remaining = remaining.Add(posted)
+		bal.Held = bal.Held.Add(acc.Held(ledger.Credit))
+		if g.usable(now) {
+			bal.Available = bal.Available.Add(acc.Available())
+		}
+		if g.Status == GrantActive && posted.IsPositive() {
+			bal.Grants = append(bal.Grants, GrantBalance{ID: g.ID, Remaining: posted, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
+		}
+	}
+	if acc, ok := b.Account(w.overage); ok {
+		bal.Overage = acc.Posted(ledger.Debit)
+		bal.Held = bal.Held.Add(acc.DebitsPending)
+	}
+	bal.Granted, bal.Expired, bal.Voided = t.granted, t.expired, t.voided
+	bal.Consumed = t.granted.Sub(t.expired).Sub(t.voided).Sub(remaining)
+	return bal
+}
+
+// GrantBalance is one active grant in a balance.
+type GrantBalance struct {
+	ID        GrantID       `json:"id"`
+	Remaining ledger.Amount `json:"remaining"`
+	Priority  int           `json:"priority"`
+	ExpiresAt *time.Time    `json:"expires_at"`
+}
+
+// Balance is a wallet's balance. Available is what debits may still use:
+// the active grants' balance minus what holds reserve. Overage is the
+// receivable for usage the credits did not cover.
+type Balance struct {
+	WalletID  WalletID       `json:"wallet_id"`
+	Asset     string         `json:"asset"`
+	Available ledger.Amount  `json:"available"`
+	Held      ledger.Amount  `json:"held"`
+	Overage   ledger.Amount  `json:"overage"`
+	Granted   ledger.Amount  `json:"granted"`
+	Consumed  ledger.Amount  `json:"consumed"`
+	Expired   ledger.Amount  `json:"expired"`
+	Voided    ledger.Amount  `json:"voided"`
+	Grants    []GrantBalance `json:"grants"`
+	AsOf      time.Time      `json:"as_of"`
 }

@@ -63,7 +63,7 @@ func BenchmarkDebit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := svc.AddGrant(ctx, "", w.ID, NewGrant{Amount: ledger.MustAmount("1000000"), Kind: Paid}); err != nil {
+		if _, _, err := ledger.Unpack(svc.AddGrant(ctx, "", w.ID, NewGrant{Amount: ledger.MustAmount("1000000"), Kind: Paid})); err != nil {
 			b.Fatal(err)
 		}
 		ids[i] = w.ID
@@ -86,7 +86,7 @@ func BenchmarkDebit(b *testing.B) {
 					return
 				}
 				t0 := time.Now()
-				if _, _, err := svc.Debit(ctx, "", ids[i%wallets], NewDebit{Amount: ledger.MustAmount("0.5")}); err != nil {
+				if _, _, err := ledger.Unpack(svc.Debit(ctx, "", ids[i%wallets], NewDebit{Amount: ledger.MustAmount("0.5")})); err != nil {
 					b.Error(err)
 					return
 				}

@@ -16,11 +16,11 @@ func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 	wl := w.wallet(t, PolicyAllow, "")
 	w.grant(t, wl.ID, "5", 50, nil, nil)
 	w.mustDebit(t, wl.ID, "12.345678") // 7.345678 uncovered
-	first, replayed, err := w.svc.CloseCycle(ctx, wl.ID)
+	first, replayed, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 	if err != nil || replayed {
 		t.Fatalf("close: %v replayed=%v", err, replayed)
 	}
-	second, replayed, err := w.svc.CloseCycle(ctx, wl.ID)
+	second, replayed, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 	if err != nil || !replayed || second.ID != first.ID {
 		t.Fatalf("second close: %v replayed=%v id %s vs %s", err, replayed, second.ID, first.ID)
 	}
@@ -59,7 +59,7 @@ func TestRoundingRemainderIsCarried(t *testing.T) {
 	var billed ledger.Amount
 	for i, c := range want {
 		w.mustDebit(t, wl.ID, "0.004")
-		inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+		inv, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,16 +129,16 @@ func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
 	if tp.Status != TopupSucceeded {
 		t.Fatalf("top-up %+v", tp)
 	}
-	first, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	first, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 	if err != nil || !first.Total.Equal(ledger.MustAmount("20")) {
 		t.Fatalf("first invoice %+v %v", first, err)
 	}
 	w.mustDebit(t, wl.ID, "2") // burns the older grant first: the top-up's 20 stay whole
-	if _, _, err := w.svc.VoidGrant(ctx, "", *tp.GrantID); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.VoidGrant(ctx, "", *tp.GrantID)); err != nil {
 		t.Fatal(err)
 	}
 	w.clock.Advance(32 * 24 * time.Hour)
-	second, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	second, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestInvoicesPage(t *testing.T) {
 	var want []InvoiceID
 	for range 3 {
 		w.mustDebit(t, wl.ID, "1")
-		inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+		inv, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
 	}
 	// A process that has not seen the wallet made (this one remembers that
 	// it opened the accounts).
-	inv, _, err := NewService(w.l).CloseCycle(ctx, wl.ID)
+	inv, _, err := ledger.Unpack(NewService(w.l).CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package wallet
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -41,37 +43,22 @@ type reactions struct {
 
 // setReactions changes w's reactions for the op being applied: undone with
 // the op if it fails, written by Flush if it succeeds.
-func (s *stage) setReactions(b *ledger.Batch, w *walletState, change func(*reactions)) {
+func (s *stage) setReactions(b ledger.Batch, w *walletState, change func(*reactions)) {
 	saved := w.react
-	_, was := s.reactDirty[w]
+	_, was := s.topups.reacted[w]
 	b.OnUndo(func() {
 		w.react = saved
 		if !was {
-			delete(s.reactDirty, w)
+			delete(s.topups.reacted, w)
 		}
 	})
 	change(&w.react)
-	s.reactDirty[w] = struct{}{}
-}
-
-// available is what debits of w may still use now.
-func available(b *ledger.Batch, w *walletState) ledger.Amount {
-	now := b.Now()
-	var sum ledger.Amount
-	for _, g := range w.grants {
-		if !g.usable(now) {
-			continue
-		}
-		if acc, ok := b.Account(g.account); ok {
-			sum = sum.Add(acc.Available())
-		}
-	}
-	return sum
+	s.topups.reacted[w] = struct{}{}
 }
 
 // rearm starts a new reference after a credit: percent used is 0 again and
 // every threshold may fire once more.
-func (s *stage) rearm(b *ledger.Batch, w *walletState) {
+func (s *stage) rearm(b ledger.Batch, w *walletState) {
 	ref := available(b, w)
 	s.setReactions(b, w, func(r *reactions) {
 		r.Reference, r.Fired, r.Depleted = &ref, 0, false
@@ -101,7 +88,7 @@ type WalletEvent struct {
 // fireThresholds emits wallet.threshold_reached for every threshold not
 // yet fired that the use of w's reference has reached. Once all have fired
 // (most usage events after the last one) it costs nothing.
-func (s *stage) fireThresholds(b *ledger.Batch, w *walletState, avail ledger.Amount) error {
+func (s *stage) fireThresholds(b ledger.Batch, w *walletState, avail ledger.Amount) error {
 	r := w.react
 	if r.Fired >= len(w.AlertThresholds) {
 		return nil
@@ -133,7 +120,7 @@ func (s *stage) fireThresholds(b *ledger.Batch, w *walletState, avail ledger.Amo
 // its overage: it fires the thresholds the balance has crossed since the
 // reference (all of them, in ascending order, however far one op jumped),
 // wallet.depleted, wallet.overage_started, and starts an auto top-up.
-func (s *stage) react(b *ledger.Batch, w *walletState) error {
+func (s *stage) react(b ledger.Batch, w *walletState) error {
 	avail := available(b, w)
 	var overage ledger.Amount
 	if acc, ok := b.Account(w.overage); ok {
@@ -162,4 +149,15 @@ func (s *stage) react(b *ledger.Batch, w *walletState) error {
 		s.setReactions(b, w, func(r *reactions) { r.Overage = false })
 	}
 	return s.autoTopup(b, w, avail)
+}
+
+func decodeReactions(raw []byte) (reactions, error) {
+	var r reactions
+	if len(raw) == 0 {
+		return r, nil
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("wallet reactions: %w", err)
+	}
+	return r, nil
 }

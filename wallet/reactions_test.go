@@ -127,7 +127,7 @@ func TestThresholdsUnderConcurrentDebits(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := w.svc.Debit(context.Background(), fmt.Sprintf("conc-%d", i), wl.ID, NewDebit{Amount: ledger.MustAmount("10")}); err != nil {
+			if _, _, err := ledger.Unpack(w.svc.Debit(context.Background(), fmt.Sprintf("conc-%d", i), wl.ID, NewDebit{Amount: ledger.MustAmount("10")})); err != nil {
 				errs <- err
 			}
 		}()
@@ -181,7 +181,7 @@ func TestOverageStarted(t *testing.T) {
 		t.Fatalf("overage_started %v, want once with overage 3", evs)
 	}
 	// Settled into an invoice, the next uncovered usage starts it again.
-	if _, _, err := w.svc.CloseCycle(context.Background(), wl.ID); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.CloseCycle(context.Background(), wl.ID)); err != nil {
 		t.Fatal(err)
 	}
 	w.mustDebit(t, wl.ID, "1")
@@ -222,7 +222,7 @@ func TestAutoTopupBurstMakesOneTopup(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := w.svc.Debit(context.Background(), fmt.Sprintf("burst-%d", i), wl.ID, NewDebit{Amount: ledger.MustAmount("3")}); err != nil {
+			if _, _, err := ledger.Unpack(w.svc.Debit(context.Background(), fmt.Sprintf("burst-%d", i), wl.ID, NewDebit{Amount: ledger.MustAmount("3")})); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -241,7 +241,7 @@ func TestAutoTopupBurstMakesOneTopup(t *testing.T) {
 		t.Fatalf("topup.requested %d times", n)
 	}
 	before := w.balance(t, wl.ID).Available
-	got, replayed, err := w.svc.ConfirmTopup(context.Background(), tp.ID)
+	got, replayed, err := ledger.Unpack(w.svc.ConfirmTopup(context.Background(), tp.ID))
 	if err != nil || replayed || got.Status != TopupSucceeded || got.GrantID == nil {
 		t.Fatalf("confirm: %+v %v %v", got, replayed, err)
 	}
@@ -249,10 +249,10 @@ func TestAutoTopupBurstMakesOneTopup(t *testing.T) {
 		t.Fatalf("available %s after confirming %s on %s", after, tp.Amount, before)
 	}
 	// Confirming again is a replay; failing it now is refused.
-	if _, replayed, err := w.svc.ConfirmTopup(context.Background(), tp.ID); err != nil || !replayed {
+	if _, replayed, err := ledger.Unpack(w.svc.ConfirmTopup(context.Background(), tp.ID)); err != nil || !replayed {
 		t.Fatalf("second confirm: replayed=%v err=%v", replayed, err)
 	}
-	if _, _, err := w.svc.FailTopup(context.Background(), tp.ID, "card declined"); !isRejection(err, CodeTopupClosed) {
+	if _, _, err := ledger.Unpack(w.svc.FailTopup(context.Background(), tp.ID, "card declined")); !isRejection(err, CodeTopupClosed) {
 		t.Fatalf("fail after confirm: %v", err)
 	}
 	if n := len(w.events(t, wl.ID, TopicTopupSucceeded)); n != 1 {
@@ -284,16 +284,16 @@ func TestAutoTopupFailureBacksOff(t *testing.T) {
 	w.rule(t, wl.ID, NewAutoTopup{Threshold: amt("50"), Amount: amt("100")})
 	w.mustDebit(t, wl.ID, "60")
 	tp := w.topups(t, wl.ID)[0]
-	got, _, err := w.svc.FailTopup(ctx, tp.ID, "card declined")
+	got, _, err := ledger.Unpack(w.svc.FailTopup(ctx, tp.ID, "card declined"))
 	if err != nil || got.Status != TopupFailed || got.FailureReason != "card declined" {
 		t.Fatalf("fail: %+v %v", got, err)
 	}
 	// A retried fail, worded differently, replays the first.
-	again, replayed, err := w.svc.FailTopup(ctx, tp.ID, "insufficient funds")
+	again, replayed, err := ledger.Unpack(w.svc.FailTopup(ctx, tp.ID, "insufficient funds"))
 	if err != nil || !replayed || again.FailureReason != "card declined" {
 		t.Fatalf("fail again: %+v replayed=%v %v", again, replayed, err)
 	}
-	if _, _, err := w.svc.ConfirmTopup(ctx, tp.ID); !isRejection(err, CodeTopupClosed) {
+	if _, _, err := ledger.Unpack(w.svc.ConfirmTopup(ctx, tp.ID)); !isRejection(err, CodeTopupClosed) {
 		t.Fatalf("confirm after fail: %v", err)
 	}
 	if n := len(w.events(t, wl.ID, TopicTopupFailed)); n != 1 {
@@ -313,7 +313,7 @@ func TestAutoTopupFailureBacksOff(t *testing.T) {
 	if len(ts) != 2 || ts[1].Status != TopupRequested {
 		t.Fatalf("after the backoff: %+v", ts)
 	}
-	if _, _, err := w.svc.ConfirmTopup(ctx, ts[1].ID); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.ConfirmTopup(ctx, ts[1].ID)); err != nil {
 		t.Fatal(err)
 	}
 	r, _ = w.svc.AutoTopup(ctx, wl.ID)
@@ -365,7 +365,7 @@ func TestAutoTopupImmediateAndDailyCap(t *testing.T) {
 		t.Fatalf("a new day allows a new top-up: %d", n)
 	}
 	// Unpaid immediate top-ups are billed on the invoice.
-	inv, _, err := w.svc.CloseCycle(ctx, wl.ID)
+	inv, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,14 +399,14 @@ func TestCaptureIntoOverageStartsOverage(t *testing.T) {
 	ctx := context.Background()
 	wl := w.wallet(t, PolicyAllow, "")
 	w.grant(t, wl.ID, "10", 50, nil, nil)
-	h, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("15")})
+	h, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("15")}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := len(w.events(t, wl.ID, TopicOverageStarted)); n != 0 {
 		t.Fatalf("overage_started on a pending hold: %d", n)
 	}
-	if _, _, err := w.svc.CaptureHold(ctx, "", h.ID, nil); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.CaptureHold(ctx, "", h.ID, nil)); err != nil {
 		t.Fatal(err)
 	}
 	evs := w.events(t, wl.ID, TopicOverageStarted)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -24,15 +25,15 @@ func TestTextIsValidated(t *testing.T) {
 	}
 	grant := func(g NewGrant) func() error {
 		g.Amount, g.Kind = one, Paid
-		return func() error { _, _, err := w.svc.AddGrant(ctx, "", wl.ID, g); return err }
+		return func() error { _, _, err := ledger.Unpack(w.svc.AddGrant(ctx, "", wl.ID, g)); return err }
 	}
 	debit := func(d NewDebit) func() error {
 		d.Amount = one
-		return func() error { _, _, err := w.svc.Debit(ctx, "", wl.ID, d); return err }
+		return func() error { _, _, err := ledger.Unpack(w.svc.Debit(ctx, "", wl.ID, d)); return err }
 	}
 	hold := func(h NewHold) func() error {
 		h.Amount = one
-		return func() error { _, _, err := w.svc.PlaceHold(ctx, "", wl.ID, h); return err }
+		return func() error { _, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, h)); return err }
 	}
 	meta := func(s string) json.RawMessage { return json.RawMessage(s) }
 	long := strings.Repeat("x", 501)
@@ -72,17 +73,16 @@ func TestTextIsValidated(t *testing.T) {
 		{"hold metadata with NUL", hold(NewHold{Metadata: meta(`{"job":"\u0000"}`)}), "metadata"},
 		{"hold metadata not UTF-8", hold(NewHold{Metadata: meta("{\"job\":\"\xc3\"}")}), "metadata"},
 		{"top-up failure reason with NUL", func() error {
-			_, _, err := w.svc.FailTopup(ctx, TopupID(uuid.New()), "card declined\x00")
+			_, _, err := ledger.Unpack(w.svc.FailTopup(ctx, TopupID(uuid.New()), "card declined\x00"))
 			return err
 		}, "reason"},
 		{"top-up failure reason too long", func() error {
-			_, _, err := w.svc.FailTopup(ctx, TopupID(uuid.New()), long)
+			_, _, err := ledger.Unpack(w.svc.FailTopup(ctx, TopupID(uuid.New()), long))
 			return err
 		}, "reason"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var v *ValidationError
-			if err := tc.call(); !errors.As(err, &v) || v.Field != tc.field {
+			if err := tc.call(); !errors.Is(err, fault.Invalid) || fault.FieldOf(err) != tc.field {
 				t.Fatalf("err = %v, want a validation error on %s", err, tc.field)
 			}
 		})
@@ -97,7 +97,7 @@ func TestTextIsValidated(t *testing.T) {
 	}
 	// Lookups by an id no customer can have answer not found, not a
 	// database error.
-	if _, err := w.svc.Customer(ctx, "a\x00b"); !errors.Is(err, ErrNotFound) {
+	if _, err := w.svc.Customer(ctx, "a\x00b"); !errors.Is(err, fault.NotFound) {
 		t.Fatalf("customer with NUL id: %v", err)
 	}
 	if ok, err := w.svc.CustomerExists(ctx, "\xff"); ok || err != nil {

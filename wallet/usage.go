@@ -1,29 +1,36 @@
 package wallet
 
 import (
-	"context"
 	"fmt"
-	"time"
+	"sort"
+	"strings"
 
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/ledger"
 )
 
-// SystemAccounts are an asset's funding and revenue accounts, resolved by
-// Service.System before an op that charges usage is submitted.
-type SystemAccounts = systemAccounts
-
-// System returns the asset's system accounts, creating them on first use.
-func (s *Service) System(ctx context.Context, asset string) (SystemAccounts, error) {
-	return s.system(ctx, asset)
+// Want asks the wallet stage of batch b to load wallet id, for the stage of
+// a module that feeds this one (metering learns which wallets its events
+// charge while it loads, before the wallet stage loads).
+func Want(b ledger.StageBatch, id WalletID) error {
+	s, err := stageOf(b)
+	if err != nil {
+		return err
+	}
+	s.wanted = append(s.wanted, id)
+	return nil
 }
 
-// Want asks the wallet stage of batch b to load wallet id, for an op of
-// another module (metering) that learns its wallets while loading.
-func Want(b *ledger.Batch, id WalletID) {
-	s := stageOf(b)
-	s.wanted = append(s.wanted, id)
+// Charger charges metered usage to wallets inside a batch: the wallet
+// module's side of a usage event (see ChargeUsage). Metering holds one, so
+// its own rules can be tested against another.
+type Charger struct{}
+
+// ChargeUsage is ChargeUsage.
+func (Charger) ChargeUsage(b ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.Amount, line UsageLine) (Charge, error) {
+	return ChargeUsage(b, id, sys, amount, line)
 }
 
 // Charge is what ChargeUsage did.
@@ -43,7 +50,7 @@ type Charge struct {
 //
 // What the credits did not cover is added to line, the invoice line the
 // usage is billed on when the cycle closes.
-func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.Amount, line UsageLine) (Charge, error) {
+func ChargeUsage(b ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.Amount, line UsageLine) (Charge, error) {
 	s, w, err := walletFor(b, id)
 	if err != nil {
 		return Charge{}, err
@@ -53,17 +60,13 @@ func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger
 	case 0:
 		return c, nil
 	case 1:
-		shares, covered, overage, _ := planWith(b, w, amount, true)
-		var ps []ledger.Posting
-		for _, sh := range shares {
-			ps = append(ps, ledger.Postings(ledger.Transfer{Debit: sh.Debit, Credit: sys.revenue, Amount: sh.Amount})...)
-		}
-		if err := b.Post(ps...); err != nil {
+		sp, _ := burnDown(b, w, amount, true) // forced: never refused
+		if err := b.Post(sp.transfers(sys.revenue)...); err != nil {
 			return Charge{}, err
 		}
-		c.Covered, c.Overage = covered, overage
-		if overage.IsPositive() {
-			s.addOverage(b, w.ID, line, amount, overage)
+		c.Covered, c.Overage = sp.covered, sp.overage
+		if sp.overage.IsPositive() {
+			s.addOverage(b, w.ID, line, amount, sp.overage)
 		}
 		return c, s.react(b, w)
 	}
@@ -94,30 +97,29 @@ func ChargeUsage(b *ledger.Batch, id WalletID, sys SystemAccounts, amount ledger
 	return c, s.react(b, w)
 }
 
-// Cycle returns the monthly billing cycle anchored at anchor that contains
-// t: [start, end). A cycle anchored on the 31st ends on the last day of
-// shorter months rather than spilling into the next (Go's AddDate would
-// turn 31 January + 1 month into 3 March).
-func Cycle(anchor, t time.Time) (start, end time.Time) {
-	anchor, t = anchor.UTC(), t.UTC()
-	months := (t.Year()-anchor.Year())*12 + int(t.Month()-anchor.Month())
-	start = addMonths(anchor, months)
-	if start.After(t) {
-		months--
-		start = addMonths(anchor, months)
-	}
-	return start, addMonths(anchor, months+1)
+// UsageLine says which invoice line metered usage goes to if the credits do
+// not cover it. Its key and description are only made for usage that
+// reaches the invoice, not for every event.
+type UsageLine struct {
+	Meter     uuid.UUID
+	MeterCode string
+	DimsKey   string            // canonical dimensions, e.g. {"model":"gpt-4o"}
+	Dims      map[string]string // the same, to describe the line
+	Quantity  decimal.Decimal   // the event's quantity delta
+	UnitPrice *decimal.Decimal  // set for per-unit prices
 }
 
-func addMonths(anchor time.Time, n int) time.Time {
-	y, m := anchor.Year(), int(anchor.Month())-1+n
-	y += m / 12
-	m %= 12
-	if m < 0 {
-		m += 12
-		y--
+func (l UsageLine) key() string { return l.Meter.String() + "|" + l.DimsKey }
+
+// description is the line's text: "tokens (model=gpt-4o, token_type=input)".
+func (l UsageLine) description() string {
+	if len(l.Dims) == 0 {
+		return l.MeterCode
 	}
-	first := time.Date(y, time.Month(m+1), 1, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), time.UTC)
-	last := first.AddDate(0, 1, -1).Day()
-	return first.AddDate(0, 0, min(anchor.Day(), last)-1)
+	parts := make([]string, 0, len(l.Dims))
+	for k, v := range l.Dims {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return l.MeterCode + " (" + strings.Join(parts, ", ") + ")"
 }

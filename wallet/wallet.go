@@ -9,41 +9,20 @@
 package wallet
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 )
-
-// Domain identifiers. A wallet id is also the ledger owner of the wallet's
-// accounts; a grant id names its grant:<id> account.
-type (
-	WalletID = ledger.OwnerID
-	GrantID  uuid.UUID
-	HoldID   = ledger.HoldID
-)
-
-func (id GrantID) String() string                { return uuid.UUID(id).String() }
-func (id GrantID) MarshalText() ([]byte, error)  { return []byte(id.String()), nil }
-func (id *GrantID) UnmarshalText(b []byte) error { return (*uuid.UUID)(id).UnmarshalText(b) }
-
-// ParseWalletID, ParseGrantID and ParseHoldID parse ids from URLs.
-func ParseWalletID(s string) (WalletID, error) {
-	u, err := uuid.Parse(s)
-	return WalletID(u), err
-}
-func ParseGrantID(s string) (GrantID, error) {
-	u, err := uuid.Parse(s)
-	return GrantID(u), err
-}
-func ParseHoldID(s string) (HoldID, error) {
-	u, err := uuid.Parse(s)
-	return HoldID(u), err
-}
 
 // Policy is what happens to usage the credits do not cover.
 type Policy string
@@ -52,32 +31,6 @@ const (
 	PolicyBlock Policy = "block" // refuse it: 402, nothing posted
 	PolicyAllow Policy = "allow" // post it to the overage receivable, up to the limit
 )
-
-// GrantKind is who paid for a grant.
-type GrantKind string
-
-const (
-	Paid        GrantKind = "paid"
-	Promotional GrantKind = "promotional"
-)
-
-// GrantStatus is a grant's state.
-type GrantStatus string
-
-const (
-	GrantActive  GrantStatus = "active"
-	GrantVoided  GrantStatus = "voided"
-	GrantExpired GrantStatus = "expired"
-)
-
-// Customer is the app's customer, under the app's own id.
-type Customer struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name,omitempty"`
-	Email     string          `json:"email,omitempty"`
-	Metadata  json.RawMessage `json:"metadata,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-}
 
 // Wallet holds one customer's credits in one asset.
 type Wallet struct {
@@ -99,143 +52,147 @@ type NewWallet struct {
 	AlertThresholds []int          `json:"alert_thresholds,omitempty"` // default 50, 80, 100
 }
 
-// Grant is a block of credits.
-type Grant struct {
-	ID          GrantID         `json:"id"`
-	WalletID    WalletID        `json:"wallet_id"`
-	Kind        GrantKind       `json:"kind"`
-	Amount      ledger.Amount   `json:"amount"`
-	Remaining   ledger.Amount   `json:"remaining"` // posted balance not yet burned, voided or expired
-	Priority    int             `json:"priority"`
-	EffectiveAt time.Time       `json:"effective_at"`
-	ExpiresAt   *time.Time      `json:"expires_at"`
-	CostBasis   *ledger.Amount  `json:"cost_basis,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
-	Status      GrantStatus     `json:"status"`
-	Expired     ledger.Amount   `json:"expired"` // posted to breakage at expiry
-	Voided      ledger.Amount   `json:"voided"`  // reversed by a void
-	CreatedAt   time.Time       `json:"created_at"`
-	VoidedAt    *time.Time      `json:"voided_at,omitempty"`
-	ExpiredAt   *time.Time      `json:"expired_at,omitempty"`
+// CreateWallet opens a wallet; ErrExists if the customer has one in that
+// asset, a *ValidationError on customer_id if the customer does not exist.
+// The overage policy defaults to block, the safe choice.
+func (s *Service) CreateWallet(ctx context.Context, nw NewWallet) (Wallet, error) {
+	if nw.CustomerID == "" {
+		return Wallet{}, fault.Invalidf("customer_id", "required")
+	}
+	if !assetPattern.MatchString(nw.Asset) {
+		return Wallet{}, fault.Invalidf("asset", "1 to 16 upper-case letters, digits or _, starting with a letter (e.g. CREDITS, USD)")
+	}
+	switch nw.OveragePolicy {
+	case "":
+		nw.OveragePolicy = PolicyBlock
+	case PolicyBlock, PolicyAllow:
+	default:
+		return Wallet{}, fault.Invalidf("overage_policy", "must be block or allow")
+	}
+	if nw.OverageLimit != nil {
+		if nw.OveragePolicy != PolicyAllow {
+			return Wallet{}, fault.Invalidf("overage_limit", "only with overage_policy allow")
+		}
+		if nw.OverageLimit.IsNegative() {
+			return Wallet{}, fault.Invalidf("overage_limit", "must not be negative")
+		}
+	}
+	if nw.AlertThresholds == nil {
+		nw.AlertThresholds = []int{50, 80, 100}
+	}
+	th := slices.Clone(nw.AlertThresholds)
+	slices.Sort(th)
+	if len(slices.Compact(slices.Clone(th))) != len(th) || len(th) > 10 {
+		return Wallet{}, fault.Invalidf("alert_thresholds", "at most 10 distinct percentages")
+	}
+	for _, t := range th {
+		if t < 1 || t > 100 {
+			return Wallet{}, fault.Invalidf("alert_thresholds", "percentages from 1 to 100")
+		}
+	}
+	if _, err := s.Customer(ctx, nw.CustomerID); err != nil {
+		if errors.Is(err, fault.NotFound) {
+			return Wallet{}, fault.Invalidf("customer_id", "no customer %q", nw.CustomerID)
+		}
+		return Wallet{}, err
+	}
+	if _, err := s.System(ctx, nw.Asset); err != nil {
+		return Wallet{}, err
+	}
+	id := WalletID(uuid.New())
+	thJSON, _ := json.Marshal(th)
+	err := s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+		overage, err := ledger.InsertAccount(ctx, tx, ledger.AccountSpec{
+			Code: "overage:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit, NoOverdraft: true,
+		})
+		if err != nil {
+			return err
+		}
+		if err := insertWalletAccounts(ctx, tx, id, nw.Asset); err != nil {
+			return err
+		}
+		created := s.now().Truncate(time.Microsecond)
+		_, end := Cycle(created, created)
+		_, err = tx.Exec(ctx, `INSERT INTO wallets (id, customer_id, asset, overage_policy, overage_limit, alert_thresholds, overage_account_id,
+				created_at, next_cycle_end)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			id, nw.CustomerID, nw.Asset, string(nw.OveragePolicy), nw.OverageLimit, string(thJSON), overage.ID, created, end)
+		return err
+	})
+	if isUnique(err, "wallets_customer_asset") {
+		return Wallet{}, fault.Existsf("customer %q already has a %s wallet", nw.CustomerID, nw.Asset)
+	}
+	if err != nil {
+		return Wallet{}, fmt.Errorf("create wallet: %w", err)
+	}
+	w, err := s.Wallet(ctx, id)
+	s.wallets.openedAccounts(id)
+	return w, err
 }
 
-// NewGrant is what AddGrant needs.
-type NewGrant struct {
-	Amount      ledger.Amount   `json:"amount"`
-	Kind        GrantKind       `json:"kind"`
-	Priority    *int            `json:"priority,omitempty"` // default 50; lower burns first
-	EffectiveAt *time.Time      `json:"effective_at,omitempty"`
-	ExpiresAt   *time.Time      `json:"expires_at,omitempty"`
-	CostBasis   *ledger.Amount  `json:"cost_basis,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
+// Wallet reads a wallet.
+func (s *Service) Wallet(ctx context.Context, id WalletID) (Wallet, error) {
+	w, _, err := s.walletRow(ctx, id)
+	return w, err
 }
 
-// GrantBalance is one active grant in a balance.
-type GrantBalance struct {
-	ID        GrantID       `json:"id"`
-	Remaining ledger.Amount `json:"remaining"`
-	Priority  int           `json:"priority"`
-	ExpiresAt *time.Time    `json:"expires_at"`
+// WalletsOf lists a customer's wallets.
+func (s *Service) WalletsOf(ctx context.Context, customerID string) ([]Wallet, error) {
+	if _, err := s.Customer(ctx, customerID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Pool.Query(ctx, walletSelect+` WHERE w.customer_id = $1 ORDER BY w.created_at, w.id`, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("list wallets: %w", err)
+	}
+	defer rows.Close()
+	out := []Wallet{}
+	for rows.Next() {
+		w, _, err := scanWallet(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rows.Err()
 }
 
-// Balance is a wallet's balance. Available is what debits may still use:
-// the active grants' balance minus what holds reserve. Overage is the
-// receivable for usage the credits did not cover.
-type Balance struct {
-	WalletID  WalletID       `json:"wallet_id"`
-	Asset     string         `json:"asset"`
-	Available ledger.Amount  `json:"available"`
-	Held      ledger.Amount  `json:"held"`
-	Overage   ledger.Amount  `json:"overage"`
-	Granted   ledger.Amount  `json:"granted"`
-	Consumed  ledger.Amount  `json:"consumed"`
-	Expired   ledger.Amount  `json:"expired"`
-	Voided    ledger.Amount  `json:"voided"`
-	Grants    []GrantBalance `json:"grants"`
-	AsOf      time.Time      `json:"as_of"`
+// walletColumns are what scanWallet reads, first in every wallet query.
+const walletColumns = `w.id, w.customer_id, w.asset, w.overage_policy, w.overage_limit, w.alert_thresholds, w.created_at, w.overage_account_id`
+
+const walletSelect = `SELECT ` + walletColumns + ` FROM wallets w`
+
+// scanWallet reads a walletSelect row; extra receives columns selected
+// after it.
+func scanWallet(r pgx.Row, extra ...any) (Wallet, ledger.AccountID, error) {
+	var (
+		w       Wallet
+		policy  string
+		th      []byte
+		overage ledger.AccountID
+	)
+	if err := r.Scan(append([]any{&w.ID, &w.CustomerID, &w.Asset, &policy, &w.OverageLimit, &th, &w.CreatedAt, &overage}, extra...)...); err != nil {
+		return Wallet{}, overage, err
+	}
+	w.OveragePolicy = Policy(policy)
+	w.CreatedAt = w.CreatedAt.UTC()
+	if err := json.Unmarshal(th, &w.AlertThresholds); err != nil {
+		return Wallet{}, overage, fmt.Errorf("wallet %s thresholds: %w", w.ID, err)
+	}
+	return w, overage, nil
 }
 
-// Debit is a debit's result.
-type Debit struct {
-	EntryID ledger.EntryID `json:"entry_id"`
-	Amount  ledger.Amount  `json:"amount"`
-	Covered ledger.Amount  `json:"covered"` // by credits
-	Overage ledger.Amount  `json:"overage"` // posted to the receivable
-	Balance Balance        `json:"balance"`
-}
-
-// NewDebit is what Debit needs.
-type NewDebit struct {
-	Amount      ledger.Amount   `json:"amount"`
-	Description string          `json:"description,omitempty"`
-	Metadata    json.RawMessage `json:"metadata,omitempty"`
-}
-
-// HoldStatus is a hold's state as the API shows it.
-type HoldStatus string
-
-const (
-	HoldHeld     HoldStatus = "held"
-	HoldCaptured HoldStatus = "captured"
-	HoldVoided   HoldStatus = "voided"
-	HoldExpired  HoldStatus = "expired"
-)
-
-// Hold reserves credits for a usage whose cost is known only later.
-type Hold struct {
-	ID        HoldID          `json:"id"`
-	WalletID  WalletID        `json:"wallet_id"`
-	Status    HoldStatus      `json:"status"`
-	Amount    ledger.Amount   `json:"amount"`
-	Captured  ledger.Amount   `json:"captured"`
-	ExpiresAt *time.Time      `json:"expires_at"`
-	Metadata  json.RawMessage `json:"metadata,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	ClosedAt  *time.Time      `json:"closed_at,omitempty"`
-}
-
-// NewHold is what PlaceHold needs.
-type NewHold struct {
-	Amount           ledger.Amount   `json:"amount"`
-	ExpiresInSeconds *int64          `json:"expires_in_seconds,omitempty"` // default 600
-	Metadata         json.RawMessage `json:"metadata,omitempty"`
-}
-
-// Errors.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrExists   = errors.New("already exists")
-)
-
-// ValidationError names the field a request got wrong.
-type ValidationError struct {
-	Field  string
-	Detail string
-}
-
-func (e *ValidationError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Detail) }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Rejection codes of wallet operations, as recorded in the journal. The API
-// maps them to HTTP statuses.
-const (
-	// CodeInsufficientCredits: the wallet's credits (and overage allowance)
-	// cannot cover a debit or hold; nothing was posted. The ledger core's
-	// word for it is overdraft; a wallet speaks of credits.
-	CodeInsufficientCredits = "insufficient_credits"
-	CodeHoldClosed          = ledger.CodeHoldClosed
-	CodeHoldNotFound        = ledger.CodeHoldNotFound
-	CodeCaptureExceedsHold  = ledger.CodeHoldExceeded
-	CodeGrantClosed         = "grant_closed"
-)
-
-// RejectionCodes lists the codes wallet operations record besides the
-// ledger's own, for tables that must map each.
-func RejectionCodes() []string {
-	return []string{CodeInsufficientCredits, CodeGrantClosed, CodeTopupClosed}
+func (s *Service) walletRow(ctx context.Context, id WalletID) (Wallet, ledger.AccountID, error) {
+	if w, overage, ok := s.wallets.get(id); ok {
+		return w, overage, nil
+	}
+	w, overage, err := scanWallet(s.db.Pool.QueryRow(ctx, walletSelect+` WHERE w.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Wallet{}, overage, fault.NotFoundf("no wallet %s", id)
+	}
+	if err != nil {
+		return Wallet{}, overage, fmt.Errorf("read wallet: %w", err)
+	}
+	s.wallets.put(w, overage)
+	return w, overage, nil
 }

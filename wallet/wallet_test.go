@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
@@ -87,9 +88,9 @@ func (w *world) wallet(t *testing.T, policy Policy, limit string) Wallet {
 
 func (w *world) grant(t *testing.T, id WalletID, amount string, prio int, eff, exp *time.Time) Grant {
 	t.Helper()
-	g, _, err := w.svc.AddGrant(context.Background(), "", id, NewGrant{
+	g, _, err := ledger.Unpack(w.svc.AddGrant(context.Background(), "", id, NewGrant{
 		Amount: ledger.MustAmount(amount), Kind: Paid, Priority: &prio, EffectiveAt: eff, ExpiresAt: exp,
-	})
+	}))
 	if err != nil {
 		t.Fatalf("grant %s: %v", amount, err)
 	}
@@ -101,7 +102,7 @@ func (w *world) grant(t *testing.T, id WalletID, amount string, prio int, eff, e
 
 func (w *world) debit(t *testing.T, id WalletID, amount string) (Debit, error) {
 	t.Helper()
-	d, _, err := w.svc.Debit(context.Background(), "", id, NewDebit{Amount: ledger.MustAmount(amount)})
+	d, _, err := ledger.Unpack(w.svc.Debit(context.Background(), "", id, NewDebit{Amount: ledger.MustAmount(amount)}))
 	return d, err
 }
 
@@ -246,7 +247,7 @@ func TestBalanceOverageWithAndWithoutGrants(t *testing.T) {
 			if _, err := w.debit(t, wl.ID, tc.debit); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount(tc.hold)}); err != nil {
+			if _, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount(tc.hold)})); err != nil {
 				t.Fatal(err)
 			}
 			b, err := w.svc.Balance(ctx, wl.ID, nil)
@@ -304,14 +305,14 @@ func TestExpirySweeperAndVoid(t *testing.T) {
 	if _, err := w.debit(t, wl.ID, "8"); err != nil {
 		t.Fatal(err)
 	}
-	v, _, err := w.svc.VoidGrant(ctx, "void-"+keep.ID.String(), keep.ID)
+	v, _, err := ledger.Unpack(w.svc.VoidGrant(ctx, "void-"+keep.ID.String(), keep.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.Status != GrantVoided || v.Voided.String() != "12" || !v.Remaining.IsZero() {
 		t.Fatalf("voided grant = %+v", v)
 	}
-	if _, _, err := w.svc.VoidGrant(ctx, "", keep.ID); !isRejection(err, CodeGrantClosed) {
+	if _, _, err := ledger.Unpack(w.svc.VoidGrant(ctx, "", keep.ID)); !isRejection(err, CodeGrantClosed) {
 		t.Fatalf("second void: %v", err)
 	}
 	b, err := w.svc.Balance(ctx, wl.ID, nil)
@@ -334,7 +335,7 @@ func TestExpiryWaitsForHolds(t *testing.T) {
 	wl := w.wallet(t, PolicyBlock, "")
 	g := w.grant(t, wl.ID, "10", 50, nil, at(w.clock.Now().Add(time.Minute)))
 	secs := int64(3600)
-	h, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("4"), ExpiresInSeconds: &secs})
+	h, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("4"), ExpiresInSeconds: &secs}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +348,7 @@ func TestExpiryWaitsForHolds(t *testing.T) {
 		t.Fatalf("after expiry with a hold: %+v", got)
 	}
 	one := ledger.MustAmount("1")
-	if _, _, err := w.svc.CaptureHold(ctx, "", h.ID, &one); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.CaptureHold(ctx, "", h.ID, &one)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ { // settles once; the next sweep finds nothing
@@ -390,12 +391,12 @@ func TestPointInTimeBalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap()
-	h, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("20")})
+	h, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("20")}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap()
-	if _, _, err := w.svc.CaptureHold(ctx, "", h.ID, nil); err != nil {
+	if _, _, err := ledger.Unpack(w.svc.CaptureHold(ctx, "", h.ID, nil)); err != nil {
 		t.Fatal(err)
 	}
 	snap()
@@ -434,10 +435,10 @@ func TestHolds(t *testing.T) {
 	w := newWorld(t)
 	wl := w.wallet(t, PolicyBlock, "")
 	w.grant(t, wl.ID, "10", 50, nil, nil)
-	if _, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("10.5")}); !isRejection(err, CodeInsufficientCredits) {
+	if _, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("10.5")})); !isRejection(err, CodeInsufficientCredits) {
 		t.Fatalf("uncoverable hold: %v", err)
 	}
-	h, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("6"), Metadata: []byte(`{"request":"r1"}`)})
+	h, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("6"), Metadata: []byte(`{"request":"r1"}`)}))
 	if err != nil || h.Status != HoldHeld {
 		t.Fatalf("hold: %+v %v", h, err)
 	}
@@ -446,22 +447,22 @@ func TestHolds(t *testing.T) {
 		t.Fatalf("debit into held credits: %v", err)
 	}
 	two := ledger.MustAmount("2.5")
-	c, _, err := w.svc.CaptureHold(ctx, "", h.ID, &two)
+	c, _, err := ledger.Unpack(w.svc.CaptureHold(ctx, "", h.ID, &two))
 	if err != nil || c.Status != HoldCaptured || c.Captured.String() != "2.5" || string(c.Metadata) == "" {
 		t.Fatalf("capture: %+v %v", c, err)
 	}
-	if _, _, err := w.svc.VoidHold(ctx, "", h.ID); !isRejection(err, CodeHoldClosed) {
+	if _, _, err := ledger.Unpack(w.svc.VoidHold(ctx, "", h.ID)); !isRejection(err, CodeHoldClosed) {
 		t.Fatalf("void after capture: %v", err)
 	}
-	h2, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("7.5")})
+	h2, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("7.5")}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _, err := w.svc.VoidHold(ctx, "", h2.ID); err != nil || v.Status != HoldVoided {
+	if v, _, err := ledger.Unpack(w.svc.VoidHold(ctx, "", h2.ID)); err != nil || v.Status != HoldVoided {
 		t.Fatalf("void: %+v %v", v, err)
 	}
 	secs := int64(30)
-	h3, _, err := w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("7.5"), ExpiresInSeconds: &secs})
+	h3, _, err := ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("7.5"), ExpiresInSeconds: &secs}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,10 +470,10 @@ func TestHolds(t *testing.T) {
 	if got, err := w.svc.Hold(ctx, h3.ID); err != nil || got.Status != HoldExpired {
 		t.Fatalf("a hold past its expiry reads %+v %v; want expired before the sweep too", got, err)
 	}
-	if _, _, err := w.svc.CaptureHold(ctx, "", h3.ID, nil); !isRejection(err, CodeHoldClosed) {
+	if _, _, err := ledger.Unpack(w.svc.CaptureHold(ctx, "", h3.ID, nil)); !isRejection(err, CodeHoldClosed) {
 		t.Fatalf("capture after expiry: %v", err)
 	}
-	if _, err := w.l.ExpireHolds(ctx, w.clock.Now(), 100); err != nil {
+	if _, err := w.svc.ExpireHolds(ctx, 100); err != nil {
 		t.Fatal(err)
 	}
 	got, err := w.svc.Hold(ctx, h3.ID)
@@ -498,7 +499,7 @@ func TestHoldRacesDebitForLastCredits(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, _, holdErr = w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("5")})
+			_, _, holdErr = ledger.Unpack(w.svc.PlaceHold(ctx, "", wl.ID, NewHold{Amount: ledger.MustAmount("5")}))
 		}()
 		go func() {
 			defer wg.Done()
@@ -533,7 +534,7 @@ func TestIdempotentDebit(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			res[i], replayed[i], errs[i] = w.svc.Debit(ctx, key, wl.ID, NewDebit{Amount: ledger.MustAmount("1.25")})
+			res[i], replayed[i], errs[i] = ledger.Unpack(w.svc.Debit(ctx, key, wl.ID, NewDebit{Amount: ledger.MustAmount("1.25")}))
 		}(i)
 	}
 	wg.Wait()
@@ -552,11 +553,11 @@ func TestIdempotentDebit(t *testing.T) {
 	if fresh != 1 {
 		t.Fatalf("%d calls applied, want 1", fresh)
 	}
-	if _, _, err := w.svc.Debit(ctx, key, wl.ID, NewDebit{Amount: ledger.MustAmount("2")}); !errors.Is(err, ledger.ErrIdempotencyConflict) {
+	if _, _, err := ledger.Unpack(w.svc.Debit(ctx, key, wl.ID, NewDebit{Amount: ledger.MustAmount("2")})); !errors.Is(err, ledger.ErrIdempotencyConflict) {
 		t.Fatalf("same key, other amount: %v", err)
 	}
 	other := w.wallet(t, PolicyBlock, "")
-	if _, _, err := w.svc.Debit(ctx, key, other.ID, NewDebit{Amount: ledger.MustAmount("1.25")}); !errors.Is(err, ledger.ErrIdempotencyConflict) {
+	if _, _, err := ledger.Unpack(w.svc.Debit(ctx, key, other.ID, NewDebit{Amount: ledger.MustAmount("1.25")})); !errors.Is(err, ledger.ErrIdempotencyConflict) {
 		t.Fatalf("same key, other wallet: %v", err)
 	}
 }
@@ -572,25 +573,25 @@ func TestValidation(t *testing.T) {
 		field string
 	}{
 		{"zero grant", func() error {
-			_, _, err := w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.Zero, Kind: Paid})
+			_, _, err := ledger.Unpack(w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.Zero, Kind: Paid}))
 			return err
 		}, "amount"},
 		{"unknown kind", func() error {
-			_, _, err := w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: "free"})
+			_, _, err := ledger.Unpack(w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: "free"}))
 			return err
 		}, "kind"},
 		{"priority", func() error {
-			_, _, err := w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: Paid, Priority: &prio})
+			_, _, err := ledger.Unpack(w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: Paid, Priority: &prio}))
 			return err
 		}, "priority"},
 		{"expiry before effective", func() error {
 			e := w.clock.Now().Add(time.Hour)
 			x := w.clock.Now()
-			_, _, err := w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: Paid, EffectiveAt: &e, ExpiresAt: &x})
+			_, _, err := ledger.Unpack(w.svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1"), Kind: Paid, EffectiveAt: &e, ExpiresAt: &x}))
 			return err
 		}, "expires_at"},
 		{"negative debit", func() error {
-			_, _, err := w.svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("-1")})
+			_, _, err := ledger.Unpack(w.svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("-1")}))
 			return err
 		}, "amount"},
 		{"policy", func() error {
@@ -602,20 +603,19 @@ func TestValidation(t *testing.T) {
 			return err
 		}, "asset"},
 		{"metadata", func() error {
-			_, _, err := w.svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("1"), Metadata: []byte(`[1]`)})
+			_, _, err := ledger.Unpack(w.svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("1"), Metadata: []byte(`[1]`)}))
 			return err
 		}, "metadata"},
 	}
 	for _, c := range cases {
-		var v *ValidationError
-		if err := c.call(); !errors.As(err, &v) || v.Field != c.field {
+		if err := c.call(); !errors.Is(err, fault.Invalid) || fault.FieldOf(err) != c.field {
 			t.Errorf("%s: err = %v, want a validation error on %s", c.name, err, c.field)
 		}
 	}
-	if _, err := w.svc.CreateWallet(ctx, NewWallet{CustomerID: wl.CustomerID, Asset: "CREDITS"}); !errors.Is(err, ErrExists) {
+	if _, err := w.svc.CreateWallet(ctx, NewWallet{CustomerID: wl.CustomerID, Asset: "CREDITS"}); !errors.Is(err, fault.Exists) {
 		t.Errorf("second wallet in one asset: %v", err)
 	}
-	if _, err := w.svc.Balance(ctx, WalletID(uuid.New()), nil); !errors.Is(err, ErrNotFound) {
+	if _, err := w.svc.Balance(ctx, WalletID(uuid.New()), nil); !errors.Is(err, fault.NotFound) {
 		t.Errorf("unknown wallet: %v", err)
 	}
 	b, _ := w.svc.Balance(ctx, wl.ID, nil)

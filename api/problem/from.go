@@ -28,16 +28,21 @@ var (
 		fault.Unauthorized: Unauthorized,
 		fault.Forbidden:    Forbidden,
 	}
-	byRefusal = map[string]Code{
-		ledger.CodeOverdraft:           Conflict,
-		ledger.CodeHoldNotFound:        NotFound,
-		ledger.CodeHoldClosed:          Conflict,
-		ledger.CodeHoldExceeded:        Validation,
-		ledger.CodeInvalidData:         Validation,
-		ledger.CodeLimitExceeded:       Validation,
-		wallet.CodeInsufficientCredits: InsufficientCredits,
-		wallet.CodeGrantClosed:         Conflict,
-		wallet.CodeTopupClosed:         Conflict,
+	// A refusal of a request's field names it: the capture that exceeds
+	// its hold names the amount.
+	byRefusal = map[string]struct {
+		code  Code
+		field string
+	}{
+		ledger.CodeOverdraft:           {Conflict, ""},
+		ledger.CodeHoldNotFound:        {NotFound, ""},
+		ledger.CodeHoldClosed:          {Conflict, ""},
+		ledger.CodeHoldExceeded:        {Validation, "amount"},
+		ledger.CodeInvalidData:         {Validation, ""},
+		ledger.CodeLimitExceeded:       {Validation, ""},
+		wallet.CodeInsufficientCredits: {InsufficientCredits, ""},
+		wallet.CodeGrantClosed:         {Conflict, ""},
+		wallet.CodeTopupClosed:         {Conflict, ""},
 	}
 )
 
@@ -78,14 +83,22 @@ func From(err error) *Error {
 			return p
 		}
 	case fault.Refused:
-		code, ok := byRefusal[fe.Code]
+		r, ok := byRefusal[fe.Code]
 		if !ok {
 			return &Error{Code: Internal, Detail: "internal error; the request id identifies it in the server log", Cause: err}
 		}
 		if detail == "" {
 			detail = fe.Code
 		}
-		return &Error{Code: code, Detail: detail, Cause: err}
+		if r.code == NotFound {
+			detail = "no such resource"
+		}
+		if r.field != "" {
+			p := Invalid(r.field, detail)
+			p.Cause = err
+			return p
+		}
+		return &Error{Code: r.code, Detail: detail, Cause: err}
 	}
 	if detail == "" {
 		detail = kind.String()

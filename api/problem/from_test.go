@@ -21,12 +21,12 @@ func TestEveryKindAndRefusalIsMapped(t *testing.T) {
 		}
 	}
 	for _, code := range append(ledger.RejectionCodes(), wallet.RejectionCodes()...) {
-		c, ok := byRefusal[code]
+		r, ok := byRefusal[code]
 		if !ok {
 			t.Errorf("refusal %q has no problem code", code)
 			continue
 		}
-		if s := c.Status(); s < 400 || s >= 500 {
+		if s := r.code.Status(); s < 400 || s >= 500 {
 			t.Errorf("refusal %q answers %d; a refusal is the client's to resolve (4xx)", code, s)
 		}
 	}
@@ -48,6 +48,7 @@ func TestFrom(t *testing.T) {
 		{"refused for credits", ledger.Reject(wallet.CodeInsufficientCredits, "10 needed, 2 available"), 402, InsufficientCredits, ""},
 		{"refused, hold closed", ledger.Reject(ledger.CodeHoldClosed, "captured"), 409, Conflict, ""},
 		{"refused, limit", ledger.Reject(ledger.CodeLimitExceeded, "too much"), 422, Validation, ""},
+		{"refused, capture beyond the hold", ledger.Reject(ledger.CodeHoldExceeded, "11 of 10"), 422, Validation, "amount"},
 		{"refused with an unknown code", ledger.Reject("surprise", "?"), 500, Internal, ""},
 		{"database down", fmt.Errorf("balance: %w", &pgconn.PgError{Code: "57P01"}), 503, Unavailable, ""},
 		{"poster closed", ledger.ErrClosed, 503, Unavailable, ""},

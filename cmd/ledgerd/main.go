@@ -235,7 +235,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	// away: one line per interval.
 	var sweepLogs ratelog.Limiter
 	sweeps := every(sweepCtx, time.Second, func(ctx context.Context) {
-		if n, err := l.ExpireHolds(ctx, time.Now(), 1000); err != nil {
+		if n, err := wallets.ExpireHolds(ctx, 1000); err != nil {
 			sweepLogs.Log(log, slog.LevelWarn, "hold expiry sweep", "err", err)
 		} else if n > 0 {
 			log.Info("released expired holds", "holds", n)
