@@ -6,7 +6,6 @@ import (
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/text"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxMetadata bounds a metadata object, in bytes.
@@ -46,9 +45,4 @@ func nullText(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func isUnique(err error, constraint string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }

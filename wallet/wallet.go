@@ -119,7 +119,7 @@ func (s *Service) CreateWallet(ctx context.Context, nw NewWallet) (Wallet, error
 			id, nw.CustomerID, nw.Asset, string(nw.OveragePolicy), nw.OverageLimit, string(thJSON), overage.ID, created, end)
 		return err
 	})
-	if isUnique(err, "wallets_customer_asset") {
+	if pg.IsUnique(err, "wallets_customer_asset") {
 		return Wallet{}, fault.Existsf("customer %q already has a %s wallet", nw.CustomerID, nw.Asset)
 	}
 	if err != nil {
