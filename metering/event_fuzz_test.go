@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/creditledger/creditledger/internal/strictjson"
+	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -52,6 +53,7 @@ func FuzzParseEvent(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	testdb.Require(f, dsn)
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		f.Fatal(err)

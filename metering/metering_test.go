@@ -33,6 +33,7 @@ type world struct {
 }
 
 func newWorld(t testing.TB) *world {
+	testdb.Require(t, dsn)
 	t.Helper()
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)

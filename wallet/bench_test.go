@@ -27,6 +27,7 @@ import (
 //	go test -run '^$' -bench Debit -benchtime 20000x ./wallet
 func BenchmarkDebit(b *testing.B) {
 	ctx := context.Background()
+	testdb.Require(b, dsn)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		b.Fatal(err)

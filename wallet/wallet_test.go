@@ -50,6 +50,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
+	testdb.Require(t, dsn)
 	t.Helper()
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)

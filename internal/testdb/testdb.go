@@ -10,6 +10,7 @@ package testdb
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -45,7 +46,15 @@ func AdminURL() string {
 //
 // Each check runs on the database after the tests passed (the ledger's
 // invariant verifier, typically); a failing check fails the package.
+//
+// With -short no database is made: the package's unit tests run, and the
+// tests that need PostgreSQL skip (Require), so `go test -short` works on a
+// machine with no database at all.
 func Main(m *testing.M, dsn *string, checks ...func(ctx context.Context, url string) error) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	u, drop, err := Create(ctx, packageName())
 	cancel()
@@ -77,6 +86,15 @@ func Main(m *testing.M, dsn *string, checks ...func(ctx context.Context, url str
 		fmt.Fprintf(os.Stderr, "testdb: kept %s\n", redact(u))
 	}
 	return code
+}
+
+// Require skips t when the package runs without a database (-short): a
+// test that needs PostgreSQL calls it first.
+func Require(t testing.TB, dsn string) {
+	t.Helper()
+	if dsn == "" {
+		t.Skip("needs PostgreSQL: -short runs only the tests that need no database")
+	}
 }
 
 // Create makes a new database from the migrated template and returns its URL
