@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // WebhookRoutes are the webhook endpoint and delivery endpoints, for

@@ -16,8 +16,8 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // webhookEnv is an app with the webhook routes. The service refuses
@@ -162,7 +162,7 @@ func TestWebhookEndpointsHTTP(t *testing.T) {
 
 // Rotating a secret shows the new one once, and the end of the old one's
 // overlap on the endpoint from then on; the signatures themselves are
-// tested in api/webhook.
+// tested in webhook.
 func TestWebhookRotateSecretHTTP(t *testing.T) {
 	w := newWebhookEnv(t, false)
 	do := w.cf.do

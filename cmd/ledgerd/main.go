@@ -29,7 +29,6 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
-	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
@@ -39,6 +38,7 @@ import (
 	"github.com/creditledger/creditledger/metering"
 	schema "github.com/creditledger/creditledger/sql"
 	"github.com/creditledger/creditledger/wallet"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // defaultDatabaseURL is used when DATABASE_URL is unset: the database

@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // signatures are the webhook-signature header's entries.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 func TestDeliverySignedAndShaped(t *testing.T) {
