@@ -2,9 +2,10 @@
 // access logs, metrics, problem+json errors, health endpoints and the
 // authenticated /v1 group, onto which resources are mounted as Routes.
 //
-// Handlers stay thin: decode, validate, call the wallet/metering layer,
-// encode. Errors go back as *problem.Error; anything else becomes a 500
-// whose cause is logged, never sent.
+// Handlers stay thin: decode, call the domain package (wallet, metering,
+// webhook, apikey), encode. Errors go back as they are: a *problem.Error,
+// or an error of the fault vocabulary, which problem.From answers with its
+// problem; anything else becomes a 500 whose cause is logged, never sent.
 package api
 
 import (
