@@ -2,9 +2,10 @@
 // access logs, metrics, problem+json errors, health endpoints and the
 // authenticated /v1 group, onto which resources are mounted as Routes.
 //
-// Handlers stay thin: decode, validate, call the wallet/metering layer,
-// encode. Errors go back as *problem.Error; anything else becomes a 500
-// whose cause is logged, never sent.
+// Handlers stay thin: decode, call the domain package (wallet, metering,
+// webhook, apikey), encode. Errors go back as they are: a *problem.Error,
+// or an error of the fault vocabulary, which problem.From answers with its
+// problem; anything else becomes a 500 whose cause is logged, never sent.
 package api
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/ratelog"
 )
@@ -28,7 +30,7 @@ const DefaultBodyLimit = 5 << 20
 type Config struct {
 	DB      *pg.DB
 	Log     *slog.Logger     // default: discard
-	Keys    *auth.Store      // default: auth.NewStore(DB)
+	Keys    *apikey.Store    // default: apikey.NewStore(DB)
 	Metrics *metrics.Metrics // default: metrics.New()
 	// Ready reports whether the service can do its work (database, NATS);
 	// GET /readyz answers 503 while it returns an error. Build it with
@@ -54,18 +56,18 @@ type Config struct {
 // accepted only on GET routes, and a route that allows Portal must call
 // auth.RequireCustomer with the owner of what it returns.
 //
-//	api.GET("/wallets/:id", h.wallet).Allow(auth.Read, auth.Portal)
-//	api.POST("/events", h.ingest).Allow(auth.Ingest)
+//	api.GET("/wallets/:id", h.wallet).Allow(apikey.Read, apikey.Portal)
+//	api.POST("/events", h.ingest).Allow(apikey.Ingest)
 //	api.POST("/wallets", h.createWallet) // admin only
 type Route struct {
 	Method   string
 	Path     string // under /v1, in Fiber syntax: "/wallets/:id"
-	Scopes   []auth.Scope
+	Scopes   []apikey.Scope
 	Handlers []fiber.Handler // run in order after the scope check
 }
 
 // Allow returns r letting keys of scopes call it too.
-func (r Route) Allow(scopes ...auth.Scope) Route {
+func (r Route) Allow(scopes ...apikey.Scope) Route {
 	r.Scopes = append(r.Scopes[:len(r.Scopes):len(r.Scopes)], scopes...)
 	return r
 }
@@ -88,7 +90,7 @@ func DELETE(path string, h ...fiber.Handler) Route { return Route{fiber.MethodDe
 type server struct {
 	log     *slog.Logger
 	logs    ratelog.Limiter // for failures that repeat during an outage
-	keys    *auth.Store
+	keys    *apikey.Store
 	metrics *metrics.Metrics
 	ready   func(context.Context) error
 	limit   int
@@ -108,7 +110,7 @@ func New(cfg Config) *fiber.App {
 		if cfg.DB == nil {
 			panic("api.New: Config needs Keys or DB")
 		}
-		s.keys = auth.NewStore(cfg.DB)
+		s.keys = apikey.NewStore(cfg.DB)
 	}
 	if s.metrics == nil {
 		s.metrics = metrics.New()
@@ -173,7 +175,7 @@ func register(v1 fiber.Router, routes []Route) {
 		}
 		seen[where] = true
 		for _, sc := range r.Scopes {
-			if (sc == auth.Read || sc == auth.Portal) && r.Method != fiber.MethodGet {
+			if (sc == apikey.Read || sc == apikey.Portal) && r.Method != fiber.MethodGet {
 				panic(fmt.Sprintf("api: %s: %s keys are read-only", where, sc))
 			}
 		}
@@ -191,7 +193,7 @@ func register(v1 fiber.Router, routes []Route) {
 // routes are the built-in /v1 routes.
 func (s *server) routes() []Route {
 	return []Route{
-		GET("/whoami", s.whoami).Allow(auth.Read, auth.Portal),
+		GET("/whoami", s.whoami).Allow(apikey.Read, apikey.Portal),
 		POST("/api-keys", s.createKey),
 		GET("/api-keys", s.listKeys),
 		DELETE("/api-keys/:id", s.revokeKey),

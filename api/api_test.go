@@ -22,6 +22,7 @@ import (
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
 type env struct {
 	app     *fiber.App
 	db      *pg.DB
-	keys    *auth.Store
+	keys    *apikey.Store
 	metrics *metrics.Metrics
 	logs    *syncBuffer
 	admin   string // an admin key
@@ -74,8 +75,8 @@ func newEnvOn(t *testing.T, url string, edit func(*api.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	e := &env{db: db, keys: auth.NewStore(db), metrics: metrics.New(), logs: &syncBuffer{}}
-	e.admin, _, err = e.keys.Create(ctx, auth.Admin, "", "test admin", 0)
+	e := &env{db: db, keys: apikey.NewStore(db), metrics: metrics.New(), logs: &syncBuffer{}}
+	e.admin, _, err = e.keys.Create(ctx, apikey.NewKey{Scope: apikey.Admin, Name: "test admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,32 +267,32 @@ func TestAuth(t *testing.T) {
 	e := newEnv(t, func(c *api.Config) {
 		c.Keys.Now = func() time.Time { clk.Lock(); defer clk.Unlock(); return clk.t }
 		c.Routes = []api.Route{
-			api.POST("/events", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusAccepted) }).Allow(auth.Ingest),
+			api.POST("/events", func(c *fiber.Ctx) error { return c.SendStatus(fiber.StatusAccepted) }).Allow(apikey.Ingest),
 			api.GET("/customers/:id/things", func(c *fiber.Ctx) error {
 				if err := auth.RequireCustomer(c, c.Params("id")); err != nil {
 					return err
 				}
 				return c.JSON(fiber.Map{"customer": c.Params("id")})
-			}).Allow(auth.Read, auth.Portal),
+			}).Allow(apikey.Read, apikey.Portal),
 			api.GET("/admin-only", func(c *fiber.Ctx) error { return c.SendString("ok") }),
 		}
 	})
-	mk := func(scope auth.Scope, customer string, ttl time.Duration) (string, auth.Key) {
+	mk := func(scope apikey.Scope, customer string, ttl time.Duration) (string, apikey.Key) {
 		t.Helper()
-		plain, k, err := e.keys.Create(ctx, scope, customer, "", ttl)
+		plain, k, err := e.keys.Create(ctx, apikey.NewKey{Scope: scope, CustomerID: customer, TTL: ttl})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return plain, k
 	}
-	expired, _ := mk(auth.Read, "", time.Minute) // an hour ago
+	expired, _ := mk(apikey.Read, "", time.Minute) // an hour ago
 	clk.Lock()
 	clk.t = time.Now()
 	clk.Unlock()
-	read, _ := mk(auth.Read, "", 0)
-	ingest, _ := mk(auth.Ingest, "", 0)
-	portal, _ := mk(auth.Portal, "cus_a", time.Hour)
-	revoked, rk := mk(auth.Admin, "", 0)
+	read, _ := mk(apikey.Read, "", 0)
+	ingest, _ := mk(apikey.Ingest, "", 0)
+	portal, _ := mk(apikey.Portal, "cus_a", time.Hour)
+	revoked, rk := mk(apikey.Admin, "", 0)
 	if _, err := e.keys.Revoke(ctx, rk.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -406,8 +407,8 @@ func TestAuth(t *testing.T) {
 func TestRouteTableFailsClosed(t *testing.T) {
 	h := func(c *fiber.Ctx) error { return nil }
 	for name, routes := range map[string][]api.Route{
-		"read on POST":      {api.POST("/x", h).Allow(auth.Read)},
-		"portal on DELETE":  {api.DELETE("/x", h).Allow(auth.Portal)},
+		"read on POST":      {api.POST("/x", h).Allow(apikey.Read)},
+		"portal on DELETE":  {api.DELETE("/x", h).Allow(apikey.Portal)},
 		"duplicate":         {api.GET("/x", h), api.GET("/x", h)},
 		"no handler":        {api.GET("/x")},
 		"relative path":     {api.GET("x", h)},
@@ -420,7 +421,7 @@ func TestRouteTableFailsClosed(t *testing.T) {
 					t.Fatal("api.New accepted a bad route table")
 				}
 			}()
-			api.New(api.Config{Keys: &auth.Store{}, Routes: routes})
+			api.New(api.Config{Keys: &apikey.Store{}, Routes: routes})
 		})
 	}
 }

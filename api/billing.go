@@ -7,6 +7,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
@@ -18,15 +19,15 @@ import (
 func (h *walletHandlers) billingRoutes() []Route {
 	return []Route{
 		PUT("/wallets/:id/auto-topup", h.setAutoTopup),
-		GET("/wallets/:id/auto-topup", h.autoTopup).Allow(auth.Read, auth.Portal),
-		GET("/wallets/:id/topups", h.topups).Allow(auth.Read, auth.Portal),
-		GET("/topups/:id", h.topup).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id/auto-topup", h.autoTopup).Allow(apikey.Read, apikey.Portal),
+		GET("/wallets/:id/topups", h.topups).Allow(apikey.Read, apikey.Portal),
+		GET("/topups/:id", h.topup).Allow(apikey.Read, apikey.Portal),
 		POST("/topups/:id/confirm", h.confirmTopup),
 		POST("/topups/:id/fail", h.failTopup),
 
 		POST("/wallets/:id/close-cycle", h.closeCycle),
-		GET("/invoices", h.invoices).Allow(auth.Read, auth.Portal),
-		GET("/invoices/:id", h.invoice).Allow(auth.Read, auth.Portal),
+		GET("/invoices", h.invoices).Allow(apikey.Read, apikey.Portal),
+		GET("/invoices/:id", h.invoice).Allow(apikey.Read, apikey.Portal),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -199,4 +200,18 @@ func PageQuery(c *fiber.Ctx) (limit int, cursor string, err error) {
 		limit = n
 	}
 	return limit, c.Query("cursor"), nil
+}
+
+// seconds is n seconds as a Duration, held at the Duration's bounds rather
+// than overflowing: a count of seconds from a request too large to be a
+// Duration stays too large, for the service to refuse.
+func seconds(n int64) time.Duration {
+	const most = int64(math.MaxInt64 / time.Second)
+	switch {
+	case n > most:
+		return math.MaxInt64
+	case n < -most:
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 )
 
 // A body is JSON only when it says so; a body-less POST needs no label; a
@@ -13,7 +13,7 @@ import (
 func TestRequireJSON(t *testing.T) {
 	e := newEnv(t, nil)
 	key := `{"scope":"read","name":"media type test"}`
-	read, _, err := e.keys.Create(context.Background(), auth.Read, "", "media type test", 0)
+	read, _, err := e.keys.Create(context.Background(), apikey.NewKey{Scope: apikey.Read, Name: "media type test"})
 	if err != nil {
 		t.Fatal(err)
 	}

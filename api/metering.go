@@ -13,6 +13,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/metering"
@@ -27,15 +28,15 @@ func MeteringRoutes(svc *metering.Service) []Route {
 	h := &meteringHandlers{svc: svc}
 	return []Route{
 		POST("/meters", h.createMeter),
-		GET("/meters", h.meters).Allow(auth.Read),
+		GET("/meters", h.meters).Allow(apikey.Read),
 
 		POST("/prices", h.createPrice),
-		GET("/prices", h.prices).Allow(auth.Read),
+		GET("/prices", h.prices).Allow(apikey.Read),
 
-		POST("/events", h.ingest).Allow(auth.Ingest),
-		GET("/events/rejected", h.rejected).Allow(auth.Read, auth.Portal),
+		POST("/events", h.ingest).Allow(apikey.Ingest),
+		GET("/events/rejected", h.rejected).Allow(apikey.Read, apikey.Portal),
 
-		GET("/customers/:id/usage", h.usage).Allow(auth.Read, auth.Portal),
+		GET("/customers/:id/usage", h.usage).Allow(apikey.Read, apikey.Portal),
 	}
 }
 
@@ -183,7 +184,7 @@ func (h *meteringHandlers) ingest(c *fiber.Ctx) error {
 		return problem.Invalid("events", fmt.Sprintf("%d events; at most %d a request", n, metering.MaxBatchEvents))
 	}
 	opts := metering.IngestOptions{Source: "http"}
-	if caller, ok := auth.From(c); ok && caller.Scope == auth.Ingest {
+	if caller, ok := auth.From(c); ok && caller.Scope == apikey.Ingest {
 		// A key bound to one customer sends only that customer's events.
 		opts.Customer = caller.CustomerID
 	}

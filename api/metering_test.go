@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
@@ -50,9 +50,9 @@ func newMeteringEnv(t *testing.T) *meteringEnv {
 	return m
 }
 
-func (m *meteringEnv) key(t *testing.T, scope auth.Scope, customer string) string {
+func (m *meteringEnv) key(t *testing.T, scope apikey.Scope, customer string) string {
 	t.Helper()
-	k, _, err := m.keys.Create(context.Background(), scope, customer, "metering test", time.Hour)
+	k, _, err := m.keys.Create(context.Background(), apikey.NewKey{Scope: scope, CustomerID: customer, Name: "metering test", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,10 +242,10 @@ func TestMeteringScopes(t *testing.T) {
 	other := m.newWallet(t, nil)
 	mt := m.tokenMeter(t)
 
-	ingest := m.key(t, auth.Ingest, "")
-	read := m.key(t, auth.Read, "")
-	portalOwn := m.key(t, auth.Portal, own.customer)
-	portalOther := m.key(t, auth.Portal, other.customer)
+	ingest := m.key(t, apikey.Ingest, "")
+	read := m.key(t, apikey.Read, "")
+	portalOwn := m.key(t, apikey.Portal, own.customer)
+	portalOther := m.key(t, apikey.Portal, other.customer)
 
 	// Unpriced: the meter exists, so only the scope decides.
 	meterBody := func() map[string]any {
@@ -481,7 +481,7 @@ func TestMeteringBadInput(t *testing.T) {
 		}
 
 		// The portal token of the customer sees them too.
-		portal := m.key(t, auth.Portal, f.customer)
+		portal := m.key(t, apikey.Portal, f.customer)
 		if got := want[pageJSON[rejectionJSON]](t, m.do(t, "GET", "/v1/events/rejected?customer_id="+f.customer, portal, nil), 200); len(got.Data) != 3 {
 			t.Errorf("portal sees %d rejections, want 3", len(got.Data))
 		}
@@ -546,7 +546,7 @@ func TestMeteringBoundIngestKey(t *testing.T) {
 	m.grant(t, own.wallet, map[string]any{"amount": "100", "kind": "paid"})
 	m.grant(t, other.wallet, map[string]any{"amount": "100", "kind": "paid"})
 	mt := m.tokenMeter(t)
-	bound := m.key(t, auth.Ingest, own.customer)
+	bound := m.key(t, apikey.Ingest, own.customer)
 	res := want[ingestJSON](t, m.do(t, "POST", "/v1/events", bound, map[string]any{"events": []any{
 		tokenEvent("bound-own-"+own.customer, own.customer, mt.EventName, 1000, nil),
 		tokenEvent("bound-other-"+other.customer, other.customer, mt.EventName, 1000, nil),

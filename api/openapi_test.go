@@ -24,7 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -176,7 +176,7 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("%s: no x-scopes", k)
 		} else {
 			for _, s := range *op.Scopes {
-				if !auth.Scope(s).Valid() {
+				if !apikey.Scope(s).Valid() {
 					t.Errorf("%s: x-scopes names %q, not a scope", k, s)
 				}
 			}
@@ -298,7 +298,7 @@ func problemCodes(t *testing.T) []string {
 
 // declaredRoute is a Route declared in the package's source:
 //
-//	GET("/wallets/:id", h.wallet).Allow(auth.Read, auth.Portal)
+//	GET("/wallets/:id", h.wallet).Allow(apikey.Read, apikey.Portal)
 type declaredRoute struct {
 	pos        string
 	scopes     []string // admin included, sorted
@@ -311,7 +311,7 @@ var routeConstructors = map[string]string{
 	"PATCH": fiber.MethodPatch, "DELETE": fiber.MethodDelete,
 }
 
-var scopeConstants = map[string]auth.Scope{"Admin": auth.Admin, "Ingest": auth.Ingest, "Read": auth.Read, "Portal": auth.Portal}
+var scopeConstants = map[string]apikey.Scope{"Admin": apikey.Admin, "Ingest": apikey.Ingest, "Read": apikey.Read, "Portal": apikey.Portal}
 
 // declaredRoutes reads every Route declaration in the package's non-test
 // source, keyed "METHOD /v1/path" in OpenAPI syntax. Reading the source,
@@ -379,7 +379,7 @@ func declaredRoutes(t *testing.T) map[string]*declaredRoute {
 				return true
 			}
 			path, _ := strconv.Unquote(lit.Value)
-			r := &declaredRoute{pos: pos, scopes: []string{string(auth.Admin)}}
+			r := &declaredRoute{pos: pos, scopes: []string{string(apikey.Admin)}}
 			for _, h := range call.Args[1:] {
 				r.idempotent = r.idempotent || readsKey[funcName(h)]
 			}
@@ -411,10 +411,10 @@ func declaredRoutes(t *testing.T) map[string]*declaredRoute {
 				s, ok := arg.(*ast.SelectorExpr)
 				if ok {
 					pkg, _ := s.X.(*ast.Ident)
-					ok = pkg != nil && pkg.Name == "auth" && scopeConstants[s.Sel.Name] != ""
+					ok = pkg != nil && pkg.Name == "apikey" && scopeConstants[s.Sel.Name] != ""
 				}
 				if !ok {
-					r.unreadable = fmt.Sprintf("%s: write the scopes as auth.Read, auth.Portal, ... for this test to read them",
+					r.unreadable = fmt.Sprintf("%s: write the scopes as apikey.Read, apikey.Portal, ... for this test to read them",
 						fset.Position(arg.Pos()))
 					continue
 				}
@@ -515,7 +515,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	// against: a disagreement is a bug in this test.
 	for _, r := range api.WalletRoutes(nil) {
 		k := r.Method + " " + openAPIPath("/v1"+r.Path)
-		want := []string{string(auth.Admin)}
+		want := []string{string(apikey.Admin)}
 		for _, s := range r.Scopes {
 			want = append(want, string(s))
 		}
@@ -1020,7 +1020,7 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 	do(oaCall{method: "POST", path: "/v1/events", body: map[string]any{"events": batch[:2]}}, 202)
 	do(oaCall{method: "POST", path: "/v1/events", body: map[string]any{"events": []any{}}}, 422)
 	do(oaCall{method: "POST", path: "/v1/events", body: `{"events": [`}, 400)
-	do(oaCall{method: "POST", path: "/v1/events", key: m.key(t, auth.Read, ""), body: map[string]any{"events": batch[:1]}}, 403)
+	do(oaCall{method: "POST", path: "/v1/events", key: m.key(t, apikey.Read, ""), body: map[string]any{"events": batch[:1]}}, 403)
 	do(oaCall{method: "GET", path: "/v1/wallets/{id}/entries", id: f.wallet}, 200)
 	do(oaCall{method: "GET", path: "/v1/wallets/{id}/entries", id: id(usd)}, 200)
 	do(oaCall{method: "GET", path: "/v1/wallets/{id}/balance", id: id(usd)}, 200)
@@ -1034,7 +1034,7 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 	do(oaCall{method: "GET", path: "/v1/events/rejected", query: "limit=1&customer_id=" + url.QueryEscape(f.customer) + "&cursor=" + url.QueryEscape(next)}, 200)
 	do(oaCall{method: "GET", path: "/v1/events/rejected"}, 200)
 	do(oaCall{method: "GET", path: "/v1/events/rejected", query: "cursor=nonsense"}, 422)
-	portal := m.key(t, auth.Portal, f.customer)
+	portal := m.key(t, apikey.Portal, f.customer)
 	do(oaCall{method: "GET", path: "/v1/events/rejected", key: portal, query: "customer_id=" + url.QueryEscape(f.customer)}, 200)
 	do(oaCall{method: "GET", path: "/v1/events/rejected", key: portal}, 404)
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
@@ -45,7 +45,7 @@ func TestDatabaseOutageAnswers503(t *testing.T) {
 	}
 	wallet := r.json(t)["id"].(string)
 	// A key made now and never used: its first request needs the database.
-	fresh, _, err := e.keys.Create(context.Background(), auth.Read, "", "fresh", 0)
+	fresh, _, err := e.keys.Create(context.Background(), apikey.NewKey{Scope: apikey.Read, Name: "fresh"})
 	if err != nil {
 		t.Fatal(err)
 	}

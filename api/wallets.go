@@ -9,6 +9,7 @@ import (
 
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
@@ -21,23 +22,23 @@ func WalletRoutes(svc *wallet.Service) []Route {
 	h := &walletHandlers{svc: svc}
 	return append([]Route{
 		POST("/customers", h.createCustomer),
-		GET("/customers/:id", h.customer).Allow(auth.Read, auth.Portal),
-		GET("/customers/:id/wallets", h.customerWallets).Allow(auth.Read, auth.Portal),
+		GET("/customers/:id", h.customer).Allow(apikey.Read, apikey.Portal),
+		GET("/customers/:id/wallets", h.customerWallets).Allow(apikey.Read, apikey.Portal),
 
 		POST("/wallets", h.createWallet),
-		GET("/wallets/:id", h.wallet).Allow(auth.Read, auth.Portal),
-		GET("/wallets/:id/balance", h.balance).Allow(auth.Read, auth.Portal),
-		GET("/wallets/:id/entries", h.entries).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id", h.wallet).Allow(apikey.Read, apikey.Portal),
+		GET("/wallets/:id/balance", h.balance).Allow(apikey.Read, apikey.Portal),
+		GET("/wallets/:id/entries", h.entries).Allow(apikey.Read, apikey.Portal),
 
 		POST("/wallets/:id/grants", h.addGrant),
-		GET("/wallets/:id/grants", h.grants).Allow(auth.Read, auth.Portal),
-		GET("/grants/:id", h.grant).Allow(auth.Read, auth.Portal),
+		GET("/wallets/:id/grants", h.grants).Allow(apikey.Read, apikey.Portal),
+		GET("/grants/:id", h.grant).Allow(apikey.Read, apikey.Portal),
 		POST("/grants/:id/void", h.voidGrant),
 
 		POST("/wallets/:id/debits", h.debit),
 
 		POST("/wallets/:id/holds", h.placeHold),
-		GET("/holds/:id", h.hold).Allow(auth.Read, auth.Portal),
+		GET("/holds/:id", h.hold).Allow(apikey.Read, apikey.Portal),
 		POST("/holds/:id/capture", h.captureHold),
 		POST("/holds/:id/void", h.voidHold),
 	}, h.billingRoutes()...)

@@ -22,6 +22,7 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -710,8 +711,8 @@ func TestWalletAuthorization(t *testing.T) {
 	toCapture := want[holdJSON](t, w.do(t, "POST", "/v1/wallets/"+own.wallet+"/holds", w.admin, map[string]any{"amount": "2"}), 201)
 	toVoidHold := want[holdJSON](t, w.do(t, "POST", "/v1/wallets/"+own.wallet+"/holds", w.admin, map[string]any{"amount": "2"}), 201)
 
-	key := func(scope auth.Scope, customer string) string {
-		k, _, err := w.keys.Create(ctx, scope, customer, "authz test", time.Hour)
+	key := func(scope apikey.Scope, customer string) string {
+		k, _, err := w.keys.Create(ctx, apikey.NewKey{Scope: scope, CustomerID: customer, Name: "authz test", TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -723,10 +724,10 @@ func TestWalletAuthorization(t *testing.T) {
 	}{
 		{"none", ""},
 		{"unknown", "lk_admin_aaaaaaaaaaaaaaaa_" + strings.Repeat("a", 52)},
-		{"ingest", key(auth.Ingest, "")},
-		{"read", key(auth.Read, "")},
-		{"portal-other", key(auth.Portal, other.customer)},
-		{"portal-own", key(auth.Portal, own.customer)},
+		{"ingest", key(apikey.Ingest, "")},
+		{"read", key(apikey.Read, "")},
+		{"portal-other", key(apikey.Portal, other.customer)},
+		{"portal-own", key(apikey.Portal, own.customer)},
 		{"admin", w.admin}, // last: its POSTs change things
 	}
 
@@ -995,7 +996,7 @@ func TestIngestKeyBoundToCustomer(t *testing.T) {
 		c.Routes = append(c.Routes, api.POST("/may-ingest", func(c *fiber.Ctx) error {
 			caller, _ := auth.From(c)
 			return c.SendString(strconv.FormatBool(caller.MayIngestFor(c.Query("customer"))))
-		}).Allow(auth.Ingest))
+		}).Allow(apikey.Ingest))
 	})
 	p := wantProblem(t, e.do(t, "POST", "/v1/api-keys", e.admin, map[string]any{"scope": "ingest", "customer_id": "ghost-ingest"}),
 		422, problem.Validation)

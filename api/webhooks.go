@@ -1,15 +1,11 @@
 package api
 
 import (
-	"errors"
-	"strconv"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // WebhookRoutes are the webhook endpoint and delivery endpoints, for
@@ -33,27 +29,11 @@ type webhookHandlers struct {
 	svc *webhook.Service
 }
 
-// webhookError maps the webhook service's errors to problems. Anything it
-// does not know stays as it is and becomes a logged 500.
-func webhookError(err error) error {
-	var invalid *webhook.ValidationError
-	switch {
-	case errors.As(err, &invalid):
-		return problem.Invalid(invalid.Field, invalid.Detail)
-	case errors.Is(err, webhook.ErrNotFound):
-		return problem.New(problem.NotFound, notFoundDetail)
-	case errors.Is(err, webhook.ErrInactive):
-		return problem.New(problem.Conflict,
-			"the delivery's endpoint is disabled or deleted; enable the endpoint first, or create a new one")
-	}
-	return err
-}
-
 // webhookIDParam reads a path id; one that is not a UUID names nothing.
 func webhookIDParam(c *fiber.Ctx) (uuid.UUID, error) {
 	id, err := uuid.Parse(c.Params("id"))
 	if err != nil {
-		return id, problem.New(problem.NotFound, notFoundDetail)
+		return id, fault.NotFoundf("webhook resource %q", c.Params("id"))
 	}
 	return id, nil
 }
@@ -77,7 +57,7 @@ func (h *webhookHandlers) createWebhookEndpoint(c *fiber.Ctx) error {
 	}
 	e, secret, err := h.svc.CreateEndpoint(c.UserContext(), webhook.NewEndpoint{URL: req.URL, EventTypes: req.EventTypes})
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(createdWebhookEndpoint{Endpoint: e, Secret: secret})
 }
@@ -89,7 +69,7 @@ func (h *webhookHandlers) webhookEndpoints(c *fiber.Ctx) error {
 	}
 	es, next, err := h.svc.Endpoints(c.UserContext(), cursor, limit)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(NewPage(es, next))
 }
@@ -101,7 +81,7 @@ func (h *webhookHandlers) webhookEndpoint(c *fiber.Ctx) error {
 	}
 	e, err := h.svc.Endpoint(c.UserContext(), id)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(e)
 }
@@ -113,7 +93,7 @@ func (h *webhookHandlers) deleteWebhookEndpoint(c *fiber.Ctx) error {
 	}
 	e, err := h.svc.DeleteEndpoint(c.UserContext(), id)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(e)
 }
@@ -125,7 +105,7 @@ func (h *webhookHandlers) enableWebhookEndpoint(c *fiber.Ctx) error {
 	}
 	e, err := h.svc.EnableEndpoint(c.UserContext(), id)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(e)
 }
@@ -148,15 +128,11 @@ func (h *webhookHandlers) rotateWebhookSecret(c *fiber.Ctx) error {
 	}
 	overlap := webhook.DefaultSecretOverlap
 	if n := req.PreviousSecretExpiresInSeconds; n != nil {
-		// Checked here, before it becomes a Duration that could overflow.
-		if most := int64(webhook.MaxSecretOverlap / time.Second); *n < 0 || *n > most {
-			return problem.Invalid("previous_secret_expires_in_seconds", "must be from 0 to "+strconv.FormatInt(most, 10))
-		}
-		overlap = time.Duration(*n) * time.Second
+		overlap = seconds(*n) // the service refuses one out of its range
 	}
 	e, secret, err := h.svc.RotateSecret(c.UserContext(), id, overlap)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(createdWebhookEndpoint{Endpoint: e, Secret: secret})
 }
@@ -174,7 +150,7 @@ func (h *webhookHandlers) webhookDeliveries(c *fiber.Ctx) error {
 		Status: c.Query("status"), Cursor: cursor, Limit: limit,
 	})
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.JSON(NewPage(ds, next))
 }
@@ -186,7 +162,7 @@ func (h *webhookHandlers) resendWebhookDelivery(c *fiber.Ctx) error {
 	}
 	d, err := h.svc.Resend(c.UserContext(), id)
 	if err != nil {
-		return webhookError(err)
+		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(d)
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // webhookEnv is an app with the webhook routes. The service refuses
@@ -162,7 +162,7 @@ func TestWebhookEndpointsHTTP(t *testing.T) {
 
 // Rotating a secret shows the new one once, and the end of the old one's
 // overlap on the endpoint from then on; the signatures themselves are
-// tested in api/webhook.
+// tested in webhook.
 func TestWebhookRotateSecretHTTP(t *testing.T) {
 	w := newWebhookEnv(t, false)
 	do := w.cf.do
@@ -331,14 +331,14 @@ func TestWebhookAuthorization(t *testing.T) {
 	ctx := context.Background()
 	e := w.create(t, map[string]any{"url": "https://93.184.216.34/hooks"})
 	keys := map[string]string{}
-	for _, sc := range []auth.Scope{auth.Read, auth.Ingest} {
-		k, _, err := w.keys.Create(ctx, sc, "", "webhook authz", time.Hour)
+	for _, sc := range []apikey.Scope{apikey.Read, apikey.Ingest} {
+		k, _, err := w.keys.Create(ctx, apikey.NewKey{Scope: sc, Name: "webhook authz", TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
 		keys[string(sc)] = k
 	}
-	portal, _, err := w.keys.Create(ctx, auth.Portal, "cus_webhooks", "webhook authz", time.Hour)
+	portal, _, err := w.keys.Create(ctx, apikey.NewKey{Scope: apikey.Portal, CustomerID: "cus_webhooks", Name: "webhook authz", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

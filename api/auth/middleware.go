@@ -1,3 +1,9 @@
+// Package auth is the API's authentication and authorization: the Fiber
+// middleware that turns a bearer API key into the request's Caller with
+// package apikey, and the scope checks routes and handlers make with it.
+//
+// Its refusals are errors of the fault vocabulary (Unauthorized, Forbidden,
+// NotFound), which the API's error handler answers like any other.
 package auth
 
 import (
@@ -8,14 +14,15 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/creditledger/creditledger/api/problem"
+	"github.com/creditledger/creditledger/apikey"
+	"github.com/creditledger/creditledger/fault"
 )
 
 // Caller is who made a request: the key it presented.
 type Caller struct {
 	ID         string // the key's UUID
 	KeyID      string
-	Scope      Scope
+	Scope      apikey.Scope
 	CustomerID string // portal keys, and ingest keys bound to one customer
 }
 
@@ -29,9 +36,9 @@ type Caller struct {
 // scope check, and refuse the ones it reports false for.
 func (c Caller) MayIngestFor(customerID string) bool {
 	switch c.Scope {
-	case Admin:
+	case apikey.Admin:
 		return true
-	case Ingest:
+	case apikey.Ingest:
 		return c.CustomerID == "" || c.CustomerID == customerID
 	}
 	return false
@@ -48,16 +55,16 @@ func From(c *fiber.Ctx) (Caller, bool) {
 
 // Authenticate is middleware that requires "Authorization: Bearer <key>"
 // and records the caller for From. Missing or unknown keys get 401.
-func Authenticate(store *Store) fiber.Handler {
+func Authenticate(store *apikey.Store) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		scheme, key, _ := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " ")
 		key = strings.TrimSpace(key)
 		if !strings.EqualFold(scheme, "Bearer") || key == "" {
-			return unauthorized(c, "missing API key: send Authorization: Bearer <key>")
+			return unauthorized(c, missingKey())
 		}
 		k, err := store.Authenticate(c.UserContext(), key)
-		if errors.Is(err, ErrUnknownKey) {
-			return unauthorized(c, "unknown, revoked or expired API key")
+		if errors.Is(err, fault.Unauthorized) {
+			return unauthorized(c, err)
 		}
 		if err != nil {
 			return err
@@ -67,9 +74,15 @@ func Authenticate(store *Store) fiber.Handler {
 	}
 }
 
-func unauthorized(c *fiber.Ctx, detail string) error {
+func missingKey() error {
+	return fault.New(fault.Unauthorized, "missing API key: send Authorization: Bearer <key>")
+}
+
+// unauthorized answers err, a fault.Unauthorized, with the challenge a 401
+// must carry (RFC 9110): the one thing here the error alone cannot say.
+func unauthorized(c *fiber.Ctx, err error) error {
 	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="creditledger"`)
-	return problem.New(problem.Unauthorized, detail)
+	return err
 }
 
 // Allow is route middleware that lets admin keys and keys of the given
@@ -78,7 +91,7 @@ func unauthorized(c *fiber.Ctx, detail string) error {
 // admin only.
 //
 // It must run after Authenticate; without a caller it answers 401.
-func Allow(scopes ...Scope) fiber.Handler {
+func Allow(scopes ...apikey.Scope) fiber.Handler {
 	for _, s := range scopes {
 		if !s.Valid() {
 			panic(fmt.Sprintf("auth.Allow: unknown scope %q", s))
@@ -88,25 +101,25 @@ func Allow(scopes ...Scope) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		caller, ok := From(c)
 		if !ok {
-			return unauthorized(c, "missing API key: send Authorization: Bearer <key>")
+			return unauthorized(c, missingKey())
 		}
 		if Permits(caller.Scope, c.Method(), scopes) {
 			return c.Next()
 		}
-		return problem.Newf(problem.Forbidden, "a %s key may not %s this resource", caller.Scope, c.Method())
+		return fault.New(fault.Forbidden, "a %s key may not %s this resource", caller.Scope, c.Method())
 	}
 }
 
 // Permits reports whether a key of scope may call a route that allows
 // scopes with method.
-func Permits(scope Scope, method string, allowed []Scope) bool {
-	if scope == Admin {
+func Permits(scope apikey.Scope, method string, allowed []apikey.Scope) bool {
+	if scope == apikey.Admin {
 		return true
 	}
 	if !slices.Contains(allowed, scope) {
 		return false
 	}
-	if scope == Read || scope == Portal {
+	if scope == apikey.Read || scope == apikey.Portal {
 		return method == fiber.MethodGet || method == fiber.MethodHead
 	}
 	return true
@@ -120,10 +133,11 @@ func Permits(scope Scope, method string, allowed []Scope) bool {
 func RequireCustomer(c *fiber.Ctx, customerID string) error {
 	caller, ok := From(c)
 	if !ok {
-		return unauthorized(c, "missing API key: send Authorization: Bearer <key>")
+		return unauthorized(c, missingKey())
 	}
-	if caller.Scope == Portal && caller.CustomerID != customerID {
-		return problem.New(problem.NotFound, "no such resource")
+	if caller.Scope == apikey.Portal && caller.CustomerID != customerID {
+		// Answered as every 404 is, whatever this detail says.
+		return fault.NotFoundf("a resource of customer %q, asked for by a portal key of another", customerID)
 	}
 	return nil
 }

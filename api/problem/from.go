@@ -77,8 +77,8 @@ func From(err error) *Error {
 		// not exist, so ids cannot be probed.
 		return &Error{Code: NotFound, Detail: "no such resource", Cause: err}
 	case fault.Invalid:
-		if fe != nil && fe.Field != "" {
-			p := Invalid(fe.Field, fe.Detail)
+		if fields := invalidFields(err); len(fields) > 0 {
+			p := fields.problem()
 			p.Cause = err
 			return p
 		}
@@ -104,4 +104,39 @@ func From(err error) *Error {
 		detail = kind.String()
 	}
 	return &Error{Code: byKind[kind], Detail: detail, Cause: err}
+}
+
+// invalidFields lists the fields that the Invalid faults in err name, in
+// order: one for a single fault; one per fault for several joined with
+// errors.Join, so a domain package can refuse every wrong field of a
+// request at once. A fault's own cause is not searched.
+func invalidFields(err error) Fields {
+	var out Fields
+	var walk func(error)
+	walk = func(err error) {
+		var fe *fault.Error
+		switch e := err.(type) {
+		case nil:
+			return
+		case *fault.Error:
+			fe = e
+		case fault.Faulter:
+			fe = e.Fault()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+			return
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+			return
+		default:
+			return
+		}
+		if fe.Kind == fault.Invalid && fe.Field != "" {
+			out.Add(fe.Field, fe.Detail)
+		}
+	}
+	walk(err)
+	return out
 }

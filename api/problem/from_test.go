@@ -3,6 +3,7 @@ package problem
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,5 +71,40 @@ func TestFrom(t *testing.T) {
 	}
 	if got := From(fault.NotFoundf("wallet 123 of customer acme")).Detail; got != "no such resource" {
 		t.Errorf("a 404 says %q; every 404 says the same, so ids cannot be probed", got)
+	}
+}
+
+// Invalid faults joined with errors.Join are one validation_error listing
+// every field, as Fields.Err lists them.
+func TestFromJoinedFields(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		detail string
+		fields []FieldError
+	}{
+		{"one", fault.Invalidf("scope", "is required"), "scope: is required", []FieldError{{"scope", "is required"}}},
+		{"one joined", errors.Join(fault.Invalidf("name", "too long")), "name: too long", []FieldError{{"name", "too long"}}},
+		{
+			"several, wrapped",
+			fmt.Errorf("create key: %w", errors.Join(fault.Invalidf("scope", "is required"), nil,
+				fmt.Errorf("lifetime: %w", fault.Invalidf("expires_in_seconds", "must be from 1 to 60")))),
+			"invalid fields: scope, expires_in_seconds",
+			[]FieldError{{"scope", "is required"}, {"expires_in_seconds", "must be from 1 to 60"}},
+		},
+		{
+			"a fault's cause is not searched",
+			&fault.Error{Kind: fault.Invalid, Field: "url", Detail: "is wrong", Err: fault.Invalidf("host", "inner")},
+			"url: is wrong",
+			[]FieldError{{"url", "is wrong"}},
+		},
+	} {
+		p := From(tc.err)
+		if p.HTTPStatus() != 422 || p.Code != Validation || p.Detail != tc.detail || !slices.Equal(p.Fields, tc.fields) {
+			t.Errorf("%s: From = %d %s %q %v, want 422 %q %v", tc.name, p.HTTPStatus(), p.Code, p.Detail, p.Fields, tc.detail, tc.fields)
+		}
+		if !errors.Is(p, fault.Invalid) {
+			t.Errorf("%s: the problem does not keep its cause", tc.name)
+		}
 	}
 }

@@ -1,10 +1,11 @@
 // Package problem is the API's error format: RFC 7807 problem details,
 // sent as application/problem+json, each with a stable machine-readable code.
 //
-// Handlers return a *Error; the API's Fiber error handler writes it. Any
-// other error becomes a 500 "internal" problem whose detail says nothing of
-// the cause, so SQL, stack traces and wrapped driver messages never reach a
-// client.
+// Handlers return a *Error, or an error of the service's vocabulary
+// (package fault) that From turns into one; the API's Fiber error handler
+// writes it. Any other error becomes a 500 "internal" problem whose detail
+// says nothing of the cause, so SQL, stack traces and wrapped driver
+// messages never reach a client.
 package problem
 
 import (
@@ -164,6 +165,11 @@ func (f Fields) Err() error {
 	if len(f) == 0 {
 		return nil
 	}
+	return f.problem()
+}
+
+// problem is the validation_error listing f, which is not empty.
+func (f Fields) problem() *Error {
 	detail := f[0].Field + ": " + f[0].Detail
 	if len(f) > 1 {
 		names := make([]string, len(f))

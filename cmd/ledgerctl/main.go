@@ -23,7 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
@@ -113,7 +113,7 @@ func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, st
 		return err
 	}
 	defer db.Close()
-	store := auth.NewStore(db)
+	store := apikey.NewStore(db)
 	switch args[0] {
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
@@ -125,7 +125,7 @@ func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, st
 		if err := fs.Parse(args[1:]); err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}
-		if auth.Scope(*scope).MayHaveCustomer() && *customer != "" {
+		if apikey.Scope(*scope).MayHaveCustomer() && *customer != "" {
 			ok, err := wallet.CustomerExists(ctx, db, *customer)
 			if err != nil {
 				return err
@@ -134,7 +134,7 @@ func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, st
 				return fmt.Errorf("keys create: no customer %q", *customer)
 			}
 		}
-		plain, k, err := store.Create(ctx, auth.Scope(*scope), *customer, *name, *ttl)
+		plain, k, err := store.Create(ctx, apikey.NewKey{Scope: apikey.Scope(*scope), CustomerID: *customer, Name: *name, TTL: *ttl})
 		if err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}
@@ -142,7 +142,7 @@ func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, st
 		fmt.Fprintf(stderr, "created %s key %s; the key above is shown only once\n", k.Scope, k.ID)
 		return nil
 	case "list":
-		list, _, err := store.List(ctx, auth.ListOptions{Limit: 500})
+		list, _, err := store.List(ctx, apikey.ListOptions{Limit: 500})
 		if err != nil {
 			return err
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
@@ -91,8 +91,8 @@ func TestKeysCreateListRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	k, err := auth.NewStore(db).Authenticate(ctx, plain)
-	if err != nil || k.Scope != auth.Read {
+	k, err := apikey.NewStore(db).Authenticate(ctx, plain)
+	if err != nil || k.Scope != apikey.Read {
 		t.Fatalf("printed key does not authenticate as read: %+v %v", k, err)
 	}
 	if code, out, _ := ctl(t, "keys", "list"); code != 0 || !strings.Contains(out, "dashboard") || strings.Contains(out, plain) {
@@ -119,8 +119,8 @@ func TestKeysCreateListRevoke(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "lk_ingest_") || !strings.Contains(errs, "created ingest key") {
 		t.Fatalf("bound ingest key: exit %d %s %s", code, out, errs)
 	}
-	bound, err := auth.NewStore(db).Authenticate(ctx, strings.TrimSpace(out))
-	if err != nil || bound.Scope != auth.Ingest || bound.CustomerID != "real" {
+	bound, err := apikey.NewStore(db).Authenticate(ctx, strings.TrimSpace(out))
+	if err != nil || bound.Scope != apikey.Ingest || bound.CustomerID != "real" {
 		t.Fatalf("bound ingest key authenticates as %+v, %v", bound, err)
 	}
 	if code, out, _ := ctl(t, "keys", "list"); code != 0 || !regexp.MustCompile(`(?m)^`+bound.ID+`\s+ingest\s+real\s+edge-real\s`).MatchString(out) {
@@ -132,7 +132,7 @@ func TestKeysCreateListRevoke(t *testing.T) {
 	if code, _, errs := ctl(t, "keys", "revoke", k.ID); code != 0 {
 		t.Fatalf("revoke: %s", errs)
 	}
-	if _, err := auth.NewStore(db).Authenticate(ctx, plain); err == nil {
+	if _, err := apikey.NewStore(db).Authenticate(ctx, plain); err == nil {
 		t.Fatal("revoked key still authenticates")
 	}
 	if code, _, _ := ctl(t, "bogus"); code != 2 {

@@ -27,9 +27,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/creditledger/creditledger/api"
-	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/metrics"
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
@@ -39,6 +38,7 @@ import (
 	"github.com/creditledger/creditledger/metering"
 	schema "github.com/creditledger/creditledger/sql"
 	"github.com/creditledger/creditledger/wallet"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // defaultDatabaseURL is used when DATABASE_URL is unset: the database
@@ -194,7 +194,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	relay := ledger.NewRelay(db, log, hooks, wallets)
 	relay.Relayed = hooks.Nudge
 
-	keys := auth.NewStore(db)
+	keys := apikey.NewStore(db)
 	if cfg.AdminKey != "" {
 		created, err := keys.BootstrapAdmin(ctx, cfg.AdminKey)
 		if err != nil {
@@ -202,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		}
 		if created {
 			log.Info("LEDGER_ADMIN_KEY stored as the first admin key")
-		} else if k, err := keys.Authenticate(ctx, cfg.AdminKey); err != nil || k.Scope != auth.Admin {
+		} else if k, err := keys.Authenticate(ctx, cfg.AdminKey); err != nil || k.Scope != apikey.Admin {
 			// The key table had keys already (another checkout or an older
 			// key file used this database): the key the user was shown
 			// will get 401. Say so where they look.

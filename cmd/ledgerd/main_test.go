@@ -21,12 +21,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/creditledger/creditledger/api/webhook"
 	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // testEncryptionKey is a LEDGER_ENCRYPTION_KEY: 32 bytes in hex.

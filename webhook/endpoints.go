@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/internal/pg"
 )
@@ -51,7 +52,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, req NewEndpoint) (Endpoint
 	types := []string{}
 	for i, t := range req.EventTypes {
 		if !IsEventType(t) {
-			return Endpoint{}, "", invalid("event_types."+strconv.Itoa(i),
+			return Endpoint{}, "", fault.Invalidf("event_types."+strconv.Itoa(i),
 				"unknown event type %q; known: %s", t, strings.Join(EventTypes(), ", "))
 		}
 		if !slices.Contains(types, t) {
@@ -109,7 +110,7 @@ func (s *Service) Endpoint(ctx context.Context, id uuid.UUID) (Endpoint, error) 
 	}
 	e, err := pgx.CollectExactlyOneRow(rows, s.scanEndpoint)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Endpoint{}, ErrNotFound
+		return Endpoint{}, fault.NotFoundf("webhook endpoint %s", id)
 	}
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("read webhook endpoint: %w", err)
@@ -146,11 +147,11 @@ func (s *Service) Endpoints(ctx context.Context, after string, limit int) ([]End
 	return es, cursor.Next(next), nil
 }
 
-// parseCursor reads a list's cursor; a malformed one is a ValidationError.
+// parseCursor reads a list's cursor; a malformed one is a fault.Invalid.
 func parseCursor(s string) (cursor.Cursor, error) {
 	c, err := cursor.Parse(s)
 	if err != nil {
-		return c, invalid("cursor", "is not a cursor this list returned")
+		return c, fault.Invalidf("cursor", "is not a cursor this list returned")
 	}
 	return c, nil
 }
@@ -176,7 +177,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, e
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Endpoint{}, ErrNotFound
+		return Endpoint{}, fault.NotFoundf("webhook endpoint %s", id)
 	}
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("delete webhook endpoint: %w", err)
@@ -197,7 +198,7 @@ func (s *Service) EnableEndpoint(ctx context.Context, id uuid.UUID) (Endpoint, e
 	}
 	e, err := pgx.CollectExactlyOneRow(rows, s.scanEndpoint)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Endpoint{}, ErrNotFound
+		return Endpoint{}, fault.NotFoundf("webhook endpoint %s", id)
 	}
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("enable webhook endpoint: %w", err)

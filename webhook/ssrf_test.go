@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 func TestCheckURL(t *testing.T) {

@@ -1,4 +1,4 @@
-package auth
+package apikey
 
 import (
 	"crypto/rand"
@@ -37,6 +37,9 @@ func (s Scope) Valid() bool {
 	}
 	return false
 }
+
+// scopeChoices is what a refused scope is told.
+const scopeChoices = "must be one of admin, ingest, read, portal"
 
 // MayHaveCustomer reports whether a key of scope may be bound to a
 // customer: a portal key must be, an ingest key may be, others may not.

@@ -15,9 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // How dispatchers share the work. A claim is a short transaction: it locks

@@ -19,10 +19,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 var dsn string
@@ -88,7 +89,7 @@ func newEndpoint(t *testing.T, svc *webhook.Service, url string, types ...string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := svc.DeleteEndpoint(context.Background(), e.ID); err != nil && !errors.Is(err, webhook.ErrNotFound) {
+		if _, err := svc.DeleteEndpoint(context.Background(), e.ID); err != nil && !errors.Is(err, fault.NotFound) {
 			t.Errorf("delete endpoint: %v", err)
 		}
 	})

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/text"
 )
 
@@ -28,7 +29,10 @@ import (
 // maxURLLen bounds an endpoint URL; browsers and proxies stop around here.
 const maxURLLen = 2048
 
-// BlockedError is a refusal to connect to an internal address.
+// BlockedError is a refusal to connect to an internal address, found as a
+// connection is dialed. It keeps the address and the reason for the
+// delivery log; as a fault it is Invalid on "url": the endpoint's URL
+// leads somewhere it must not, and sending again will not change that.
 type BlockedError struct {
 	Addr   netip.Addr
 	Reason string // "loopback", "private", ...
@@ -38,12 +42,17 @@ func (e *BlockedError) Error() string {
 	return fmt.Sprintf("refused to connect to %s: %s address", e.Addr, e.Reason)
 }
 
+// Fault is the refusal in the service's vocabulary of errors.
+func (e *BlockedError) Fault() *fault.Error {
+	return &fault.Error{Kind: fault.Invalid, Field: "url", Detail: fmt.Sprintf("leads to %s, a %s address", e.Addr, e.Reason)}
+}
+
 // CheckURL validates an endpoint URL: http or https, a host, no user name
 // or password and, unless allowPrivate, a host that is not and does not
-// resolve to an internal address. Its errors are *ValidationError on field
+// resolve to an internal address. Its errors are fault.Invalid on field
 // "url".
 func CheckURL(ctx context.Context, raw string, allowPrivate bool) (*url.URL, error) {
-	bad := func(format string, args ...any) (*url.URL, error) { return nil, invalid("url", format, args...) }
+	bad := func(format string, args ...any) (*url.URL, error) { return nil, fault.Invalidf("url", format, args...) }
 	switch {
 	case raw == "":
 		return bad("is required")

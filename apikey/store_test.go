@@ -1,4 +1,4 @@
-package auth
+package apikey
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 )
@@ -77,7 +78,7 @@ func TestCreateAndAuthenticate(t *testing.T) {
 		scope    Scope
 		customer string
 	}{{Admin, ""}, {Ingest, ""}, {Ingest, "cus_1"}, {Read, ""}, {Portal, "cus_1"}} {
-		plain, k, err := s.Create(ctx, tc.scope, tc.customer, "test "+string(tc.scope), 0)
+		plain, k, err := s.Create(ctx, NewKey{Scope: tc.scope, CustomerID: tc.customer, Name: "test " + string(tc.scope)})
 		if err != nil {
 			t.Fatalf("create %s: %v", tc.scope, err)
 		}
@@ -97,13 +98,13 @@ func TestCreateAndAuthenticate(t *testing.T) {
 			last = "b"
 		}
 		wrong := plain[:len(plain)-1] + last
-		if _, err := s.Authenticate(ctx, wrong); !errors.Is(err, ErrUnknownKey) {
-			t.Errorf("wrong secret: err = %v, want ErrUnknownKey", err)
+		if _, err := s.Authenticate(ctx, wrong); !errors.Is(err, fault.Unauthorized) {
+			t.Errorf("wrong secret: err = %v, want fault.Unauthorized", err)
 		}
 	}
 	for _, bad := range []string{"", "nope", strings.Repeat("x", 10000), "lk_admin_aaaaaaaaaaaaaaaa_" + strings.Repeat("a", 52)} {
-		if _, err := s.Authenticate(ctx, bad); !errors.Is(err, ErrUnknownKey) {
-			t.Errorf("authenticate %.20q: err = %v, want ErrUnknownKey", bad, err)
+		if _, err := s.Authenticate(ctx, bad); !errors.Is(err, fault.Unauthorized) {
+			t.Errorf("authenticate %.20q: err = %v, want fault.Unauthorized", bad, err)
 		}
 	}
 }
@@ -111,29 +112,54 @@ func TestCreateAndAuthenticate(t *testing.T) {
 func TestCreateRejects(t *testing.T) {
 	s := NewStore(openDB(t, dsn))
 	for _, tc := range []struct {
-		name     string
-		scope    Scope
-		customer string
-		keyName  string
-		ttl      time.Duration
+		name   string
+		req    NewKey
+		fields []string // every field refused, in order
 	}{
-		{"unknown scope", "root", "", "", 0},
-		{"portal without customer", Portal, "", "", 0},
-		{"admin with customer", Admin, "cus_1", "", 0},
-		{"read with customer", Read, "cus_1", "", 0},
-		{"customer id too long", Ingest, strings.Repeat("c", maxCustomerIDLen+1), "", 0},
-		{"negative ttl", Read, "", "", -time.Second},
-		{"customer with NUL", Portal, "cus\x00", "", 0},
-		{"customer not UTF-8", Portal, "cus\xff", "", 0},
-		{"customer too long", Portal, strings.Repeat("c", 256), "", 0},
-		{"name with NUL", Read, "", "ci\x00", 0},
-		{"name not UTF-8", Read, "", "ci \xc3", 0},
-		{"name too long", Read, "", strings.Repeat("n", 201), 0},
+		{"no scope", NewKey{}, []string{"scope"}},
+		{"unknown scope", NewKey{Scope: "root"}, []string{"scope"}},
+		{"portal without customer", NewKey{Scope: Portal}, []string{"customer_id"}},
+		{"admin with customer", NewKey{Scope: Admin, CustomerID: "cus_1"}, []string{"customer_id"}},
+		{"read with customer", NewKey{Scope: Read, CustomerID: "cus_1"}, []string{"customer_id"}},
+		{"customer id too long", NewKey{Scope: Ingest, CustomerID: strings.Repeat("c", MaxCustomerIDLen+1)}, []string{"customer_id"}},
+		{"negative ttl", NewKey{Scope: Read, TTL: -time.Second}, []string{"expires_in_seconds"}},
+		{"customer with NUL", NewKey{Scope: Portal, CustomerID: "cus\x00"}, []string{"customer_id"}},
+		{"customer not UTF-8", NewKey{Scope: Portal, CustomerID: "cus\xff"}, []string{"customer_id"}},
+		{"name with NUL", NewKey{Scope: Read, Name: "ci\x00"}, []string{"name"}},
+		{"name not UTF-8", NewKey{Scope: Read, Name: "ci \xc3"}, []string{"name"}},
+		{"name too long", NewKey{Scope: Read, Name: strings.Repeat("n", MaxNameLen+1)}, []string{"name"}},
+		{"everything", NewKey{Scope: "root", CustomerID: "c\x00", Name: "\x00", TTL: -1}, []string{"scope", "customer_id", "name", "expires_in_seconds"}},
 	} {
-		if _, _, err := s.Create(context.Background(), tc.scope, tc.customer, tc.keyName, tc.ttl); !errors.Is(err, ErrInvalid) {
-			t.Errorf("%s: err = %v, want ErrInvalid", tc.name, err)
+		_, _, err := s.Create(context.Background(), tc.req)
+		if !errors.Is(err, fault.Invalid) {
+			t.Errorf("%s: err = %v, want fault.Invalid", tc.name, err)
+			continue
+		}
+		if got := invalidFields(err); !slices.Equal(got, tc.fields) {
+			t.Errorf("%s: refused fields %v, want %v", tc.name, got, tc.fields)
+		}
+		if err := tc.req.Check(); err == nil {
+			t.Errorf("%s: Check accepts what Create refuses", tc.name)
 		}
 	}
+	if err := (NewKey{Scope: Portal, CustomerID: "cus_1", Name: "dashboard", TTL: time.Hour}).Check(); err != nil {
+		t.Errorf("Check refuses a good request: %v", err)
+	}
+}
+
+// invalidFields are the fields of the Invalid faults err joins.
+func invalidFields(err error) []string {
+	var out []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, invalidFields(e)...)
+		}
+		return out
+	}
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.Invalid {
+		out = append(out, fe.Field)
+	}
+	return out
 }
 
 // The table holds the rule too, for keys written by anything but Create.
@@ -173,35 +199,12 @@ func TestCustomerScopeConstraint(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestMayIngestFor(t *testing.T) {
-	for _, tc := range []struct {
-		caller   Caller
-		customer string
-		want     bool
-	}{
-		{Caller{Scope: Admin}, "cus_1", true},
-		{Caller{Scope: Ingest}, "cus_1", true},
-		{Caller{Scope: Ingest}, "", true},
-		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "cus_1", true},
-		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "cus_2", false},
-		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "", false},
-		{Caller{Scope: Ingest, CustomerID: "cus_1"}, "CUS_1", false},
-		{Caller{Scope: Read}, "cus_1", false},
-		{Caller{Scope: Portal, CustomerID: "cus_1"}, "cus_1", false},
-		{Caller{}, "cus_1", false},
-	} {
-		if got := tc.caller.MayIngestFor(tc.customer); got != tc.want {
-			t.Errorf("%+v.MayIngestFor(%q) = %v, want %v", tc.caller, tc.customer, got, tc.want)
-		}
-	}
-}
-
 func TestExpiry(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
 	s := NewStore(openDB(t, dsn))
 	s.Now = clk.Now
-	plain, _, err := s.Create(ctx, Read, "", "", time.Minute)
+	plain, _, err := s.Create(ctx, NewKey{Scope: Read, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +213,8 @@ func TestExpiry(t *testing.T) {
 	}
 	clk.Add(time.Minute)
 	// Still cached, but expiry is checked on every call.
-	if _, err := s.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("expired key: err = %v, want ErrUnknownKey", err)
+	if _, err := s.Authenticate(ctx, plain); !errors.Is(err, fault.Unauthorized) {
+		t.Fatalf("expired key: err = %v, want fault.Unauthorized", err)
 	}
 }
 
@@ -221,7 +224,7 @@ func TestRevoke(t *testing.T) {
 	db := openDB(t, dsn)
 	here, there := NewStore(db), NewStore(db) // two processes
 	here.Now, there.Now = clk.Now, clk.Now
-	plain, k, err := here.Create(ctx, Ingest, "", "", 0)
+	plain, k, err := here.Create(ctx, NewKey{Scope: Ingest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,16 +240,16 @@ func TestRevoke(t *testing.T) {
 	if revoked.RevokedAt == nil {
 		t.Fatal("Revoke returned a key without revoked_at")
 	}
-	if _, err := here.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("revoked here, authenticated here: err = %v, want ErrUnknownKey", err)
+	if _, err := here.Authenticate(ctx, plain); !errors.Is(err, fault.Unauthorized) {
+		t.Fatalf("revoked here, authenticated here: err = %v, want fault.Unauthorized", err)
 	}
 	// The other process learns of it when its cache entry runs out.
 	if _, err := there.Authenticate(ctx, plain); err != nil {
 		t.Fatalf("revoked elsewhere, within the cache TTL: err = %v; the documented behaviour changed", err)
 	}
 	clk.Add(defaultCacheTTL)
-	if _, err := there.Authenticate(ctx, plain); !errors.Is(err, ErrUnknownKey) {
-		t.Fatalf("revoked elsewhere, after the cache TTL: err = %v, want ErrUnknownKey", err)
+	if _, err := there.Authenticate(ctx, plain); !errors.Is(err, fault.Unauthorized) {
+		t.Fatalf("revoked elsewhere, after the cache TTL: err = %v, want fault.Unauthorized", err)
 	}
 	// Revoking again keeps the first time; unknown ids are not found.
 	again, err := here.Revoke(ctx, k.ID)
@@ -254,8 +257,8 @@ func TestRevoke(t *testing.T) {
 		t.Fatalf("revoke again = %v, %v; want revoked_at %v", again.RevokedAt, err, revoked.RevokedAt)
 	}
 	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid"} {
-		if _, err := here.Revoke(ctx, id); !errors.Is(err, ErrNotFound) {
-			t.Errorf("revoke %q: err = %v, want ErrNotFound", id, err)
+		if _, err := here.Revoke(ctx, id); !errors.Is(err, fault.NotFound) {
+			t.Errorf("revoke %q: err = %v, want fault.NotFound", id, err)
 		}
 	}
 }
@@ -265,7 +268,7 @@ func TestCacheIsBounded(t *testing.T) {
 	s := NewStore(openDB(t, dsn))
 	s.CacheSize = 3
 	for range 10 {
-		plain, _, err := s.Create(ctx, Read, "", "", 0)
+		plain, _, err := s.Create(ctx, NewKey{Scope: Read})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +286,7 @@ func TestCacheIsBounded(t *testing.T) {
 
 func TestList(t *testing.T) {
 	ctx := context.Background()
-	url, drop, err := testdb.Create(ctx, "auth_list")
+	url, drop, err := testdb.Create(ctx, "apikey_list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +300,7 @@ func TestList(t *testing.T) {
 		if i%2 == 1 {
 			scope, customer = Portal, "cus_1"
 		}
-		_, k, err := s.Create(ctx, scope, customer, "", 0)
+		_, k, err := s.Create(ctx, NewKey{Scope: scope, CustomerID: customer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,14 +344,23 @@ func TestList(t *testing.T) {
 	if err != nil || len(portal) != 3 {
 		t.Fatalf("portal keys: %d, %v; want 3", len(portal), err)
 	}
-	if _, _, err := s.List(ctx, ListOptions{Cursor: "garbage"}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("bad cursor: err = %v, want ErrInvalid", err)
+	for _, tc := range []struct {
+		opts  ListOptions
+		field string
+	}{
+		{ListOptions{Cursor: "garbage"}, "cursor"},
+		{ListOptions{Scope: "root"}, "scope"},
+		{ListOptions{Limit: 501}, "limit"},
+	} {
+		if _, _, err := s.List(ctx, tc.opts); !errors.Is(err, fault.Invalid) || fault.FieldOf(err) != tc.field {
+			t.Errorf("List(%+v): err = %v, want Invalid on %s", tc.opts, err, tc.field)
+		}
 	}
 }
 
 func TestBootstrapAdmin(t *testing.T) {
 	ctx := context.Background()
-	url, drop, err := testdb.Create(ctx, "auth_bootstrap")
+	url, drop, err := testdb.Create(ctx, "apikey_bootstrap")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +389,7 @@ func TestBootstrapAdmin(t *testing.T) {
 			t.Fatalf("bootstrap %q on a non-empty table = %v, %v; want not created", key, created, err)
 		}
 	}
-	if _, err := s.Authenticate(ctx, "another key"); !errors.Is(err, ErrUnknownKey) {
+	if _, err := s.Authenticate(ctx, "another key"); !errors.Is(err, fault.Unauthorized) {
 		t.Fatalf("key offered to a non-empty table authenticates: %v", err)
 	}
 	if n := count(); n != 1 {
@@ -422,30 +434,6 @@ func TestBootstrapAdmin(t *testing.T) {
 		}
 		if n := count(); winners != 1 || n != 1 {
 			t.Fatalf("round %d: %d bootstraps reported creating, %d rows; want 1 and 1", round, winners, n)
-		}
-	}
-}
-
-func TestPermits(t *testing.T) {
-	for _, tc := range []struct {
-		scope   Scope
-		method  string
-		allowed []Scope
-		want    bool
-	}{
-		{Admin, "DELETE", nil, true},
-		{Read, "GET", nil, false},
-		{Read, "GET", []Scope{Read}, true},
-		{Read, "HEAD", []Scope{Read}, true},
-		{Read, "POST", []Scope{Read}, false},
-		{Portal, "GET", []Scope{Read}, false},
-		{Portal, "GET", []Scope{Read, Portal}, true},
-		{Portal, "PUT", []Scope{Portal}, false},
-		{Ingest, "POST", []Scope{Ingest}, true},
-		{Ingest, "GET", []Scope{Read, Portal}, false},
-	} {
-		if got := Permits(tc.scope, tc.method, tc.allowed); got != tc.want {
-			t.Errorf("Permits(%s, %s, %v) = %v, want %v", tc.scope, tc.method, tc.allowed, got, tc.want)
 		}
 	}
 }

@@ -1,7 +1,13 @@
-// Package auth is API-key authentication and authorization: keys stored
-// hashed in api_keys, four scopes, and the Fiber middleware that turns a
-// bearer key into a Caller.
-package auth
+// Package apikey is the service's API keys: four scopes, keys issued,
+// listed and revoked, stored hashed in api_keys, and the check that a
+// presented key string authenticates. It knows nothing of HTTP: api/auth
+// is the middleware that turns a bearer key into a caller with it.
+//
+// Its errors are of the fault vocabulary: a key that does not authenticate
+// is fault.Unauthorized, a request it refuses is fault.Invalid naming the
+// field (several joined with errors.Join), an unknown key id is
+// fault.NotFound.
+package apikey
 
 import (
 	"context"
@@ -14,30 +20,22 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/internal/pg"
-	"github.com/creditledger/creditledger/internal/text"
-)
-
-var (
-	// ErrUnknownKey means the presented key does not authenticate: malformed,
-	// never issued, wrong secret, revoked or expired. Callers are not told
-	// which.
-	ErrUnknownKey = errors.New("unknown API key")
-	// ErrInvalid wraps a Create or List argument that is not allowed.
-	ErrInvalid = errors.New("invalid key request")
-	// ErrNotFound means no key has the given id.
-	ErrNotFound = errors.New("API key not found")
 )
 
 const (
 	defaultCacheTTL  = 30 * time.Second
 	defaultCacheSize = 10000
-	maxNameLen       = 200
-	maxCustomerIDLen = 255
 )
+
+// unknownKey is why a presented key does not authenticate: malformed, never
+// issued, wrong secret, revoked or expired. Callers are not told which.
+func unknownKey() error {
+	return fault.New(fault.Unauthorized, "unknown, revoked or expired API key")
+}
 
 // Store keeps API keys in the api_keys table.
 //
@@ -79,49 +77,28 @@ func (s *Store) now() time.Time {
 }
 
 // Create issues a key and returns its plaintext, which is not stored and
-// cannot be shown again. Portal keys need a customer id; ingest keys may
-// have one, which binds them to that customer's events (see
-// Caller.MayIngestFor); admin and read keys must not. Whether the customer
-// exists is the caller's to check: customers belong to the wallet layer.
-// ttl 0 means the key does not expire.
-func (s *Store) Create(ctx context.Context, scope Scope, customerID, name string, ttl time.Duration) (string, Key, error) {
-	switch {
-	case !scope.Valid():
-		return "", Key{}, fmt.Errorf("%w: unknown scope %q", ErrInvalid, scope)
-	case scope == Portal && customerID == "":
-		return "", Key{}, fmt.Errorf("%w: a portal key needs a customer id", ErrInvalid)
-	case !scope.MayHaveCustomer() && customerID != "":
-		return "", Key{}, fmt.Errorf("%w: only portal and ingest keys belong to a customer", ErrInvalid)
-	case len(customerID) > maxCustomerIDLen:
-		return "", Key{}, fmt.Errorf("%w: customer id longer than %d bytes", ErrInvalid, maxCustomerIDLen)
-	case len(name) > maxNameLen:
-		return "", Key{}, fmt.Errorf("%w: name longer than %d bytes", ErrInvalid, maxNameLen)
-	case ttl < 0:
-		return "", Key{}, fmt.Errorf("%w: negative lifetime", ErrInvalid)
+// cannot be shown again. It refuses what NewKey.Check refuses. Whether the
+// key's customer exists is the caller's to check first: customers belong
+// to the wallet layer.
+func (s *Store) Create(ctx context.Context, req NewKey) (string, Key, error) {
+	if err := req.Check(); err != nil {
+		return "", Key{}, err
 	}
-	// Bounded text PostgreSQL stores: a NUL or invalid UTF-8 would be its
-	// error, not ours.
-	if err := text.Check("customer id", customerID, maxCustomerIDLen); err != nil {
-		return "", Key{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if err := text.Check("name", name, maxNameLen); err != nil {
-		return "", Key{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	plaintext, keyID, hash, err := newKey(scope)
+	plaintext, keyID, hash, err := newKey(req.Scope)
 	if err != nil {
 		return "", Key{}, err
 	}
 	// Microseconds: what the database keeps, so the Key returned here equals
 	// the one List returns later.
 	now := s.now().Truncate(time.Microsecond)
-	k := Key{ID: uuid.NewString(), KeyID: keyID, Scope: scope, CustomerID: customerID, Name: name, CreatedAt: now}
-	if ttl > 0 {
-		exp := now.Add(ttl).Truncate(time.Microsecond)
+	k := Key{ID: uuid.NewString(), KeyID: keyID, Scope: req.Scope, CustomerID: req.CustomerID, Name: req.Name, CreatedAt: now}
+	if req.TTL > 0 {
+		exp := now.Add(req.TTL).Truncate(time.Microsecond)
 		k.ExpiresAt = &exp
 	}
 	_, err = s.DB.Pool.Exec(ctx, `INSERT INTO api_keys (id, key_id, secret_hash, scope, customer_id, name, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, k.KeyID, hash, string(k.Scope), nullable(customerID), nullable(name), k.CreatedAt, k.ExpiresAt)
+		k.ID, k.KeyID, hash, string(k.Scope), nullable(k.CustomerID), nullable(k.Name), k.CreatedAt, k.ExpiresAt)
 	if err != nil {
 		return "", Key{}, fmt.Errorf("create API key: %w", err)
 	}
@@ -135,7 +112,7 @@ func (s *Store) Create(ctx context.Context, scope Scope, customerID, name string
 // its row when they retry; the same key twice also collides on key_id.
 func (s *Store) BootstrapAdmin(ctx context.Context, key string) (bool, error) {
 	if key == "" || len(key) > maxPresented {
-		return false, fmt.Errorf("%w: bootstrap admin key must be 1 to %d bytes", ErrInvalid, maxPresented)
+		return false, fault.Invalidf("key", "must be 1 to %d bytes", maxPresented)
 	}
 	keyID, secret := split(key)
 	id, now := uuid.NewString(), s.now().Truncate(time.Microsecond)
@@ -152,7 +129,7 @@ func (s *Store) BootstrapAdmin(ctx context.Context, key string) (bool, error) {
 		created = tag.RowsAffected() == 1
 		return nil
 	})
-	if isUniqueViolation(err) {
+	if pg.IsUnique(err, "") {
 		return false, nil
 	}
 	if err != nil {
@@ -162,10 +139,10 @@ func (s *Store) BootstrapAdmin(ctx context.Context, key string) (bool, error) {
 }
 
 // Authenticate returns the key that presented (the whole key string) names,
-// or ErrUnknownKey.
+// or a fault.Unauthorized error.
 func (s *Store) Authenticate(ctx context.Context, presented string) (Key, error) {
 	if presented == "" || len(presented) > maxPresented {
-		return Key{}, ErrUnknownKey
+		return Key{}, unknownKey()
 	}
 	keyID, secret := split(presented)
 	now := s.now()
@@ -179,7 +156,7 @@ func (s *Store) Authenticate(ctx context.Context, presented string) (Key, error)
 		var err error
 		rec, err = s.load(ctx, keyID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return Key{}, ErrUnknownKey
+			return Key{}, unknownKey()
 		}
 		if err != nil {
 			return Key{}, fmt.Errorf("authenticate: %w", err)
@@ -187,10 +164,10 @@ func (s *Store) Authenticate(ctx context.Context, presented string) (Key, error)
 		s.remember(rec, gen, now)
 	}
 	if subtle.ConstantTimeCompare(hashSecret(secret), rec.hash) != 1 {
-		return Key{}, ErrUnknownKey
+		return Key{}, unknownKey()
 	}
 	if rec.RevokedAt != nil || (rec.ExpiresAt != nil && !now.Before(*rec.ExpiresAt)) {
-		return Key{}, ErrUnknownKey
+		return Key{}, unknownKey()
 	}
 	return rec.Key, nil
 }
@@ -276,16 +253,17 @@ func (s *Store) remember(rec record, gen uint64, now time.Time) {
 }
 
 // Revoke stops key id (the UUID) from authenticating and returns it.
-// Revoking a revoked key changes nothing and is not an error.
+// Revoking a revoked key changes nothing and is not an error; an id that
+// names no key is fault.NotFound.
 func (s *Store) Revoke(ctx context.Context, id string) (Key, error) {
 	if _, err := uuid.Parse(id); err != nil {
-		return Key{}, ErrNotFound
+		return Key{}, fault.NotFoundf("API key %q", id)
 	}
 	// COALESCE keeps the first revocation time.
 	rec, err := scanKey(s.DB.Pool.QueryRow(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2)
 		WHERE id = $1 RETURNING `+keyColumns, id, s.now().Truncate(time.Microsecond)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Key{}, ErrNotFound
+		return Key{}, fault.NotFoundf("API key %q", id)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("revoke API key: %w", err)
@@ -312,17 +290,17 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]Key, string, erro
 		limit = 50
 	}
 	if limit < 1 || limit > 500 {
-		return nil, "", fmt.Errorf("%w: limit must be 1 to 500", ErrInvalid)
+		return nil, "", fault.Invalidf("limit", "must be from 1 to 500")
 	}
 	if opts.Scope != "" && !opts.Scope.Valid() {
-		return nil, "", fmt.Errorf("%w: unknown scope %q", ErrInvalid, opts.Scope)
+		return nil, "", fault.Invalidf("scope", "%s", scopeChoices)
 	}
 	q := `SELECT ` + keyColumns + ` FROM api_keys WHERE ($1 = '' OR scope = $1)`
 	args := []any{string(opts.Scope), limit + 1}
 	if opts.Cursor != "" {
 		c, err := cursor.Parse(opts.Cursor)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
+			return nil, "", fault.Invalidf("cursor", "is not a cursor this list returned")
 		}
 		q += ` AND (created_at, id) < ($3, $4)`
 		args = append(args, c.At, c.ID.String())
@@ -363,9 +341,4 @@ func utc(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }

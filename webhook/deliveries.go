@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/cursor"
 )
 
@@ -69,7 +70,7 @@ func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
 
 // Deliveries lists an endpoint's deliveries, newest first, each with its
 // attempts. The returned cursor is "" on the last page. A deleted endpoint
-// has none to show: ErrNotFound.
+// has none to show: fault.NotFound.
 func (s *Service) Deliveries(ctx context.Context, endpointID uuid.UUID, q DeliveryQuery) ([]Delivery, string, error) {
 	if _, err := s.Endpoint(ctx, endpointID); err != nil {
 		return nil, "", err
@@ -81,7 +82,7 @@ func (s *Service) Deliveries(ctx context.Context, endpointID uuid.UUID, q Delive
 	switch q.Status {
 	case "", StatusPending, StatusSucceeded, StatusFailed:
 	default:
-		return nil, "", invalid("status", "must be one of pending, succeeded, failed")
+		return nil, "", fault.Invalidf("status", "must be one of pending, succeeded, failed")
 	}
 	sql := `SELECT ` + deliveryColumns + ` FROM webhook_deliveries WHERE endpoint_id = $1 AND ($2 = '' OR status = $2)`
 	args := []any{endpointID, q.Status, limit + 1}
@@ -116,7 +117,7 @@ func (s *Service) Delivery(ctx context.Context, id uuid.UUID) (Delivery, error) 
 	}
 	d, err := pgx.CollectExactlyOneRow(rows, scanDelivery)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Delivery{}, ErrNotFound
+		return Delivery{}, fault.NotFoundf("webhook delivery %s", id)
 	}
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read webhook delivery: %w", err)
@@ -170,7 +171,7 @@ func (s *Service) loadAttempts(ctx context.Context, ds []Delivery) error {
 // Resend makes a delivery pending again and due now, whatever its status,
 // with a fresh retry schedule. It is sent with the same webhook-id; earlier
 // attempts stay in its log. A delivery whose endpoint is disabled or
-// deleted is refused with ErrInactive.
+// deleted is refused: a fault.Conflict with code CodeEndpointInactive.
 func (s *Service) Resend(ctx context.Context, id uuid.UUID) (Delivery, error) {
 	// Bumping claim fences off a dispatcher sending it right now: that
 	// attempt's outcome no longer decides the status.
@@ -186,7 +187,8 @@ func (s *Service) Resend(ctx context.Context, id uuid.UUID) (Delivery, error) {
 		return Delivery{}, err
 	}
 	if tag.RowsAffected() == 0 {
-		return Delivery{}, ErrInactive
+		return Delivery{}, fault.Conflictf(CodeEndpointInactive,
+			"the delivery's endpoint is disabled or deleted; enable the endpoint first, or create a new one")
 	}
 	s.log.Info("webhook delivery resent", "delivery", id, "endpoint", d.EndpointID, "event", d.EventID)
 	s.Nudge()

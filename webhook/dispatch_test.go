@@ -16,7 +16,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 func TestDeliverySignedAndShaped(t *testing.T) {
@@ -154,8 +155,8 @@ func TestRetriesThenSuccessAndResend(t *testing.T) {
 	if d.Status != webhook.StatusSucceeded || d.AttemptCount != 4 || !slices.Equal(attemptCodes(d), []int{500, 500, 204, 204}) {
 		t.Fatalf("after the resend: %+v", d)
 	}
-	if _, err := svc.Resend(context.Background(), uuid.New()); !errors.Is(err, webhook.ErrNotFound) {
-		t.Fatalf("resend of nothing: %v, want ErrNotFound", err)
+	if _, err := svc.Resend(context.Background(), uuid.New()); !errors.Is(err, fault.NotFound) {
+		t.Fatalf("resend of nothing: %v, want fault.NotFound", err)
 	}
 }
 
@@ -280,8 +281,8 @@ func TestEndpointDisabledAfterFailingForLong(t *testing.T) {
 		}
 	}
 	d := delivery(t, svc, e.ID, first)
-	if _, err := svc.Resend(ctx, d.ID); !errors.Is(err, webhook.ErrInactive) {
-		t.Fatalf("resend to a disabled endpoint: %v, want ErrInactive", err)
+	if _, err := svc.Resend(ctx, d.ID); !isConflict(err, webhook.CodeEndpointInactive) {
+		t.Fatalf("resend to a disabled endpoint: %v, want a conflict %s", err, webhook.CodeEndpointInactive)
 	}
 
 	// Enabled again, with the receiver back: the pending delivery goes out
@@ -303,11 +304,11 @@ func TestEndpointDisabledAfterFailingForLong(t *testing.T) {
 	if _, err := svc.DeleteEndpoint(ctx, e.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Resend(ctx, d.ID); !errors.Is(err, webhook.ErrInactive) {
-		t.Fatalf("resend to a deleted endpoint: %v, want ErrInactive", err)
+	if _, err := svc.Resend(ctx, d.ID); !isConflict(err, webhook.CodeEndpointInactive) {
+		t.Fatalf("resend to a deleted endpoint: %v, want a conflict %s", err, webhook.CodeEndpointInactive)
 	}
-	if _, _, err := svc.Deliveries(ctx, e.ID, webhook.DeliveryQuery{}); !errors.Is(err, webhook.ErrNotFound) {
-		t.Fatalf("deliveries of a deleted endpoint: %v, want ErrNotFound", err)
+	if _, _, err := svc.Deliveries(ctx, e.ID, webhook.DeliveryQuery{}); !errors.Is(err, fault.NotFound) {
+		t.Fatalf("deliveries of a deleted endpoint: %v, want fault.NotFound", err)
 	}
 }
 
@@ -349,8 +350,13 @@ func TestEventTypesFilter(t *testing.T) {
 }
 
 func isInvalid(err error, field string) bool {
-	var v *webhook.ValidationError
-	return errors.As(err, &v) && v.Field == field
+	fe, ok := fault.As(err)
+	return ok && fe.Kind == fault.Invalid && fe.Field == field
+}
+
+func isConflict(err error, code string) bool {
+	fe, ok := fault.As(err)
+	return ok && fe.Kind == fault.Conflict && fe.Code == code
 }
 
 // Two dispatchers (two Services, as two processes would have) on one

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // The example of the Standard Webhooks specification.

@@ -10,9 +10,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/creditledger/creditledger/api/webhook"
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
+	"github.com/creditledger/creditledger/webhook"
 )
 
 // signatures are the webhook-signature header's entries.
@@ -125,8 +126,8 @@ func TestRotateSecretOverlap(t *testing.T) {
 			t.Errorf("RotateSecret(%v): %v, want a validation error", overlap, err)
 		}
 	}
-	if _, _, err := svc.RotateSecret(ctx, uuid.New(), time.Hour); !errors.Is(err, webhook.ErrNotFound) {
-		t.Errorf("RotateSecret of an unknown endpoint: %v, want ErrNotFound", err)
+	if _, _, err := svc.RotateSecret(ctx, uuid.New(), time.Hour); !errors.Is(err, fault.NotFound) {
+		t.Errorf("RotateSecret of an unknown endpoint: %v, want fault.NotFound", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
 )
@@ -72,7 +73,7 @@ func (s *Service) secretKey(id uuid.UUID, stored string) ([]byte, error) {
 // being sent at this moment carry the signatures they were claimed with.
 func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID, overlap time.Duration) (Endpoint, string, error) {
 	if overlap < 0 || overlap > MaxSecretOverlap {
-		return Endpoint{}, "", invalid("previous_secret_expires_in_seconds", "must be from 0 to %d",
+		return Endpoint{}, "", fault.Invalidf("previous_secret_expires_in_seconds", "must be from 0 to %d",
 			int64(MaxSecretOverlap/time.Second))
 	}
 	secret := NewSecret()
@@ -107,7 +108,7 @@ func (s *Service) RotateSecret(ctx context.Context, id uuid.UUID, overlap time.D
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Endpoint{}, "", ErrNotFound
+		return Endpoint{}, "", fault.NotFoundf("webhook endpoint %s", id)
 	}
 	if err != nil {
 		return Endpoint{}, "", fmt.Errorf("rotate webhook secret: %w", err)

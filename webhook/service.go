@@ -12,8 +12,6 @@
 package webhook
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -58,26 +56,12 @@ const (
 	StatusFailed    = "failed"
 )
 
-// Errors the API maps to problems.
-var (
-	ErrNotFound = errors.New("webhook: not found")
-	// ErrInactive refuses a resend to an endpoint that is disabled or
-	// deleted: nothing would send it.
-	ErrInactive = errors.New("webhook: endpoint is disabled or deleted")
-)
-
-// ValidationError says which field of a request is wrong; its text is
-// written for clients.
-type ValidationError struct {
-	Field  string
-	Detail string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Detail }
-
-func invalid(field, format string, args ...any) error {
-	return &ValidationError{Field: field, Detail: fmt.Sprintf(format, args...)}
-}
+// CodeEndpointInactive is the code of the fault.Conflict that refuses a
+// resend to an endpoint that is disabled or deleted: nothing would send it.
+// Every other error is of the fault vocabulary too: fault.NotFound for an
+// endpoint or delivery that does not exist, fault.Invalid naming the field
+// of a request that is wrong.
+const CodeEndpointInactive = "endpoint_inactive"
 
 // DefaultSchedule is the wait before each retry of a failed delivery,
 // about 27.6 hours in all, each varied by ±20%: eight attempts, then the
