@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ type memWallet struct {
 	sys systemAccounts
 	w   *walletState
 	n   int // ops applied, for unique keys
+	now time.Time
 }
 
 // newMemWallet opens a CREDITS wallet with the given settings, the asset's
@@ -68,7 +70,13 @@ func newMemWallet(t testing.TB, w Wallet) *memWallet {
 	ws := &walletState{Wallet: w, overage: overage.ID}
 	st.wallets[w.ID] = ws
 	st.grants.totals[w.ID] = &totals{}
-	return &memWallet{t: t, b: b, st: st, sys: sys, w: ws}
+	return &memWallet{t: t, b: b, st: st, sys: sys, w: ws, now: t0}
+}
+
+// tick moves the batch's clock.
+func (m *memWallet) tick(d time.Duration) {
+	m.now = m.now.Add(d)
+	m.b.SetNow(m.now)
 }
 
 func (m *memWallet) base() base {
@@ -76,9 +84,12 @@ func (m *memWallet) base() base {
 	return base{key: fmt.Sprintf("op-%d", m.n), walletID: m.w.ID, customer: m.w.CustomerID, sys: m.sys}
 }
 
-// grant adds a paid grant; prio and expiry as given (nil: none).
+// grant adds a paid grant; prio and expiry as given (nil: none). The
+// clock moves a second first, so grants made one after the other are
+// older and younger ("oldest first" has something to order by).
 func (m *memWallet) grant(amount string, prio int, expires *time.Time) Grant {
 	m.t.Helper()
+	m.tick(time.Second)
 	return batchtest.Posted[Grant](m.b, &addGrantOp{base: m.base(), grantID: GrantID(uuid.New()), account: ledger.NewAccountID(),
 		req: NewGrant{Amount: ledger.MustAmount(amount), Kind: Paid, ExpiresAt: expires}, prio: prio})
 }
@@ -86,18 +97,15 @@ func (m *memWallet) grant(amount string, prio int, expires *time.Time) Grant {
 // debit applies a debit: its result, or the code of its rejection.
 func (m *memWallet) debit(amount string) (Debit, string) {
 	m.t.Helper()
-	op := &debitOp{base: m.base(), req: NewDebit{Amount: ledger.MustAmount(amount)}}
-	if code := m.b.Rejected(op); code != "" {
-		return Debit{}, code
+	out := m.b.Apply(&debitOp{base: m.base(), req: NewDebit{Amount: ledger.MustAmount(amount)}})
+	if out.Rejection != nil {
+		return Debit{}, out.Rejection.Code
 	}
-	// Rejected applied it already: read the result back from the outcome
-	// of a second look would replay; decode what the batch answered.
-	return m.lastDebit(), ""
-}
-
-// lastDebit is the balance view after the last op, as a debit answers it.
-func (m *memWallet) lastDebit() Debit {
-	return Debit{Balance: m.st.balance(m.b.Batch(), m.w)}
+	var d Debit
+	if err := json.Unmarshal(out.Result, &d); err != nil {
+		m.t.Fatal(err)
+	}
+	return d, ""
 }
 
 // remaining is what is left on grant g.
@@ -117,9 +125,8 @@ func (m *memWallet) overage() ledger.Amount {
 	return bal.Posted(ledger.Debit)
 }
 
-func amt(s string) ledger.Amount { return ledger.MustAmount(s) }
-
-func at(d time.Duration) *time.Time {
+// after is t0 + d, as the pointer grant expiries take.
+func after(d time.Duration) *time.Time {
 	t := t0.Add(d)
 	return &t
 }
