@@ -24,7 +24,7 @@ func TestBurnDownRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMemWallet(t, Wallet{})
 			g := []Grant{
-				m.grant("100", 50, nil),               // never expires
+				m.grant("100", 50, nil),                // never expires
 				m.grant("30", 10, after(48*time.Hour)), // burns first: lowest priority
 				m.grant("100", 50, after(24*time.Hour)),
 				m.grant("100", 50, nil), // made after g[0]: burns after it
