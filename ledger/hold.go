@@ -141,23 +141,28 @@ func (b *batch) saveHold(h *holdState) {
 	}
 }
 
-// release takes every leg's reservation off the pending counters.
-func (b *batch) release(h *holdState) []*acct {
-	var touch []*acct
-	id := h.ID
+// release takes every leg's reservation off the pending counters, on the
+// rows that reserved it. An account of a leg the batch cannot reach is an
+// error before anything moved.
+func (b *batch) release(h *holdState) ([]*acct, error) {
+	accts := make([]*acct, 0, 2*len(h.Legs))
 	for _, leg := range h.Legs {
-		d, c := b.accounts[leg.Debit], b.accounts[leg.Credit]
-		if d == nil {
-			d, _ = b.lookup(leg.Debit)
+		d, err := b.lookup(leg.Debit)
+		if err != nil {
+			return nil, err
 		}
-		if c == nil {
-			c, _ = b.lookup(leg.Credit)
+		c, err := b.lookup(leg.Credit)
+		if err != nil {
+			return nil, err
 		}
-		b.stageRow(d, leg.DebitRow, Debit, true, leg.Amount.Neg(), &id)
-		b.stageRow(c, leg.CreditRow, Credit, true, leg.Amount.Neg(), &id)
-		touch = append(touch, d, c)
+		accts = append(accts, d, c)
 	}
-	return touch
+	id := h.ID
+	for i, leg := range h.Legs {
+		b.stageRow(accts[2*i], leg.DebitRow, Debit, true, leg.Amount.Neg(), &id)
+		b.stageRow(accts[2*i+1], leg.CreditRow, Credit, true, leg.Amount.Neg(), &id)
+	}
+	return accts, nil
 }
 
 // CaptureHold posts amount of the hold (all of it when amount is nil),
@@ -181,11 +186,11 @@ func (b *batch) CaptureHold(id HoldID, amount *Amount) (Hold, error) {
 	if want.Cmp(h.Amount) > 0 {
 		return Hold{}, Reject(CodeHoldExceeded, "capture %s exceeds the held %s", want, h.Amount)
 	}
-	if err := b.ensureLegs(h); err != nil {
+	m := b.mark()
+	touch, err := b.release(h)
+	if err != nil {
 		return Hold{}, err
 	}
-	m := b.mark()
-	touch := b.release(h)
 	left := want
 	for _, leg := range h.Legs {
 		if !left.IsPositive() {
@@ -211,28 +216,15 @@ func (b *batch) VoidHold(id HoldID, expired bool) (Hold, error) {
 	if err != nil {
 		return Hold{}, err
 	}
-	if err := b.ensureLegs(h); err != nil {
+	if _, err := b.release(h); err != nil {
 		return Hold{}, err
 	}
-	b.release(h)
 	st := HoldVoided
 	if expired {
 		st = HoldExpired
 	}
 	b.closeHold(h, st, Zero)
 	return h.Hold, nil
-}
-
-func (b *batch) ensureLegs(h *holdState) error {
-	for _, leg := range h.Legs {
-		if _, err := b.lookup(leg.Debit); err != nil {
-			return err
-		}
-		if _, err := b.lookup(leg.Credit); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (b *batch) closeHold(h *holdState, st HoldStatus, captured Amount) {

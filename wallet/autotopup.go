@@ -74,7 +74,10 @@ func (r *AutoTopup) size(avail ledger.Amount) ledger.Amount {
 	if !n.IsPositive() {
 		n = decimal.NewFromInt(1)
 	}
-	a, _ := ledger.NewAmount(r.Amount.Decimal().Mul(n))
+	a, err := ledger.NewAmount(r.Amount.Decimal().Mul(n))
+	if err != nil {
+		return ledger.MaxOpAmount // beyond what an amount holds: capped anyway
+	}
 	return a
 }
 

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"bytes"
+	"fmt"
 	"sort"
 	"time"
 
@@ -33,10 +34,11 @@ func (sp split) transfers(to ledger.AccountID) []ledger.Posting {
 
 // burnDown splits amount over the wallet's usable grants in burn-down
 // order, then over the overage receivable if the policy and its limit
-// allow; otherwise it refuses the whole amount (insufficient_credits). With
+// allow; otherwise it refuses the whole amount (a *ledger.Rejection:
+// insufficient_credits). With
 // force, whatever credits do not cover goes to overage whatever the policy
 // and limit say: usage that already happened. It changes nothing.
-func burnDown(b ledger.Batch, w *walletState, amount ledger.Amount, force bool) (split, *ledger.Rejection) {
+func burnDown(b ledger.Batch, w *walletState, amount ledger.Amount, force bool) (split, error) {
 	now := b.Now()
 	usable := make([]*grantState, 0, len(w.grants))
 	for _, g := range w.grants {
@@ -69,7 +71,10 @@ func burnDown(b ledger.Batch, w *walletState, amount ledger.Amount, force bool) 
 		return split{}, ledger.Reject(CodeInsufficientCredits, "%s %s needed, %s available", amount, w.Asset, available)
 	}
 	if !force && w.OverageLimit != nil {
-		acc, _ := b.Account(w.overage)
+		acc, ok := b.Account(w.overage)
+		if !ok {
+			return split{}, fmt.Errorf("overage account of wallet %s not locked", w.ID)
+		}
 		used := acc.Posted(ledger.Debit).Add(acc.DebitsPending)
 		if used.Add(left).Cmp(*w.OverageLimit) > 0 {
 			return split{}, ledger.Reject(CodeInsufficientCredits,

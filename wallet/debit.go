@@ -35,9 +35,9 @@ func (o *debitOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		return nil, err
 	}
 	b.Describe(w.ID, o.req.Description, o.req.Metadata)
-	sp, rej := burnDown(b, w, o.req.Amount, false)
-	if rej != nil {
-		return nil, rej
+	sp, err := burnDown(b, w, o.req.Amount, false)
+	if err != nil {
+		return nil, err
 	}
 	if err := b.Post(sp.transfers(o.sys.revenue)...); err != nil {
 		return nil, credits(err)

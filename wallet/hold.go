@@ -33,9 +33,9 @@ func (o *holdOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		return nil, err
 	}
 	b.Describe(w.ID, "", o.req.Metadata)
-	sp, rej := burnDown(b, w, o.req.Amount, false)
-	if rej != nil {
-		return nil, rej
+	sp, err := burnDown(b, w, o.req.Amount, false)
+	if err != nil {
+		return nil, err
 	}
 	legs := make([]ledger.HoldLeg, len(sp.shares))
 	for i, sh := range sp.shares {

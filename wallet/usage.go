@@ -60,7 +60,10 @@ func ChargeUsage(b ledger.Batch, id WalletID, sys SystemAccounts, amount ledger.
 	case 0:
 		return c, nil
 	case 1:
-		sp, _ := burnDown(b, w, amount, true) // forced: never refused
+		sp, err := burnDown(b, w, amount, true) // forced: never refused for money
+		if err != nil {
+			return Charge{}, err
+		}
 		if err := b.Post(sp.transfers(sys.revenue)...); err != nil {
 			return Charge{}, err
 		}
