@@ -301,3 +301,17 @@ func (l *Ledger) BalanceAt(ctx context.Context, id AccountID, t time.Time) (Bala
 	}
 	return b, nil
 }
+
+func (l *Ledger) cachedByID(id AccountID) (Account, bool) {
+	l.cacheMu.RLock()
+	defer l.cacheMu.RUnlock()
+	a, ok := l.byID[id]
+	return a, ok
+}
+
+func (l *Ledger) cachedByCode(code, asset string) (Account, bool) {
+	l.cacheMu.RLock()
+	defer l.cacheMu.RUnlock()
+	a, ok := l.byCode[[2]string{code, asset}]
+	return a, ok
+}

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // HoldLeg is one reservation of a hold: Amount pending from Debit to Credit.
@@ -231,4 +234,122 @@ func (b *batch) closeHold(h *holdState, st HoldStatus, captured Amount) {
 	b.saveHold(h)
 	now, entry := b.now, b.cur.entry.id
 	h.Status, h.Captured, h.ClosedAt, h.ClosedBy, h.dirty = st, captured, &now, &entry, true
+}
+
+func (l *Ledger) writeHolds(ctx context.Context, b *batch) error {
+	var fresh, changed []*holdState
+	for _, h := range b.holds {
+		switch {
+		case h.isNew:
+			fresh = append(fresh, h)
+		case h.dirty:
+			changed = append(changed, h)
+		}
+	}
+	if len(fresh) > 0 {
+		n := len(fresh)
+		ids, entries := make([]uuid.UUID, n), make([]uuid.UUID, n)
+		owners := make([]*uuid.UUID, n)
+		assets, statuses, legs := make([]string, n), make([]string, n), make([]string, n)
+		amounts, captured := make([]Amount, n), make([]Amount, n)
+		expires := make([]*time.Time, n)
+		closedAt := make([]*time.Time, n)
+		closedBy := make([]*uuid.UUID, n)
+		metas := make([]*string, n)
+		for i, h := range fresh {
+			metas[i] = nullableText(h.Metadata)
+			raw, err := json.Marshal(h.Legs)
+			if err != nil {
+				return err
+			}
+			ids[i], entries[i], owners[i] = uuid.UUID(h.ID), uuid.UUID(h.EntryID), nullableOwner(h.Owner)
+			assets[i], statuses[i], legs[i] = h.Asset, string(h.Status), string(raw)
+			amounts[i], captured[i], expires[i], closedAt[i] = h.Amount, h.Captured, h.ExpiresAt, h.ClosedAt
+			if h.ClosedBy != nil {
+				u := uuid.UUID(*h.ClosedBy)
+				closedBy[i] = &u
+			}
+		}
+		if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_holds (id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by, metadata)
+			SELECT u.id, u.o, u.e, u.asset, u.amt, u.cap, u.st, u.legs::JSONB, u.exp, $12, u.ca, u.cb, u.meta::JSONB
+			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::NUMERIC[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[], $11::UUID[], $13::TEXT[])
+				AS u(id, o, e, asset, amt, cap, st, legs, exp, ca, cb, meta)`,
+			ids, owners, entries, assets, amounts, captured, statuses, legs, expires, closedAt, closedBy, b.now, metas); err != nil {
+			return fmt.Errorf("insert holds: %w", err)
+		}
+	}
+	if len(changed) > 0 {
+		n := len(changed)
+		ids, statuses := make([]uuid.UUID, n), make([]string, n)
+		captured := make([]Amount, n)
+		closedAt := make([]*time.Time, n)
+		closedBy := make([]*uuid.UUID, n)
+		for i, h := range changed {
+			ids[i], statuses[i], captured[i], closedAt[i] = uuid.UUID(h.ID), string(h.Status), h.Captured, h.ClosedAt
+			if h.ClosedBy != nil {
+				u := uuid.UUID(*h.ClosedBy)
+				closedBy[i] = &u
+			}
+		}
+		if _, err := b.tx.Exec(ctx, `UPDATE ledger_holds AS h SET status = u.st, captured = u.cap, closed_at = u.ca, closed_by = u.cb
+			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::TIMESTAMPTZ[], $5::UUID[]) AS u(id, st, cap, ca, cb)
+			WHERE h.id = u.id`, ids, statuses, captured, closedAt, closedBy); err != nil {
+			return fmt.Errorf("update holds: %w", err)
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) lockHolds(ctx context.Context, b *batch) error {
+	if len(b.holdIDs) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(b.holdIDs))
+	for id := range b.holdIDs {
+		ids = append(ids, uuid.UUID(id))
+	}
+	rows, err := b.tx.Query(ctx, `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by
+		, metadata FROM ledger_holds WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	if err != nil {
+		return fmt.Errorf("lock holds: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return err
+		}
+		b.holds[h.ID] = &holdState{Hold: h}
+		if !h.Owner.IsZero() {
+			b.owners[h.Owner] = struct{}{}
+		}
+		for _, leg := range h.Legs {
+			b.declared[leg.Debit] = struct{}{}
+			b.declared[leg.Credit] = struct{}{}
+		}
+	}
+	return rows.Err()
+}
+
+const holdSelect = `SELECT id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by, metadata FROM ledger_holds`
+
+func scanHold(r rowScanner) (Hold, error) {
+	var (
+		h      Hold
+		owner  *OwnerID
+		status string
+		legs   []byte
+	)
+	if err := r.Scan(&h.ID, &owner, &h.EntryID, &h.Asset, &h.Amount, &h.Captured, &status, &legs, &h.ExpiresAt, &h.CreatedAt, &h.ClosedAt, &h.ClosedBy, &h.Metadata); err != nil {
+		return Hold{}, fmt.Errorf("scan hold: %w", err)
+	}
+	if owner != nil {
+		h.Owner = *owner
+	}
+	h.Status = HoldStatus(status)
+	if err := json.Unmarshal(legs, &h.Legs); err != nil {
+		return Hold{}, fmt.Errorf("hold %s legs: %w", h.ID, err)
+	}
+	h.CreatedAt = h.CreatedAt.UTC()
+	return h, nil
 }

@@ -3,16 +3,20 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
-// The batch's writes: after every op applied, a handful of multi-row
-// statements (unnest of arrays), one per table, whatever the batch's size.
+// The batch's SQL. Before any op applies: which keys were applied before,
+// and the accounts its ops declared, locked FOR UPDATE in one order (holds:
+// hold.go). After every op applied: a handful of multi-row statements, one
+// per table. Every statement touches many rows at once (ANY($1), unnest of
+// arrays), so a batch costs a fixed number of round trips whatever its
+// size; unnest with several arrays and UPDATE … FROM are valid on
+// PostgreSQL and CockroachDB alike.
 
 func (l *Ledger) flush(ctx context.Context, b *batch) error {
 	if err := l.insertAccounts(ctx, b); err != nil {
@@ -268,70 +272,6 @@ func (l *Ledger) insertPostings(ctx context.Context, b *batch) error {
 	return nil
 }
 
-func (l *Ledger) writeHolds(ctx context.Context, b *batch) error {
-	var fresh, changed []*holdState
-	for _, h := range b.holds {
-		switch {
-		case h.isNew:
-			fresh = append(fresh, h)
-		case h.dirty:
-			changed = append(changed, h)
-		}
-	}
-	if len(fresh) > 0 {
-		n := len(fresh)
-		ids, entries := make([]uuid.UUID, n), make([]uuid.UUID, n)
-		owners := make([]*uuid.UUID, n)
-		assets, statuses, legs := make([]string, n), make([]string, n), make([]string, n)
-		amounts, captured := make([]Amount, n), make([]Amount, n)
-		expires := make([]*time.Time, n)
-		closedAt := make([]*time.Time, n)
-		closedBy := make([]*uuid.UUID, n)
-		metas := make([]*string, n)
-		for i, h := range fresh {
-			metas[i] = nullableText(h.Metadata)
-			raw, err := json.Marshal(h.Legs)
-			if err != nil {
-				return err
-			}
-			ids[i], entries[i], owners[i] = uuid.UUID(h.ID), uuid.UUID(h.EntryID), nullableOwner(h.Owner)
-			assets[i], statuses[i], legs[i] = h.Asset, string(h.Status), string(raw)
-			amounts[i], captured[i], expires[i], closedAt[i] = h.Amount, h.Captured, h.ExpiresAt, h.ClosedAt
-			if h.ClosedBy != nil {
-				u := uuid.UUID(*h.ClosedBy)
-				closedBy[i] = &u
-			}
-		}
-		if _, err := b.tx.Exec(ctx, `INSERT INTO ledger_holds (id, owner_id, entry_id, asset, amount, captured, status, legs, expires_at, created_at, closed_at, closed_by, metadata)
-			SELECT u.id, u.o, u.e, u.asset, u.amt, u.cap, u.st, u.legs::JSONB, u.exp, $12, u.ca, u.cb, u.meta::JSONB
-			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::NUMERIC[], $7::TEXT[], $8::TEXT[], $9::TIMESTAMPTZ[], $10::TIMESTAMPTZ[], $11::UUID[], $13::TEXT[])
-				AS u(id, o, e, asset, amt, cap, st, legs, exp, ca, cb, meta)`,
-			ids, owners, entries, assets, amounts, captured, statuses, legs, expires, closedAt, closedBy, b.now, metas); err != nil {
-			return fmt.Errorf("insert holds: %w", err)
-		}
-	}
-	if len(changed) > 0 {
-		n := len(changed)
-		ids, statuses := make([]uuid.UUID, n), make([]string, n)
-		captured := make([]Amount, n)
-		closedAt := make([]*time.Time, n)
-		closedBy := make([]*uuid.UUID, n)
-		for i, h := range changed {
-			ids[i], statuses[i], captured[i], closedAt[i] = uuid.UUID(h.ID), string(h.Status), h.Captured, h.ClosedAt
-			if h.ClosedBy != nil {
-				u := uuid.UUID(*h.ClosedBy)
-				closedBy[i] = &u
-			}
-		}
-		if _, err := b.tx.Exec(ctx, `UPDATE ledger_holds AS h SET status = u.st, captured = u.cap, closed_at = u.ca, closed_by = u.cb
-			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::TIMESTAMPTZ[], $5::UUID[]) AS u(id, st, cap, ca, cb)
-			WHERE h.id = u.id`, ids, statuses, captured, closedAt, closedBy); err != nil {
-			return fmt.Errorf("update holds: %w", err)
-		}
-	}
-	return nil
-}
-
 func (l *Ledger) insertOutbox(ctx context.Context, b *batch) error {
 	n := len(b.outbox)
 	if n == 0 {
@@ -349,6 +289,109 @@ func (l *Ledger) insertOutbox(ctx context.Context, b *batch) error {
 		ids, topics, owners, entries, payloads, b.now)
 	if err != nil {
 		return fmt.Errorf("insert outbox: %w", err)
+	}
+	return nil
+}
+
+func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEntry, error) {
+	keys := make([]string, 0, len(ops))
+	for _, op := range ops {
+		keys = append(keys, op.Key())
+	}
+	rows, err := l.db.Pool.Query(ctx, `SELECT idempotency_key, id, fingerprint, status, reject_code, reject_detail, result, created_at
+		FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]storedEntry{}
+	for rows.Next() {
+		var (
+			key          string
+			s            storedEntry
+			code, detail *string
+			status       string
+		)
+		if err := rows.Scan(&key, &s.id, &s.fingerprint, &status, &code, &detail, &s.result, &s.createdAt); err != nil {
+			return nil, fmt.Errorf("scan idempotency key: %w", err)
+		}
+		s.status = Status(status)
+		if code != nil {
+			s.rejection = &Rejection{Code: *code}
+			if detail != nil {
+				s.rejection.Detail = *detail
+			}
+		}
+		s.createdAt = s.createdAt.UTC()
+		out[key] = s
+	}
+	return out, rows.Err()
+}
+
+func (l *Ledger) lockAccounts(ctx context.Context, b *batch) error {
+	owners := make([]uuid.UUID, 0, len(b.owners))
+	for o := range b.owners {
+		owners = append(owners, uuid.UUID(o))
+	}
+	var ids, unknown []uuid.UUID
+	for id := range b.declared {
+		if a, ok := l.cachedByID(id); ok && a.Shards > 1 {
+			continue // hot: never locked up front, see flush
+		}
+		ids = append(ids, uuid.UUID(id))
+	}
+	if len(owners) == 0 && len(ids) == 0 {
+		return nil
+	}
+	rows, err := b.tx.Query(ctx, `SELECT a.id, a.code, a.asset, a.owner_id, a.normal, a.no_overdraft, a.shards, a.metadata, a.created_at,
+			bal.debits_posted, bal.credits_posted, bal.debits_pending, bal.credits_pending
+		FROM ledger_accounts a JOIN ledger_balances bal ON bal.account_id = a.id AND bal.shard = 0
+		WHERE (a.owner_id = ANY($1) OR a.id = ANY($2)) AND a.shards = 1
+		ORDER BY a.id
+		FOR UPDATE OF bal`, owners, ids)
+	if err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	found := map[AccountID]bool{}
+	for rows.Next() {
+		acc, err := scanAccountWithBalance(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("scan account: %w", err)
+		}
+		a := &acct{Account: acc, loaded: acc.Balance}
+		b.accounts[a.ID] = a
+		found[a.ID] = true
+		if !a.Owner.IsZero() {
+			b.byOwner[a.Owner] = append(b.byOwner[a.Owner], a)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lock accounts: %w", err)
+	}
+	for _, list := range b.byOwner {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].CreatedAt.Before(list[j].CreatedAt) })
+	}
+	for _, id := range ids {
+		if !found[AccountID(id)] {
+			unknown = append(unknown, id)
+		}
+	}
+	// Declared accounts not found unsharded are either hot ones this process
+	// has not seen yet (cache them) or missing (ops will fail on them).
+	if len(unknown) > 0 {
+		rows, err := b.tx.Query(ctx, accountMetaSelect+` WHERE id = ANY($1)`, unknown)
+		if err != nil {
+			return fmt.Errorf("load hot accounts: %w", err)
+		}
+		metas, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Account, error) { return scanAccountMeta(r) })
+		if err != nil {
+			return fmt.Errorf("load hot accounts: %w", err)
+		}
+		if err := l.rememberHot(ctx, b.tx, metas); err != nil {
+			return err
+		}
 	}
 	return nil
 }
