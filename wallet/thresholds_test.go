@@ -111,6 +111,13 @@ func TestThresholdRules(t *testing.T) {
 				"wallet.depleted: available 0, overage 0",
 			}},
 		}},
+		{"a grant after depletion re-arms depleted", PolicyBlock, []int{}, []step{
+			{"grant 10", nil},
+			{"debit 10", []string{"wallet.depleted: available 0, overage 0"}},
+			{"grant 10", nil},
+			{"debit 9.999999999999", nil},
+			{"debit 0.000000000001", []string{"wallet.depleted: available 0, overage 0"}},
+		}},
 		{"custom thresholds", PolicyBlock, []int{25, 90}, []step{
 			{"grant 200", nil},
 			{"debit 50", []string{"threshold 25: used 25, available 150 of 200"}},
