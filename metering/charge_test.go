@@ -128,14 +128,15 @@ func TestMarginalCharge(t *testing.T) {
 		{"dimensions select the most specific price, and aggregate apart", []meter{
 			{Meter{Code: "tokens", Aggregation: Sum, Property: "n", GroupBy: []string{"model", "token_type"}}, []string{
 				`{"model":"per_unit","unit_price":"0.1"}`,
-				`{"model":"per_unit","unit_price":"0.2","dimensions":{"model":"gpt"}}`,
-				`{"model":"per_unit","unit_price":"0.3","dimensions":{"model":"gpt","token_type":"input"}}`,
 				`{"model":"per_unit","unit_price":"0.4","dimensions":{"token_type":"output"}}`,
+				`{"model":"per_unit","unit_price":"0.3","dimensions":{"model":"gpt","token_type":"input"}}`,
+				`{"model":"per_unit","unit_price":"0.2","dimensions":{"model":"gpt"}}`,
 			}},
 		}, []ev{
 			{props: `{"n":10,"model":"gpt","token_type":"input"}`, said: []string{`tokens {"model":"gpt","token_type":"input"} 0→10: 3`}},
 			{props: `{"n":10,"model":"gpt","token_type":"input"}`, said: []string{`tokens {"model":"gpt","token_type":"input"} 10→20: 3`}},
-			// Equally specific: the dimension key that sorts first wins.
+			// Equally specific: the dimension key that sorts first wins, not
+			// the price made first.
 			{props: `{"n":10,"model":"gpt","token_type":"output"}`, said: []string{`tokens {"model":"gpt","token_type":"output"} 0→10: 2`}},
 			{props: `{"n":10,"model":"other","token_type":"output"}`, said: []string{`tokens {"model":"other","token_type":"output"} 0→10: 4`}},
 			{props: `{"n":10,"model":"other","token_type":"input"}`, said: []string{`tokens {"model":"other","token_type":"input"} 0→10: 1`}},
