@@ -1,8 +1,10 @@
 package wallet
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -129,4 +131,86 @@ func (m *memWallet) overage() ledger.Amount {
 func after(d time.Duration) *time.Time {
 	t := t0.Add(d)
 	return &t
+}
+
+// hold places a hold: the hold, or the code of its rejection.
+func (m *memWallet) hold(amount string) (Hold, string) {
+	m.t.Helper()
+	out := m.b.Apply(&holdOp{base: m.base(), holdID: ledger.NewHoldID(), req: NewHold{Amount: ledger.MustAmount(amount)}})
+	if out.Rejection != nil {
+		return Hold{}, out.Rejection.Code
+	}
+	var h Hold
+	if err := json.Unmarshal(out.Result, &h); err != nil {
+		m.t.Fatal(err)
+	}
+	return h, ""
+}
+
+// chargeOp charges metered usage the way metering's usage op does: inside
+// an op of its own, through ChargeUsage.
+type chargeOp struct {
+	base
+	amount ledger.Amount
+	line   UsageLine
+}
+
+func (o *chargeOp) Kind() string           { return "usage" }
+func (o *chargeOp) Fingerprint() []byte    { return []byte(o.key) }
+func (o *chargeOp) Declare(d *ledger.Decl) { d.Account(o.sys.revenue) }
+func (o *chargeOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
+	return ChargeUsage(b, o.walletID, o.sys, o.amount, o.line)
+}
+
+// charge charges amount of usage on line; it is never refused.
+func (m *memWallet) charge(amount string, line UsageLine) Charge {
+	m.t.Helper()
+	return batchtest.Posted[Charge](m.b, &chargeOp{base: m.base(), amount: ledger.MustAmount(amount), line: line})
+}
+
+// closeCycle closes the wallet's cycle that contains the batch's clock and
+// answers with its invoice.
+func (m *memWallet) closeCycle() Invoice {
+	m.t.Helper()
+	start, end := Cycle(m.w.CreatedAt, m.now)
+	b := m.base()
+	b.key = cycleKey(m.w.ID, start)
+	return batchtest.Posted[Invoice](m.b, &closeCycleOp{base: b, start: start, end: end})
+}
+
+// posted is an account's posted balance on its normal side.
+func (m *memWallet) posted(id ledger.AccountID, n ledger.Normal) ledger.Amount {
+	m.t.Helper()
+	bal, ok := m.b.Balance(id)
+	if !ok {
+		m.t.Fatalf("account %s is not in the batch", id)
+	}
+	return bal.Posted(n)
+}
+
+// message is an outbox message as a test reads it.
+type message struct {
+	Topic string
+	Data  map[string]any
+}
+
+// messages are what the batch emitted, in order, keeping only the given
+// topics (all when none).
+func (m *memWallet) messages(topics ...string) []message {
+	m.t.Helper()
+	var out []message
+	for _, o := range m.b.Outbox() {
+		if len(topics) > 0 && !slices.Contains(topics, o.Topic) {
+			continue
+		}
+		if o.Owner != m.w.ID {
+			m.t.Fatalf("%s emitted for owner %s, want the wallet %s", o.Topic, o.Owner, m.w.ID)
+		}
+		msg := message{Topic: o.Topic}
+		if err := json.Unmarshal(o.Payload, &msg.Data); err != nil {
+			m.t.Fatal(err)
+		}
+		out = append(out, msg)
+	}
+	return out
 }
