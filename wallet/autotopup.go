@@ -70,7 +70,13 @@ func (r *AutoTopup) size(avail ledger.Amount) ledger.Amount {
 		return r.TargetBalance.Sub(avail)
 	}
 	gap := r.Threshold.Sub(avail).Decimal()
-	n := gap.Div(r.Amount.Decimal()).Ceil()
+	// An exact ceiling: Div rounds to 16 places, which for a large amount
+	// turns a gap a few 10^-12 past one amount into exactly one amount and
+	// leaves the wallet just under its threshold.
+	n, rem := gap.QuoRem(r.Amount.Decimal(), 0)
+	if rem.Sign() > 0 {
+		n = n.Add(decimal.NewFromInt(1))
+	}
 	if !n.IsPositive() {
 		n = decimal.NewFromInt(1)
 	}
