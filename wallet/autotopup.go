@@ -9,7 +9,6 @@ import (
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 )
 
 // Payment is how a top-up is paid for.
@@ -61,40 +60,6 @@ type NewAutoTopup struct {
 	Kind          GrantKind      `json:"kind,omitempty"`    // default paid
 	Payment       Payment        `json:"payment,omitempty"` // default confirm
 	MaxPerDay     *int           `json:"max_per_day,omitempty"`
-}
-
-// size is the top-up that closes the whole gap below the threshold in one
-// go: never one top-up per increment of usage.
-func (r *AutoTopup) size(avail ledger.Amount) ledger.Amount {
-	if r.TargetBalance != nil {
-		return r.TargetBalance.Sub(avail)
-	}
-	gap := r.Threshold.Sub(avail).Decimal()
-	// An exact ceiling: Div rounds to 16 places, which for a large amount
-	// turns a gap a few 10^-12 past one amount into exactly one amount and
-	// leaves the wallet just under its threshold.
-	n, rem := gap.QuoRem(r.Amount.Decimal(), 0)
-	if rem.Sign() > 0 {
-		n = n.Add(decimal.NewFromInt(1))
-	}
-	if !n.IsPositive() {
-		n = decimal.NewFromInt(1)
-	}
-	a, err := ledger.NewAmount(r.Amount.Decimal().Mul(n))
-	if err != nil {
-		return ledger.MaxOpAmount // beyond what an amount holds: capped anyway
-	}
-	return a
-}
-
-// capped is a top-up's size within what one operation may move: a wallet
-// deep in overage is brought up by several top-ups, one at a time.
-func capped(a ledger.Amount) ledger.Amount { return a.Min(ledger.MaxOpAmount) }
-
-// topupBackoff is how long a rule waits after n consecutive failed top-ups:
-// a minute, doubling, at most six hours.
-func topupBackoff(n int) time.Duration {
-	return min(time.Minute<<min(n-1, 16), 6*time.Hour)
 }
 
 // SetAutoTopup creates or replaces a wallet's auto top-up rule.
@@ -160,30 +125,6 @@ func (s *Service) SetAutoTopup(ctx context.Context, id WalletID, req NewAutoTopu
 		return AutoTopup{}, fmt.Errorf("save auto top-up: %w", err)
 	}
 	return s.AutoTopup(ctx, id)
-}
-
-const ruleColumns = `r.enabled, r.threshold, r.amount, r.target_balance, r.kind, r.payment, r.max_per_day, r.updated_at`
-
-// scanRule reads ruleColumns from a LEFT JOIN: nil when there is no rule.
-type ruleScan struct {
-	enabled        *bool
-	threshold      *ledger.Amount
-	amount, target *ledger.Amount
-	kind, payment  *string
-	maxPerDay      *int32
-	updated        *time.Time
-}
-
-func (r *ruleScan) dest() []any {
-	return []any{&r.enabled, &r.threshold, &r.amount, &r.target, &r.kind, &r.payment, &r.maxPerDay, &r.updated}
-}
-
-func (r *ruleScan) rule(w WalletID) *AutoTopup {
-	if r.enabled == nil {
-		return nil
-	}
-	return &AutoTopup{WalletID: w, Enabled: *r.enabled, Threshold: *r.threshold, Amount: r.amount, TargetBalance: r.target,
-		Kind: GrantKind(*r.kind), Payment: Payment(*r.payment), MaxPerDay: int(*r.maxPerDay), UpdatedAt: r.updated.UTC()}
 }
 
 // AutoTopup reads a wallet's rule and what it is doing; ErrNotFound when the

@@ -185,38 +185,6 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 	return b, nil
 }
 
-// balance computes the wallet's balance from the batch's state.
-func (s *stage) balance(b ledger.Batch, w *walletState) Balance {
-	now := b.Now()
-	t := s.grants.totals[w.ID]
-	bal := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
-	var remaining ledger.Amount
-	live := append([]*grantState(nil), w.grants...)
-	burnOrder(live)
-	for _, g := range live {
-		acc, ok := b.Account(g.account)
-		if !ok {
-			continue
-		}
-		posted := acc.Posted(ledger.Credit)
-		remaining = remaining.Add(posted)
-		bal.Held = bal.Held.Add(acc.Held(ledger.Credit))
-		if g.usable(now) {
-			bal.Available = bal.Available.Add(acc.Available())
-		}
-		if g.Status == GrantActive && posted.IsPositive() {
-			bal.Grants = append(bal.Grants, GrantBalance{ID: g.ID, Remaining: posted, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
-		}
-	}
-	if acc, ok := b.Account(w.overage); ok {
-		bal.Overage = acc.Posted(ledger.Debit)
-		bal.Held = bal.Held.Add(acc.DebitsPending)
-	}
-	bal.Granted, bal.Expired, bal.Voided = t.granted, t.expired, t.voided
-	bal.Consumed = t.granted.Sub(t.expired).Sub(t.voided).Sub(remaining)
-	return bal
-}
-
 // GrantBalance is one active grant in a balance.
 type GrantBalance struct {
 	ID        GrantID       `json:"id"`

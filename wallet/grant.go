@@ -147,36 +147,6 @@ func (s *Service) AddGrant(ctx context.Context, key string, id WalletID, g NewGr
 	})
 }
 
-const grantSelect = `SELECT g.id, g.wallet_id, g.account_id, g.kind, g.amount, g.priority, g.effective_at, g.expires_at,
-	g.cost_basis, g.description, g.metadata, g.status, g.expired_amount, g.voided_amount, g.created_at, g.voided_at, g.expired_at`
-
-// scanGrant reads a grant row; extra receives columns selected after it.
-func scanGrant(r pgx.Row, extra ...any) (Grant, ledger.AccountID, error) {
-	var (
-		g       Grant
-		account ledger.AccountID
-		kind    string
-		status  string
-		desc    *string
-	)
-	dst := append([]any{&g.ID, &g.WalletID, &account, &kind, &g.Amount, &g.Priority, &g.EffectiveAt, &g.ExpiresAt,
-		&g.CostBasis, &desc, &g.Metadata, &status, &g.Expired, &g.Voided, &g.CreatedAt, &g.VoidedAt, &g.ExpiredAt}, extra...)
-	if err := r.Scan(dst...); err != nil {
-		return Grant{}, account, fmt.Errorf("scan grant: %w", err)
-	}
-	g.Kind, g.Status = GrantKind(kind), GrantStatus(status)
-	if desc != nil {
-		g.Description = *desc
-	}
-	g.EffectiveAt, g.CreatedAt = g.EffectiveAt.UTC(), g.CreatedAt.UTC()
-	for _, t := range []*time.Time{g.ExpiresAt, g.VoidedAt, g.ExpiredAt} {
-		if t != nil {
-			*t = t.UTC()
-		}
-	}
-	return g, account, nil
-}
-
 // Grants lists a wallet's grants, newest first.
 func (s *Service) Grants(ctx context.Context, id WalletID) ([]Grant, error) {
 	if _, err := s.Wallet(ctx, id); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,6 +102,7 @@ func (s *stage) addOverage(b ledger.Batch, w WalletID, l UsageLine, charged, unc
 	default:
 		qty = l.Quantity.Mul(uncovered.Decimal()).DivRound(charged.Decimal(), ledger.Scale)
 	}
+	s.cycles.open()
 	m := s.cycles.deltas[w]
 	if m == nil {
 		m = map[string]*overageLine{}
@@ -163,6 +165,7 @@ func (s *stage) openLines(w WalletID) []overageLine {
 
 // issue records inv: the open lines and billable top-ups are now invoiced.
 func (s *stage) issue(b ledger.Batch, w *walletState, inv *Invoice) {
+	s.cycles.open()
 	savedDeltas, savedReset, savedBillable := s.cycles.deltas[w.ID], s.cycles.reset[w.ID], s.topups.billable[w.ID]
 	for _, t := range savedBillable {
 		prev := t.InvoiceID
@@ -235,4 +238,31 @@ func (s *Service) Invoices(ctx context.Context, customerID string, after *cursor
 	}
 	invs, next := cursor.Page(invs, limit, func(i Invoice) cursor.Cursor { return cursor.Cursor{At: i.CreatedAt, ID: uuid.UUID(i.ID)} })
 	return invs, next, nil
+}
+
+// UsageLine says which invoice line metered usage goes to if the credits do
+// not cover it. Its key and description are only made for usage that
+// reaches the invoice, not for every event.
+type UsageLine struct {
+	Meter     uuid.UUID
+	MeterCode string
+	DimsKey   string            // canonical dimensions, e.g. {"model":"gpt-4o"}
+	Dims      map[string]string // the same, to describe the line
+	Quantity  decimal.Decimal   // the event's quantity delta
+	UnitPrice *decimal.Decimal  // set for per-unit prices
+}
+
+func (l UsageLine) key() string { return l.Meter.String() + "|" + l.DimsKey }
+
+// description is the line's text: "tokens (model=gpt-4o, token_type=input)".
+func (l UsageLine) description() string {
+	if len(l.Dims) == 0 {
+		return l.MeterCode
+	}
+	parts := make([]string, 0, len(l.Dims))
+	for k, v := range l.Dims {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return l.MeterCode + " (" + strings.Join(parts, ", ") + ")"
 }

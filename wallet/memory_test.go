@@ -40,7 +40,6 @@ func newMemWallet(t testing.TB, w Wallet) *memWallet {
 	st := &stage{wallets: map[WalletID]*walletState{}}
 	st.grants.reset()
 	st.topups.reset()
-	st.cycles.clear()
 	b.SetStage(module{}, st)
 	if w.ID == (WalletID{}) {
 		w.ID = WalletID(uuid.New())

@@ -2,13 +2,58 @@ package wallet
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/text"
 	"github.com/creditledger/creditledger/ledger"
 )
+
+// The wallet module: what every wallet operation has (routing, validation,
+// submission), what an op says it needs loaded, and the stage that loads it
+// for a whole batch and writes back what changed. Each concern keeps its
+// own book: grants and burn-down (credits.go), reactions and top-ups
+// (reactions.go), cycles and invoices (cycle.go).
+
+// Journal entry kinds of wallet operations. Point-in-time balances classify
+// postings by them.
+const (
+	KindGrant       = "grant"
+	KindDebit       = "debit"
+	KindHold        = "hold"
+	KindGrantVoid   = "grant_void"
+	KindGrantExpiry = "grant_expiry"
+)
+
+// Rejection codes of wallet operations, as recorded in the journal. The API
+// maps them to HTTP statuses.
+const (
+	// CodeInsufficientCredits: the wallet's credits (and overage allowance)
+	// cannot cover a debit or hold; nothing was posted. The ledger core's
+	// word for it is overdraft; a wallet speaks of credits.
+	CodeInsufficientCredits = "insufficient_credits"
+	CodeHoldClosed          = ledger.CodeHoldClosed
+	CodeHoldNotFound        = ledger.CodeHoldNotFound
+	CodeCaptureExceedsHold  = ledger.CodeHoldExceeded
+	CodeGrantClosed         = "grant_closed"
+)
+
+// RejectionCodes lists the codes wallet operations record besides the
+// ledger's own, for tables that must map each.
+func RejectionCodes() []string {
+	return []string{CodeInsufficientCredits, CodeGrantClosed, CodeTopupClosed}
+}
+
+// Route is the one routing function of wallet operations: every operation
+// of a customer — grants, debits, holds with their captures, voids and
+// expiries, top-ups, closes, and the customer's usage events — goes to one
+// poster shard, so they apply in order and never contend across shards.
+func Route(customer string) uint64 { return ledger.ShardOf(customer) }
 
 // op is implemented by every wallet operation: it says what the wallet stage
 // must load for it (needs), rather than the stage guessing from its type.
@@ -16,6 +61,23 @@ type op interface {
 	ledger.Op
 	needs(n *need)
 }
+
+// base carries what every wallet op has. Fingerprints cover the request,
+// never ids the service generated for it, so a retried request matches.
+type base struct {
+	key      string
+	walletID WalletID
+	customer string // routes the op (Route)
+	sys      systemAccounts
+}
+
+func (o *base) Key() string { return o.key }
+
+func (o *base) ShardKey() uint64 { return Route(o.customer) }
+
+func (o *base) Module() string { return moduleName }
+
+func (o *base) needs(n *need) { n.wallet(o.walletID) }
 
 // need is what a batch's wallet ops need loaded.
 type need struct {
@@ -28,18 +90,97 @@ type need struct {
 
 func (n *need) wallet(id WalletID) { n.wallets = append(n.wallets, uuid.UUID(id)) }
 
-type module struct{}
+// walletFor returns the op's wallet from the stage. The service checked it
+// exists before submitting; a wallet missing here was never there.
+func walletFor(b ledger.Batch, id WalletID) (*stage, *walletState, error) {
+	s, err := stageOf(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := s.wallets[id]
+	if w == nil {
+		return nil, nil, fault.NotFoundf("no wallet %s", id)
+	}
+	return s, w, nil
+}
 
-func (module) Name() string           { return moduleName }
-func (module) Feeds() []string        { return nil }
-func (module) NewStage() ledger.Stage { return &stage{} }
+// submit runs op through the poster and answers with its stored result.
+func submit[T any](ctx context.Context, s *Service, o ledger.Op) (ledger.Result[T], error) {
+	return ledger.Answer[T](s.l.Submit(ctx, o))
+}
+
+func newKey(key string) string {
+	if key == "" {
+		return "auto:" + uuid.NewString()
+	}
+	return key
+}
+
+// opAmount checks an amount a request asks to move: above zero and within
+// the ledger's limit per operation, so a request is refused with a 422
+// naming the field long before any counter could come near its limit.
+func opAmount(field string, a ledger.Amount) error {
+	if !a.IsPositive() {
+		return fault.Invalidf(field, "must be greater than zero")
+	}
+	if ledger.CheckOpAmount(a) != nil {
+		return fault.Invalidf(field, "at most %s per operation", ledger.MaxOpAmount)
+	}
+	return nil
+}
+
+// maxMetadata bounds a metadata object, in bytes.
+const maxMetadata = 16 << 10
+
+func validMetadata(field string, m json.RawMessage) error {
+	if len(m) == 0 {
+		return nil
+	}
+	if len(m) > maxMetadata {
+		return fault.Invalidf(field, "at most 16 KiB")
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(m, &obj); err != nil {
+		return fault.Invalidf(field, "must be a JSON object")
+	}
+	return textError(text.CheckJSON(field, m, maxMetadata))
+}
+
+// checkText refuses text PostgreSQL would not store, or that is too long,
+// before it reaches a batch, where it would fail every operation with it.
+func checkText(field, s string, maxBytes int) error {
+	return textError(text.Check(field, s, maxBytes))
+}
+
+// textError is a text.Error as an invalid field.
+func textError(err error) error {
+	var te *text.Error
+	if errors.As(err, &te) {
+		return fault.Invalidf(te.Field, "%s", te.Detail)
+	}
+	return err
+}
+
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
 
 const moduleName = "wallet"
 
+type module struct{}
+
+func (module) Name() string { return moduleName }
+
+func (module) Feeds() []string { return nil }
+
+func (module) NewStage() ledger.Stage { return &stage{} }
+
 // stage is the wallet module's part of one batch attempt: the wallets its
-// ops need, and one book per concern — grants and burn-down
-// (stage_grants.go), reactions and top-ups (stage_reactions.go), cycles
-// and invoices (stage_cycles.go).
+// ops need, and one book per concern — grants and burn-down (credits.go),
+// reactions and top-ups (reactions.go), cycles and invoices (cycle.go).
 type stage struct {
 	wanted  []WalletID // wallets other modules need loaded (Want)
 	wallets map[WalletID]*walletState
@@ -68,6 +209,18 @@ func stageOf(b ledger.Batch) (*stage, error) {
 	return s, nil
 }
 
+// Want asks the wallet stage of batch b to load wallet id, for the stage of
+// a module that feeds this one (metering learns which wallets its events
+// charge while it loads, before the wallet stage loads).
+func Want(b ledger.StageBatch, id WalletID) error {
+	s, err := stageOf(b)
+	if err != nil {
+		return err
+	}
+	s.wanted = append(s.wanted, id)
+	return nil
+}
+
 // Load reads, for the whole batch, the wallets its ops need (with their
 // reactions and auto top-up rules), their live grants, the top-ups ops
 // settle, and the open invoice lines of wallets whose cycle closes, and
@@ -85,7 +238,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	s.wallets = map[WalletID]*walletState{}
 	s.grants.reset()
 	s.topups.reset()
-	s.cycles.clear()
+	s.cycles = cycleBook{} // opened by the ops that bill usage or close a cycle
 	if len(n.wallets) == 0 {
 		return nil
 	}
@@ -98,13 +251,21 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	if err := s.loadTopups(ctx, b.Tx(), n.topups, n.closing); err != nil {
 		return err
 	}
+	if len(n.closing) == 0 {
+		return nil
+	}
 	return s.loadLines(ctx, b.Tx(), n.closing)
 }
 
 // Flush writes, one statement per table, what the batch changed: grants,
-// wallets' reactions and cycle ends, top-ups, invoice lines and invoices.
+// wallets' reactions and cycle ends, top-ups, and — when an op opened the
+// cycle book — invoice lines and invoices.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
-	for _, f := range []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups, s.flushLines, s.flushInvoices} {
+	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups}
+	if s.cycles.opened() {
+		flush = append(flush, s.flushLines, s.flushInvoices)
+	}
+	for _, f := range flush {
 		if err := f(ctx, b); err != nil {
 			return err
 		}
@@ -155,6 +316,47 @@ func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load wallets: %w", err)
+	}
+	return nil
+}
+
+// flushWallets writes the wallets' reactions and next cycle ends, which the
+// reactions and the cycles change.
+func (s *stage) flushWallets(ctx context.Context, b ledger.StageBatch) error {
+	dirty := map[*walletState]struct{}{}
+	for w := range s.topups.reacted {
+		dirty[w] = struct{}{}
+	}
+	for w := range s.cycles.moved {
+		dirty[w] = struct{}{}
+	}
+	if len(dirty) == 0 {
+		return nil
+	}
+	var (
+		ids    []uuid.UUID
+		reacts []*string
+		ends   []*time.Time
+	)
+	for w := range dirty {
+		ids = append(ids, uuid.UUID(w.ID))
+		var r *string
+		if _, ok := s.topups.reacted[w]; ok {
+			raw, err := json.Marshal(w.react)
+			if err != nil {
+				return fmt.Errorf("wallet %s reactions: %w", w.ID, err)
+			}
+			str := string(raw)
+			r = &str
+		}
+		reacts = append(reacts, r)
+		ends = append(ends, w.nextCycleEnd)
+	}
+	if _, err := b.Tx().Exec(ctx, `UPDATE wallets AS w SET reactions = COALESCE(u.r::JSONB, w.reactions),
+			next_cycle_end = COALESCE(u.n, w.next_cycle_end)
+		FROM unnest($1::UUID[], $2::TEXT[], $3::TIMESTAMPTZ[]) AS u(id, r, n)
+		WHERE w.id = u.id`, ids, reacts, ends); err != nil {
+		return fmt.Errorf("update wallet reactions: %w", err)
 	}
 	return nil
 }

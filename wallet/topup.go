@@ -52,52 +52,6 @@ type Topup struct {
 	CompletedAt        *time.Time    `json:"completed_at,omitempty"`
 }
 
-type topupState struct {
-	Topup
-	isNew bool
-}
-
-// autoTopup starts a top-up when w's rule says so: the balance is below the
-// threshold, nothing is in flight, no failure backoff is running and the
-// day's cap is not reached. One op at most starts one top-up, and while it
-// is in flight nothing else starts another.
-func (s *stage) autoTopup(b ledger.Batch, w *walletState, avail ledger.Amount) error {
-	r := w.rule
-	if r == nil || !r.Enabled || avail.Cmp(r.Threshold) >= 0 {
-		return nil
-	}
-	st, now := w.react, b.Now()
-	if st.TopupInFlight != nil || (st.TopupRetry != nil && now.Before(*st.TopupRetry)) {
-		return nil
-	}
-	day, today := now.Format(time.DateOnly), st.TopupsToday
-	if st.TopupDay != day {
-		today = 0
-	}
-	if today >= r.MaxPerDay {
-		return nil
-	}
-	amount := capped(r.size(avail))
-	if !amount.IsPositive() {
-		return nil
-	}
-	id := TopupID(uuid.New())
-	t := &topupState{isNew: true, Topup: Topup{
-		ID: id, WalletID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, Amount: amount, Kind: r.Kind,
-		Payment: r.Payment, Status: TopupRequested, AvailableAtRequest: avail, CreatedAt: now,
-	}}
-	s.topups.byID[id] = t
-	s.topups.fresh = append(s.topups.fresh, t)
-	b.OnUndo(func() {
-		delete(s.topups.byID, id)
-		s.topups.fresh = s.topups.fresh[:len(s.topups.fresh)-1]
-	})
-	s.setReactions(b, w, func(r *reactions) {
-		r.TopupInFlight, r.TopupDay, r.TopupsToday = &id, day, today+1
-	})
-	return b.Emit(TopicTopupRequested, w.ID, t.Topup)
-}
-
 // settleTopupOp confirms a top-up (crediting it) or records its failure.
 type settleTopupOp struct {
 	base

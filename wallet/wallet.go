@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -195,4 +196,197 @@ func (s *Service) walletRow(ctx context.Context, id WalletID) (Wallet, ledger.Ac
 	}
 	s.wallets.put(w, overage)
 	return w, overage, nil
+}
+
+// walletCacheSize bounds the wallets kept in memory: about 200 bytes each,
+// so at most a few megabytes.
+const walletCacheSize = 1 << 16
+
+// walletCache keeps wallets as they were created. Every field of Wallet and
+// its overage account is fixed at creation (the rows change only in their
+// reaction state, which Wallet does not carry), so a cached wallet can
+// never be stale and needs no invalidation, not even between several
+// ledgerd processes on one database. It spares each debit, hold and
+// balance read the query that only resolved the wallet's customer and
+// asset.
+type walletCache struct {
+	mu sync.RWMutex
+	m  map[WalletID]cachedWallet
+}
+
+type cachedWallet struct {
+	w        Wallet
+	overage  ledger.AccountID
+	accounts bool // its billable and rounding accounts are known to exist
+}
+
+func (c *walletCache) get(id WalletID) (Wallet, ledger.AccountID, bool) {
+	c.mu.RLock()
+	e, ok := c.m[id]
+	c.mu.RUnlock()
+	if !ok {
+		return Wallet{}, ledger.AccountID{}, false
+	}
+	// The caller owns what it gets: it must not write into the cache's slice.
+	e.w.AlertThresholds = slices.Clone(e.w.AlertThresholds)
+	return e.w, e.overage, true
+}
+
+func (c *walletCache) put(w Wallet, overage ledger.AccountID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[WalletID]cachedWallet)
+	}
+	if len(c.m) >= walletCacheSize {
+		// Forget an arbitrary half (map order is random): cheaper than LRU
+		// bookkeeping on every hit, and a miss costs only one query.
+		n := 0
+		for id := range c.m {
+			if n >= walletCacheSize/2 {
+				break
+			}
+			delete(c.m, id)
+			n++
+		}
+	}
+	w.AlertThresholds = slices.Clone(w.AlertThresholds)
+	c.m[w.ID] = cachedWallet{w: w, overage: overage, accounts: c.m[w.ID].accounts}
+}
+
+// accountsOpened reports whether wallet id's billable and rounding accounts
+// are known to exist.
+func (c *walletCache) accountsOpened(id WalletID) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[id].accounts
+}
+
+// openedAccounts records that they do, if the wallet is in the map (it is
+// after any read of it; evicted, the next ensure checks again, harmlessly).
+func (c *walletCache) openedAccounts(id WalletID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[id]; ok {
+		e.accounts = true
+		c.m[id] = e
+	}
+}
+
+// SystemAccounts are an asset's funding and revenue accounts, resolved by
+// Service.System before an op that charges usage is submitted.
+type SystemAccounts = systemAccounts
+
+// systemAccounts are the per-asset accounts on the other side of wallets.
+type systemAccounts struct {
+	paid, promotional ledger.AccountID // funding: debit-normal
+	revenue, breakage ledger.AccountID // credit-normal
+	receivable        ledger.AccountID // debit-normal: what invoices bill
+}
+
+func (s systemAccounts) funding(k GrantKind) ledger.AccountID {
+	if k == Promotional {
+		return s.promotional
+	}
+	return s.paid
+}
+
+// System returns the asset's system accounts, creating them on first use.
+func (s *Service) System(ctx context.Context, asset string) (SystemAccounts, error) {
+	var out systemAccounts
+	for _, a := range []struct {
+		dst    *ledger.AccountID
+		code   string
+		normal ledger.Normal
+	}{
+		{&out.paid, "funding:paid", ledger.Debit},
+		{&out.promotional, "funding:promotional", ledger.Debit},
+		{&out.revenue, "revenue:usage", ledger.Credit},
+		{&out.breakage, "revenue:breakage", ledger.Credit},
+		{&out.receivable, "receivable:invoices", ledger.Debit},
+	} {
+		acc, err := s.l.EnsureAccount(ctx, ledger.AccountSpec{Code: a.code, Asset: asset, Normal: a.normal, Hot: true})
+		if err != nil {
+			return out, err
+		}
+		*a.dst = acc.ID
+	}
+	return out, nil
+}
+
+// walletAccountID is the id of one of a wallet's own bookkeeping accounts,
+// derived from the wallet's id so every op can name it without a lookup.
+func walletAccountID(w WalletID, code string) ledger.AccountID {
+	return ledger.AccountID(uuid.NewSHA1(uuid.UUID(w), []byte(code)))
+}
+
+// billableAccount funds immediate top-ups: what the customer owes for them
+// until an invoice settles it (debit-normal). It may go negative: voiding a
+// top-up's grant after it was invoiced gives the rest back, a credit on the
+// next invoice.
+func billableAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "billable") }
+
+// roundingAccount carries the part of an invoice below the currency's
+// minor unit to the next invoice (debit-normal, may go either way).
+func roundingAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "rounding") }
+
+// insertWalletAccounts opens wallet w's billable and rounding accounts in
+// tx, unless they are there.
+func insertWalletAccounts(ctx context.Context, tx pgx.Tx, w WalletID, asset string) error {
+	for _, a := range []ledger.AccountSpec{
+		{ID: billableAccount(w), Code: "billable:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
+		{ID: roundingAccount(w), Code: "rounding:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
+	} {
+		if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureWalletAccounts opens w's billable and rounding accounts if they are
+// not there yet: wallets made before they existed get them on first use.
+// It is remembered in the bounded wallet map, not in the ledger's account
+// cache, which is for system accounts and would grow with every wallet a
+// monthly close touches.
+func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
+	if s.wallets.accountsOpened(w.ID) {
+		return nil
+	}
+	err := s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+		return insertWalletAccounts(ctx, tx, w.ID, w.Asset)
+	})
+	if err != nil {
+		return fmt.Errorf("open wallet accounts: %w", err)
+	}
+	s.wallets.openedAccounts(w.ID)
+	return nil
+}
+
+// Cycle returns the monthly billing cycle anchored at anchor that contains
+// t: [start, end). A cycle anchored on the 31st ends on the last day of
+// shorter months rather than spilling into the next (Go's AddDate would
+// turn 31 January + 1 month into 3 March).
+func Cycle(anchor, t time.Time) (start, end time.Time) {
+	anchor, t = anchor.UTC(), t.UTC()
+	months := (t.Year()-anchor.Year())*12 + int(t.Month()-anchor.Month())
+	start = addMonths(anchor, months)
+	if start.After(t) {
+		months--
+		start = addMonths(anchor, months)
+	}
+	return start, addMonths(anchor, months+1)
+}
+
+func addMonths(anchor time.Time, n int) time.Time {
+	y, m := anchor.Year(), int(anchor.Month())-1+n
+	y += m / 12
+	m %= 12
+	if m < 0 {
+		m += 12
+		y--
+	}
+	first := time.Date(y, time.Month(m+1), 1, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return first.AddDate(0, 0, min(anchor.Day(), last)-1)
 }
