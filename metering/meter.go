@@ -1,15 +1,17 @@
 package metering
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
-	"sort"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/text"
 )
 
@@ -96,58 +98,63 @@ func (m Meter) Validate() error {
 	return nil
 }
 
-// matches reports whether the meter counts the event.
-func (m *Meter) matches(name string, p properties) bool {
-	if name != m.EventName {
-		return false
+// CreateMeter stores a meter; ErrExists if its code is taken.
+func (s *Service) CreateMeter(ctx context.Context, m Meter) (Meter, error) {
+	if err := m.Validate(); err != nil {
+		return Meter{}, err
 	}
-	for prop, accepted := range m.Filters {
-		v, ok := p.str(prop)
-		if !ok {
-			return false
-		}
-		found := false
-		for _, a := range accepted {
-			if a == v {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
+	m.ID, m.CreatedAt = uuid.New(), s.l.Now()
+	var filters, groupBy *string
+	if len(m.Filters) > 0 {
+		b, _ := json.Marshal(m.Filters)
+		f := string(b)
+		filters = &f
 	}
-	return true
+	if len(m.GroupBy) > 0 {
+		b, _ := json.Marshal(m.GroupBy)
+		g := string(b)
+		groupBy = &g
+	}
+	var prop *string
+	if m.Property != "" {
+		prop = &m.Property
+	}
+	_, err := s.db.Pool.Exec(ctx, `INSERT INTO meters (id, code, event_name, aggregation, property, filters, group_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6::JSONB, $7::JSONB, $8)`, m.ID, m.Code, m.EventName, string(m.Aggregation), prop, filters, groupBy, m.CreatedAt)
+	if pg.IsUnique(err, "") {
+		return Meter{}, fault.Existsf("a meter with code %q exists already", m.Code)
+	}
+	if err != nil {
+		return Meter{}, fmt.Errorf("create meter: %w", err)
+	}
+	return m, nil
 }
 
-// dimensions are the event's group-by values (absent properties are "").
-func (m *Meter) dimensions(p properties) map[string]string {
-	dims := make(map[string]string, len(m.GroupBy))
-	for _, g := range m.GroupBy {
-		v, _ := p.str(g)
-		dims[g] = v
+// Meters lists every meter.
+func (s *Service) Meters(ctx context.Context) ([]Meter, error) {
+	ms, err := queryMeters(ctx, s.db.Pool, "")
+	if err != nil {
+		return nil, err
 	}
-	return dims
+	out := make([]Meter, len(ms))
+	for i, m := range ms {
+		out[i] = *m
+	}
+	return out, nil
 }
 
-// dimsKey is the canonical text of a dimension set: sorted keys, JSON.
-func dimsKey(dims map[string]string) string {
-	if len(dims) == 0 {
-		return "{}"
+func (s *Service) meterByCode(ctx context.Context, code string) (*Meter, error) {
+	if !codePattern.MatchString(code) {
+		// No meter has such a code, and PostgreSQL would refuse to look
+		// for one holding a NUL.
+		return nil, fault.NotFoundf("no meter %q", code)
 	}
-	keys := make([]string, 0, len(dims))
-	for k := range dims {
-		keys = append(keys, k)
+	ms, err := queryMeters(ctx, s.db.Pool, `WHERE code = $1`, code)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(keys)
-	b := []byte{'{'}
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		kb, _ := json.Marshal(k)
-		vb, _ := json.Marshal(dims[k])
-		b = append(append(append(b, kb...), ':'), vb...)
+	if len(ms) == 0 {
+		return nil, fault.NotFoundf("no meter %q", code)
 	}
-	return string(append(b, '}'))
+	return ms[0], nil
 }

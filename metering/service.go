@@ -1,3 +1,9 @@
+// Package metering turns usage events into money: event validation, meters
+// (count, sum, max, unique_count, latest, with filters and group-by), the
+// running aggregate per customer, meter, dimensions and billing cycle, and
+// the ingest path that NATS and HTTP share. Each event is one ledger
+// operation: its aggregate moves from q0 to q1 and the customer's wallet is
+// charged price(q1) − price(q0), in the same transaction.
 package metering
 
 import (

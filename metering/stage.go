@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
@@ -163,37 +164,6 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	return s.loadAggregates(ctx, b, usage)
 }
 
-// targets are the assets an event's meter is charged in: for each asset
-// with a price on the meter, the most specific price matching the
-// dimensions, and the customer's wallet of that asset.
-func (s *stage) targets(m *Meter, customer string, dims map[string]string) []target {
-	byAsset := map[string][]pricing.Price{}
-	var assets []string
-	for _, p := range s.prices[m.ID] {
-		if _, ok := byAsset[p.asset]; !ok {
-			assets = append(assets, p.asset)
-		}
-		byAsset[p.asset] = append(byAsset[p.asset], p.price)
-	}
-	var out []target
-	for _, asset := range assets {
-		i := pricing.SelectIndex(byAsset[asset], dims)
-		if i < 0 {
-			continue
-		}
-		p := byAsset[asset][i]
-		t := target{asset: asset, price: &p}
-		if w, ok := s.wallets[[2]string{customer, asset}]; ok {
-			id := w.id
-			t.wallet, t.walletCreated = &id, w.created
-		} else {
-			t.missingWallet = true
-		}
-		out = append(out, t)
-	}
-	return out
-}
-
 // loadAggregates works out every aggregate the batch's events touch and
 // reads the existing ones FOR UPDATE, with the unique values in play.
 func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage []*usageOp) error {
@@ -289,20 +259,6 @@ func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage [
 		}
 	}
 	return rows.Err()
-}
-
-// targetsOrDefault mirrors Apply: unpriced usage lives on a calendar month,
-// priced usage on the cycle of the wallet it charges.
-func targetsOrDefault(ts []target, at time.Time) []target {
-	if len(ts) == 0 {
-		return []target{{period: calendarMonth(at)}}
-	}
-	for i := range ts {
-		if ts[i].wallet != nil {
-			ts[i].period, _ = wallet.Cycle(ts[i].walletCreated, at)
-		}
-	}
-	return ts
 }
 
 func (s *stage) aggregate(k aggKey) *aggregate {
@@ -444,4 +400,67 @@ func decodeJSON(raw []byte, v any) error {
 		return nil
 	}
 	return json.Unmarshal(raw, v)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+const meterSelect = `SELECT id, code, event_name, aggregation, property, filters, group_by, created_at FROM meters `
+
+func queryMeters(ctx context.Context, q querier, where string, args ...any) ([]*Meter, error) {
+	rows, err := q.Query(ctx, meterSelect+where+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read meters: %w", err)
+	}
+	defer rows.Close()
+	var out []*Meter
+	for rows.Next() {
+		var (
+			m                Meter
+			agg              string
+			prop             *string
+			filters, groupBy []byte
+		)
+		if err := rows.Scan(&m.ID, &m.Code, &m.EventName, &agg, &prop, &filters, &groupBy, &m.CreatedAt); err != nil {
+			return nil, fmt.Errorf("scan meter: %w", err)
+		}
+		m.Aggregation, m.CreatedAt = Aggregation(agg), m.CreatedAt.UTC()
+		if prop != nil {
+			m.Property = *prop
+		}
+		if err := decodeJSON(filters, &m.Filters); err != nil {
+			return nil, err
+		}
+		if err := decodeJSON(groupBy, &m.GroupBy); err != nil {
+			return nil, err
+		}
+		out = append(out, &m)
+	}
+	return out, rows.Err()
+}
+
+func queryPrices(ctx context.Context, q querier, where string, args ...any) ([]Price, error) {
+	rows, err := q.Query(ctx, `SELECT p.id, p.meter_id, m.code, p.asset, p.spec, p.created_at
+		FROM prices p JOIN meters m ON m.id = p.meter_id `+where+` ORDER BY p.created_at, p.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read prices: %w", err)
+	}
+	defer rows.Close()
+	var out []Price
+	for rows.Next() {
+		var (
+			p    Price
+			spec []byte
+		)
+		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &spec, &p.CreatedAt); err != nil {
+			return nil, fmt.Errorf("scan price: %w", err)
+		}
+		if err := json.Unmarshal(spec, &p.Price); err != nil {
+			return nil, fmt.Errorf("price %s spec: %w", p.ID, err)
+		}
+		p.CreatedAt = p.CreatedAt.UTC()
+		out = append(out, p)
+	}
+	return out, rows.Err()
 }

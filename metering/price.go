@@ -51,31 +51,6 @@ type NewPrice struct {
 	Price     pricing.Price
 }
 
-func queryPrices(ctx context.Context, q querier, where string, args ...any) ([]Price, error) {
-	rows, err := q.Query(ctx, `SELECT p.id, p.meter_id, m.code, p.asset, p.spec, p.created_at
-		FROM prices p JOIN meters m ON m.id = p.meter_id `+where+` ORDER BY p.created_at, p.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read prices: %w", err)
-	}
-	defer rows.Close()
-	var out []Price
-	for rows.Next() {
-		var (
-			p    Price
-			spec []byte
-		)
-		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &spec, &p.CreatedAt); err != nil {
-			return nil, fmt.Errorf("scan price: %w", err)
-		}
-		if err := json.Unmarshal(spec, &p.Price); err != nil {
-			return nil, fmt.Errorf("price %s spec: %w", p.ID, err)
-		}
-		p.CreatedAt = p.CreatedAt.UTC()
-		out = append(out, p)
-	}
-	return out, rows.Err()
-}
-
 // CreatePrice stores a price for a meter; ErrExists if the meter already
 // has one for the asset and dimensions.
 func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -13,6 +14,10 @@ import (
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"
 )
+
+// A usage event's charge: which meters it moves and by how much (matching,
+// dimensions, aggregation), which price and wallet each meter charges, and
+// the marginal amount price(q1) − price(q0) the wallet is charged.
 
 // KindUsage is the journal kind of a usage event's entry.
 const KindUsage = "usage"
@@ -27,10 +32,14 @@ type usageOp struct {
 	received time.Time
 }
 
-func (o *usageOp) Key() string          { return "event:" + o.event.EventID }
-func (o *usageOp) Kind() string         { return KindUsage }
-func (o *usageOp) ShardKey() uint64     { return wallet.Route(o.event.CustomerID) }
-func (o *usageOp) Module() string       { return moduleName }
+func (o *usageOp) Key() string { return "event:" + o.event.EventID }
+
+func (o *usageOp) Kind() string { return KindUsage }
+
+func (o *usageOp) ShardKey() uint64 { return wallet.Route(o.event.CustomerID) }
+
+func (o *usageOp) Module() string { return moduleName }
+
 func (o *usageOp) Declare(*ledger.Decl) {}
 
 // KeyOnlyIfApplied: a refused event does not take its id (see
@@ -179,6 +188,51 @@ type target struct {
 	missingWallet bool
 }
 
+// targets are the assets an event's meter is charged in: for each asset
+// with a price on the meter, the most specific price matching the
+// dimensions, and the customer's wallet of that asset.
+func (s *stage) targets(m *Meter, customer string, dims map[string]string) []target {
+	byAsset := map[string][]pricing.Price{}
+	var assets []string
+	for _, p := range s.prices[m.ID] {
+		if _, ok := byAsset[p.asset]; !ok {
+			assets = append(assets, p.asset)
+		}
+		byAsset[p.asset] = append(byAsset[p.asset], p.price)
+	}
+	var out []target
+	for _, asset := range assets {
+		i := pricing.SelectIndex(byAsset[asset], dims)
+		if i < 0 {
+			continue
+		}
+		p := byAsset[asset][i]
+		t := target{asset: asset, price: &p}
+		if w, ok := s.wallets[[2]string{customer, asset}]; ok {
+			id := w.id
+			t.wallet, t.walletCreated = &id, w.created
+		} else {
+			t.missingWallet = true
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// targetsOrDefault mirrors Apply: unpriced usage lives on a calendar month,
+// priced usage on the cycle of the wallet it charges.
+func targetsOrDefault(ts []target, at time.Time) []target {
+	if len(ts) == 0 {
+		return []target{{period: calendarMonth(at)}}
+	}
+	for i := range ts {
+		if ts[i].wallet != nil {
+			ts[i].period, _ = wallet.Cycle(ts[i].walletCreated, at)
+		}
+	}
+	return ts
+}
+
 func calendarMonth(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
@@ -199,4 +253,142 @@ func targetAssets(ts []target) string {
 		out = append(out, t.asset)
 	}
 	return strings.Join(out, ", ")
+}
+
+// matches reports whether the meter counts the event.
+func (m *Meter) matches(name string, p properties) bool {
+	if name != m.EventName {
+		return false
+	}
+	for prop, accepted := range m.Filters {
+		v, ok := p.str(prop)
+		if !ok {
+			return false
+		}
+		found := false
+		for _, a := range accepted {
+			if a == v {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// dimensions are the event's group-by values (absent properties are "").
+func (m *Meter) dimensions(p properties) map[string]string {
+	dims := make(map[string]string, len(m.GroupBy))
+	for _, g := range m.GroupBy {
+		v, _ := p.str(g)
+		dims[g] = v
+	}
+	return dims
+}
+
+// dimsKey is the canonical text of a dimension set: sorted keys, JSON.
+func dimsKey(dims map[string]string) string {
+	if len(dims) == 0 {
+		return "{}"
+	}
+	keys := make([]string, 0, len(dims))
+	for k := range dims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(dims[k])
+		b = append(append(append(b, kb...), ':'), vb...)
+	}
+	return string(append(b, '}'))
+}
+
+// MaxQuantity bounds what one event may count: 10^15 units (tokens,
+// bytes, seconds). With MaxOpAmount it keeps a period's running totals far
+// from what their columns hold (see maxRunningTotal).
+var MaxQuantity = decimal.New(1, 15)
+
+// maxRunningTotal bounds an aggregate's running charge (NUMERIC(38,12)
+// holds values below 10^26): an event that would take it there is refused
+// alone, and the customer's next period starts from zero.
+var maxRunningTotal = decimal.New(1, ledger.MaxIntegerDigits)
+
+// step is what one event does to an aggregate.
+type step struct {
+	value  decimal.Decimal // the property's value (1 for count)
+	unique string          // unique_count: the value seen
+}
+
+// value extracts what the meter aggregates from the event.
+func (m *Meter) value(p properties) (step, error) {
+	switch m.Aggregation {
+	case Count:
+		return step{value: decimal.NewFromInt(1)}, nil
+	case UniqueCount:
+		v, ok := p.str(m.Property)
+		if !ok {
+			return step{}, fmt.Errorf("property %q is missing", m.Property)
+		}
+		if len(v) > 256 {
+			return step{}, fmt.Errorf("property %q is longer than 256 characters", m.Property)
+		}
+		return step{value: decimal.NewFromInt(1), unique: v}, nil
+	}
+	d, err := p.number(m.Property)
+	if err != nil {
+		return step{}, err
+	}
+	if d.Abs().Cmp(MaxQuantity) > 0 {
+		return step{}, fmt.Errorf("property %q is %s, beyond the %s one event may count", m.Property, d, MaxQuantity)
+	}
+	if m.Aggregation == Sum && d.IsNegative() {
+		return step{}, fmt.Errorf("property %q is negative; a sum meter counts usage, which only grows", m.Property)
+	}
+	return step{value: d}, nil
+}
+
+// aggregate is the running quantity of one meter, customer, dimension set,
+// asset and cycle.
+type aggregate struct {
+	quantity decimal.Decimal
+	latestTS *time.Time
+	amount   decimal.Decimal
+	seen     map[string]bool // unique_count: values seen in this batch or loaded
+	exists   bool
+	dirty    bool
+}
+
+// apply moves the aggregate by one event and returns q0 and q1.
+func (a *aggregate) apply(m *Meter, s step, ts time.Time) (q0, q1 decimal.Decimal) {
+	q0 = a.quantity
+	switch m.Aggregation {
+	case Count, Sum:
+		a.quantity = a.quantity.Add(s.value)
+	case Max:
+		if !a.exists && !a.dirty || s.value.GreaterThan(a.quantity) {
+			a.quantity = s.value
+		}
+	case UniqueCount:
+		if !a.seen[s.unique] {
+			a.seen[s.unique] = true
+			a.quantity = a.quantity.Add(decimal.NewFromInt(1))
+		}
+	case Latest:
+		// Events arrive out of order; the latest by timestamp wins.
+		if a.latestTS == nil || !ts.Before(*a.latestTS) {
+			a.quantity = s.value
+			t := ts
+			a.latestTS = &t
+		}
+	}
+	a.dirty = true
+	return q0, a.quantity
 }
