@@ -22,7 +22,7 @@ type AccountSpec struct {
 	NoOverdraft bool // the balance may not go below zero on its normal side
 	// Hot makes a system account whose counters are split over the
 	// ledger's HotRows rows, of which each poster shard writes only its own
-	// (see hotrow.go), so batches never queue behind one another on an
+	// (see store.go), so batches never queue behind one another on an
 	// account like revenue. Hot accounts are made with EnsureAccount, and
 	// cannot be no-overdraft (that needs one row to check).
 	Hot      bool

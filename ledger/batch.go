@@ -392,7 +392,7 @@ func (b *batch) stageRow(a *acct, row int, side Side, pending bool, amt Amount, 
 }
 
 // checkAccounts refuses a state in which a no-overdraft account went below
-// zero, or a counter reached its limit (see limits.go). It is checked after
+// zero, or a counter reached its limit (see amount.go). It is checked after
 // all postings of a call, so a transfer out of and back into one account in
 // the same call is judged by its net effect.
 func (b *batch) checkAccounts(touched []*acct) *Rejection {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -294,4 +295,54 @@ func replay(s storedEntry, op Op) opResult {
 		return opResult{err: fmt.Errorf("%w: key %q", ErrIdempotencyConflict, op.Key())}
 	}
 	return opResult{out: s.outcome()}
+}
+
+// Fingerprint hashes a payload's canonical JSON. Ops use it so that the same
+// idempotency key with another payload is a conflict.
+func Fingerprint(kind string, payload any) []byte {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		// Payloads are plain structs; failing to encode one is a bug.
+		panic("ledger: fingerprint of " + kind + ": " + err.Error())
+	}
+	h := sha256.New()
+	h.Write([]byte(kind))
+	h.Write([]byte{0})
+	h.Write(raw)
+	return h.Sum(nil)
+}
+
+func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEntry, error) {
+	keys := make([]string, 0, len(ops))
+	for _, op := range ops {
+		keys = append(keys, op.Key())
+	}
+	rows, err := l.db.Pool.Query(ctx, `SELECT idempotency_key, id, fingerprint, status, reject_code, reject_detail, result, created_at
+		FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]storedEntry{}
+	for rows.Next() {
+		var (
+			key          string
+			s            storedEntry
+			code, detail *string
+			status       string
+		)
+		if err := rows.Scan(&key, &s.id, &s.fingerprint, &status, &code, &detail, &s.result, &s.createdAt); err != nil {
+			return nil, fmt.Errorf("scan idempotency key: %w", err)
+		}
+		s.status = Status(status)
+		if code != nil {
+			s.rejection = &Rejection{Code: *code}
+			if detail != nil {
+				s.rejection.Detail = *detail
+			}
+		}
+		s.createdAt = s.createdAt.UTC()
+		out[key] = s
+	}
+	return out, rows.Err()
 }

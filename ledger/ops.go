@@ -2,33 +2,9 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"hash/fnv"
 	"time"
 )
-
-// Fingerprint hashes a payload's canonical JSON. Ops use it so that the same
-// idempotency key with another payload is a conflict.
-func Fingerprint(kind string, payload any) []byte {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		// Payloads are plain structs; failing to encode one is a bug.
-		panic("ledger: fingerprint of " + kind + ": " + err.Error())
-	}
-	h := sha256.New()
-	h.Write([]byte(kind))
-	h.Write([]byte{0})
-	h.Write(raw)
-	return h.Sum(nil)
-}
-
-// ShardOf hashes a string (a wallet or customer id) to a shard key.
-func ShardOf(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}
 
 // TransferOp posts fixed postings: the plain double-entry operation. Layers
 // above build richer ops (burn-down debits); this one serves system moves,

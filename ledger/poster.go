@@ -2,7 +2,9 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -22,7 +24,7 @@ type Options struct {
 	Linger   time.Duration // how long a batch waits for more ops once the queue is empty. Default 1ms.
 	Queue    int           // per-shard queue length; Enqueue blocks beyond it. Default 4×MaxBatch.
 	Modules  []Module      // the layers above that take part in batches; New orders them by Feeds
-	// HotRows is how many counter rows a hot account gets (see hotrow.go).
+	// HotRows is how many counter rows a hot account gets (see store.go).
 	// It must be at least Shards, so that no two shards of a process
 	// share a row; default max(32, Shards), at most 256.
 	HotRows  int
@@ -34,7 +36,7 @@ type Options struct {
 	// Clock is the batches' time source (default time.Now); tests move it
 	// to reach expiries without sleeping.
 	Clock func() time.Time
-	// Limits are the counter limits (see limits.go); zero fields mean the
+	// Limits are the counter limits (see amount.go); zero fields mean the
 	// defaults.
 	Limits Limits
 
@@ -57,7 +59,7 @@ type Ledger struct {
 	// hot holds, per hot account and residue (poster shard mod the
 	// account's shards), the counter row batches of this process write
 	// when it is not the residue itself: the row a full one rolled over to
-	// (see limits.go). Guarded by cacheMu.
+	// (see amount.go). Guarded by cacheMu.
 	hot map[hotResidue]int
 
 	logs ratelog.Limiter // for failures that repeat while the database is away
@@ -104,7 +106,7 @@ func New(db *pg.DB, opts Options) (*Ledger, error) {
 		opts.Clock = time.Now
 	}
 	if opts.MaxBatch > MaxBatchOps {
-		return nil, fmt.Errorf("ledger: MaxBatch %d exceeds %d, the most a batch may carry (see limits.go)", opts.MaxBatch, MaxBatchOps)
+		return nil, fmt.Errorf("ledger: MaxBatch %d exceeds %d, the most a batch may carry", opts.MaxBatch, MaxBatchOps)
 	}
 	limits := opts.Limits.withDefaults()
 	if err := limits.validate(); err != nil {
@@ -293,4 +295,54 @@ func WaitPosted(ctx context.Context, pend []*Pending) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ShardOf hashes a string (a wallet or customer id) to a shard key.
+func ShardOf(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Result is an op's stored result as its caller gets it: the JSON the
+// poster encoded once and stored with the entry — an HTTP handler sends
+// these bytes as they are, the same for a replay — and the value they
+// hold, decoded only when a Go caller asks.
+type Result[T any] struct {
+	JSON     json.RawMessage
+	Replayed bool // the key was applied before: this is the stored answer
+}
+
+// Value decodes the result.
+func (r Result[T]) Value() (T, error) {
+	var v T
+	if err := json.Unmarshal(r.JSON, &v); err != nil {
+		return v, fmt.Errorf("decode stored result: %w", err)
+	}
+	return v, nil
+}
+
+// Answer turns what the poster said of an op into its Result: a recorded
+// rejection becomes the error (a replayed one keeps Replayed, so a retried
+// refusal is marked as a replay too).
+func Answer[T any](out Outcome, err error) (Result[T], error) {
+	if err != nil {
+		return Result[T]{}, err
+	}
+	r := Result[T]{JSON: out.Result, Replayed: out.Replayed}
+	if out.Rejection != nil {
+		return Result[T]{Replayed: out.Replayed}, out.Rejection
+	}
+	return r, nil
+}
+
+// Unpack is a Result as (value, replayed, error), for Go callers that want
+// the value: Unpack(svc.Debit(ctx, key, id, d)).
+func Unpack[T any](r Result[T], err error) (T, bool, error) {
+	if err != nil {
+		var zero T
+		return zero, r.Replayed, err
+	}
+	v, err := r.Value()
+	return v, r.Replayed, err
 }

@@ -148,7 +148,7 @@ const (
 	// and refused it alone.
 	CodeInvalidData = "invalid_data"
 	// CodeLimitExceeded: the operation would move more than MaxOpAmount,
-	// or take a counter past what it can hold (see limits.go).
+	// or take a counter past what it can hold (see amount.go).
 	CodeLimitExceeded = "limit_exceeded"
 )
 
