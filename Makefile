@@ -6,6 +6,7 @@
 #   make run         build and start ledgerd on http://localhost:8080
 #   make test        go vet and all tests (race detector) against PostgreSQL
 #   make bench       benchmarks (bench/loadgen, micro-benchmarks); writes BENCHMARKS.md
+#   make paths       the files a debit and a usage event run through (measured)
 #   make chaos       the full fault suite (kills, outages, attacks); about 5 minutes
 #   make migrate     ledgerd migrate
 #   make verify      ledgerctl verify
@@ -56,7 +57,7 @@ fi
 export LEDGER_ADMIN_KEY
 endef
 
-.PHONY: build run test bench chaos migrate verify fmt vet clean clean-data ensure-go ensure-postgres help
+.PHONY: build run test bench paths chaos migrate verify fmt vet clean clean-data ensure-go ensure-postgres help
 
 help:
 	@sed -n '/^#   make/s/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -120,6 +121,19 @@ bench: ensure-go
 		export TEST_DATABASE_URL
 	fi
 	scripts/bench.sh $(GO)
+
+# The files one debit and one usage event run through on the way to their
+# commit, measured with coverage counters (bench/paths) rather than read.
+paths: ensure-go
+	@if [[ -z $${TEST_DATABASE_URL:-} ]]; then
+		TEST_DATABASE_URL=$$(scripts/ensure-postgres.sh --admin)
+		export TEST_DATABASE_URL
+	fi
+	mkdir -p bin
+	$(GO) build -cover -covermode=atomic -coverpkg=./... -o bin/paths ./bench/paths
+	covdir=$$(mktemp -d)
+	trap 'rm -rf "$$covdir"' EXIT
+	GOCOVERDIR="$$covdir" bin/paths
 
 # The fault suite (internal/chaos) in full: ledgerd killed -9 ten times
 # during a NATS ingest of 50,000 events, PostgreSQL (a cluster of its own,

@@ -233,19 +233,23 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 			b.holdIDs[h] = struct{}{}
 		}
 	}
-	// Every stage exists before the first loads, so an earlier stage can
+	// The stages of the modules the batch's ops belong to, and of those
+	// they feed, all exist before the first loads, so an earlier stage can
 	// hand a later one work (metering tells wallets which wallets a usage
-	// event will charge).
-	for _, m := range l.opts.Modules {
-		b.stages[m.Name()] = m.NewStage()
+	// event will charge). A batch of debits never runs metering's stage.
+	mods := l.activeModules(todo)
+	for _, m := range mods {
+		b.stages[m.name] = m.NewStage()
 	}
-	for _, m := range l.opts.Modules {
-		if err := b.stages[m.Name()].Load(ctx, b, todo); err != nil {
-			return b, nil, fmt.Errorf("load %s: %w", m.Name(), err)
+	for _, m := range mods {
+		if err := b.stages[m.name].Load(ctx, b, todo); err != nil {
+			return b, nil, fmt.Errorf("load %s: %w", m.name, err)
 		}
 	}
-	if err := l.lockHolds(ctx, b); err != nil {
-		return b, nil, err
+	if len(b.holdIDs) > 0 {
+		if err := l.lockHolds(ctx, b); err != nil {
+			return b, nil, err
+		}
 	}
 	if err := l.lockAccounts(ctx, b); err != nil {
 		return b, nil, err
@@ -277,9 +281,9 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 	if err := l.flush(ctx, b); err != nil {
 		return b, nil, err
 	}
-	for _, m := range l.opts.Modules {
-		if err := b.stages[m.Name()].Flush(ctx, b); err != nil {
-			return b, nil, fmt.Errorf("flush %s: %w", m.Name(), err)
+	for _, m := range mods {
+		if err := b.stages[m.name].Flush(ctx, b); err != nil {
+			return b, nil, fmt.Errorf("flush %s: %w", m.name, err)
 		}
 	}
 	if l.opts.beforeCommit != nil {
@@ -288,6 +292,28 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 		}
 	}
 	return b, results, nil
+}
+
+// activeModules are the modules, in load order, whose stages a batch of ops
+// needs: those the ops belong to, and every module those feed.
+func (l *Ledger) activeModules(ops []Op) []registered {
+	active := map[string]bool{}
+	for _, op := range ops {
+		if m, ok := op.(ModuleOp); ok {
+			active[m.Module()] = true
+		}
+	}
+	var out []registered
+	for _, m := range l.mods { // load order: a feeder before what it feeds
+		if !active[m.name] {
+			continue
+		}
+		out = append(out, m)
+		for _, f := range m.feeds {
+			active[f] = true
+		}
+	}
+	return out
 }
 
 func replay(s storedEntry, op Op) opResult {

@@ -301,9 +301,6 @@ func (l *Ledger) writeHolds(ctx context.Context, b *batch) error {
 }
 
 func (l *Ledger) lockHolds(ctx context.Context, b *batch) error {
-	if len(b.holdIDs) == 0 {
-		return nil
-	}
 	ids := make([]uuid.UUID, 0, len(b.holdIDs))
 	for id := range b.holdIDs {
 		ids = append(ids, uuid.UUID(id))

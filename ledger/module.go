@@ -99,10 +99,18 @@ type ModuleOp interface {
 	Module() string
 }
 
+// registered is a module as the ledger runs it, its name and feeds read
+// once by New.
+type registered struct {
+	Module
+	name  string
+	feeds []string
+}
+
 // orderModules checks that module names are unique and that every module a
 // module feeds is registered, and returns them in load order: a module
 // before those it feeds, otherwise as given.
-func orderModules(mods []Module) ([]Module, error) {
+func orderModules(mods []Module) ([]registered, error) {
 	byName := map[string]Module{}
 	for _, m := range mods {
 		if _, dup := byName[m.Name()]; dup {
@@ -132,7 +140,11 @@ func orderModules(mods []Module) ([]Module, error) {
 			return nil, fmt.Errorf("ledger: modules feed each other in a circle")
 		}
 	}
-	return out, nil
+	regs := make([]registered, len(out))
+	for i, m := range out {
+		regs[i] = registered{Module: m, name: m.Name(), feeds: m.Feeds()}
+	}
+	return regs, nil
 }
 
 func allFeedersPlaced(m Module, mods []Module, placed map[string]bool) bool {

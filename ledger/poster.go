@@ -55,6 +55,7 @@ type Ledger struct {
 	byCode  map[[2]string]Account
 
 	limits  Limits
+	mods    []registered    // in load order
 	modules map[string]bool // names of the registered modules
 	// hot holds, per hot account and residue (poster shard mod the
 	// account's shards), the counter row batches of this process write
@@ -126,11 +127,10 @@ func New(db *pg.DB, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Modules = mods
 	l := &Ledger{db: db, opts: opts, log: opts.Log, byID: map[AccountID]Account{}, byCode: map[[2]string]Account{},
-		limits: limits, hot: map[hotResidue]int{}, modules: map[string]bool{}}
+		limits: limits, hot: map[hotResidue]int{}, mods: mods, modules: map[string]bool{}}
 	for _, m := range mods {
-		l.modules[m.Name()] = true
+		l.modules[m.name] = true
 	}
 	for i := 0; i < opts.Shards; i++ {
 		s := &shard{idx: i, ch: make(chan *Pending, opts.Queue)}

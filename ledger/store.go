@@ -31,8 +31,10 @@ func (l *Ledger) flush(ctx context.Context, b *batch) error {
 	if err := l.insertPostings(ctx, b); err != nil {
 		return err
 	}
-	if err := l.writeHolds(ctx, b); err != nil {
-		return err
+	if len(b.holds) > 0 {
+		if err := l.writeHolds(ctx, b); err != nil {
+			return err
+		}
 	}
 	return l.insertOutbox(ctx, b)
 }

@@ -180,10 +180,12 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 			out[it.index] = EventResult{Status: EventFailed, Err: err}
 		}
 	}
-	if err := s.recordRejections(ctx, opts.Source, received, rejected); err != nil {
-		// Not recorded, not done: the sender must send them again.
-		for _, i := range rowOf {
-			out[i] = EventResult{Status: EventFailed, Err: err}
+	if len(rejected) > 0 {
+		if err := s.recordRejections(ctx, opts.Source, received, rejected); err != nil {
+			// Not recorded, not done: the sender must send them again.
+			for _, i := range rowOf {
+				out[i] = EventResult{Status: EventFailed, Err: err}
+			}
 		}
 	}
 	s.observer.Ingested(opts.Source, out)

@@ -98,7 +98,7 @@ func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
 
 // Prices lists every price.
 func (s *Service) Prices(ctx context.Context) ([]Price, error) {
-	return queryPrices(ctx, s.db.Pool, "")
+	return queryPrices(ctx, s.db.Pool, &s.specs, "")
 }
 
 func contains(list []string, s string) bool {

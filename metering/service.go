@@ -25,6 +25,7 @@ type Service struct {
 	log      *slog.Logger
 	observer Observer
 	charger  Charger
+	specs    specs // parsed price specs
 }
 
 // Charger charges a usage event's price to a customer's wallet inside the

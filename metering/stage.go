@@ -1,9 +1,13 @@
 package metering
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,7 +111,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	// with no row is unknown; one with no wallet in a priced asset is told
 	// so per event.
 	rows, err := tx.Query(ctx, `SELECT c.id, w.id, w.asset, w.created_at
-		FROM customers c LEFT JOIN wallets w ON w.customer_id = c.id WHERE c.id = ANY($1)`, keys(customers))
+		FROM customers c LEFT JOIN wallets w ON w.customer_id = c.id WHERE c.id = ANY($1)`, slices.Collect(maps.Keys(customers)))
 	if err != nil {
 		return fmt.Errorf("load customers: %w", err)
 	}
@@ -135,7 +139,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	meters, err := queryMeters(ctx, tx, `WHERE event_name = ANY($1)`, keys(names))
+	meters, err := queryMeters(ctx, tx, `WHERE event_name = ANY($1)`, slices.Collect(maps.Keys(names)))
 	if err != nil {
 		return err
 	}
@@ -145,7 +149,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 		meterIDs = append(meterIDs, m.ID)
 	}
 	if len(meterIDs) > 0 {
-		prices, err := queryPrices(ctx, tx, `WHERE p.meter_id = ANY($1)`, meterIDs)
+		prices, err := queryPrices(ctx, tx, &usage[0].svc.specs, `WHERE p.meter_id = ANY($1)`, meterIDs)
 		if err != nil {
 			return err
 		}
@@ -386,14 +390,6 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	return nil
 }
 
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 // decodeJSON is a small helper for JSON columns.
 func decodeJSON(raw []byte, v any) error {
 	if len(raw) == 0 {
@@ -440,7 +436,40 @@ func queryMeters(ctx context.Context, q querier, where string, args ...any) ([]*
 	return out, rows.Err()
 }
 
-func queryPrices(ctx context.Context, q querier, where string, args ...any) ([]Price, error) {
+// specs caches price specs as parsed, by price id: a price row never
+// changes (a new price is a new row), so a process parses each once rather
+// than in every batch. The raw spec is kept and compared, so a row that did
+// change would be parsed again, never served stale.
+type specs struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]spec
+}
+
+type spec struct {
+	raw   []byte
+	price pricing.Price
+}
+
+const maxSpecs = 10_000 // prices in use; beyond it the cache starts over
+
+func (c *specs) parse(id uuid.UUID, raw []byte) (pricing.Price, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[id]; ok && bytes.Equal(s.raw, raw) {
+		return s.price, nil
+	}
+	var p pricing.Price
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return pricing.Price{}, fmt.Errorf("price %s spec: %w", id, err)
+	}
+	if c.m == nil || len(c.m) >= maxSpecs {
+		c.m = map[uuid.UUID]spec{}
+	}
+	c.m[id] = spec{raw: bytes.Clone(raw), price: p}
+	return p, nil
+}
+
+func queryPrices(ctx context.Context, q querier, c *specs, where string, args ...any) ([]Price, error) {
 	rows, err := q.Query(ctx, `SELECT p.id, p.meter_id, m.code, p.asset, p.spec, p.created_at
 		FROM prices p JOIN meters m ON m.id = p.meter_id `+where+` ORDER BY p.created_at, p.id`, args...)
 	if err != nil {
@@ -450,14 +479,15 @@ func queryPrices(ctx context.Context, q querier, where string, args ...any) ([]P
 	var out []Price
 	for rows.Next() {
 		var (
-			p    Price
-			spec []byte
+			p   Price
+			raw []byte
+			err error
 		)
-		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &spec, &p.CreatedAt); err != nil {
+		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &raw, &p.CreatedAt); err != nil {
 			return nil, fmt.Errorf("scan price: %w", err)
 		}
-		if err := json.Unmarshal(spec, &p.Price); err != nil {
-			return nil, fmt.Errorf("price %s spec: %w", p.ID, err)
+		if p.Price, err = c.parse(p.ID, raw); err != nil {
+			return nil, err
 		}
 		p.CreatedAt = p.CreatedAt.UTC()
 		out = append(out, p)

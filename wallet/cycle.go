@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/creditledger/creditledger/ledger"
@@ -259,15 +260,13 @@ type cycleBook struct {
 // open readies the book for writing. Most batches never open it (a debit
 // neither bills usage nor closes a cycle), and the stage skips its flush.
 func (c *cycleBook) open() {
-	if c.opened() {
+	if c.deltas != nil {
 		return
 	}
 	c.loaded, c.keys = map[WalletID]map[string]overageLine{}, map[WalletID][]string{}
 	c.deltas, c.reset = map[WalletID]map[string]*overageLine{}, map[WalletID]bool{}
 	c.moved = map[*walletState]struct{}{}
 }
-
-func (c *cycleBook) opened() bool { return c.deltas != nil }
 
 // flushLines adds the batch's uncovered usage to the open invoice lines, and
 // clears those that went into an invoice.
@@ -365,4 +364,76 @@ func (s *stage) loadLines(ctx context.Context, tx pgx.Tx, closing []uuid.UUID) e
 		s.cycles.keys[w] = append(s.cycles.keys[w], key)
 	}
 	return rows.Err()
+}
+
+// overageLine is one line's running sum since the last invoice.
+type overageLine struct {
+	description string
+	quantity    decimal.Decimal
+	amount      ledger.Amount
+	unitPrice   *decimal.Decimal
+}
+
+// addOverage adds the uncovered part of a usage charge to its line.
+func (s *stage) addOverage(b ledger.Batch, w WalletID, l UsageLine, charged, uncovered ledger.Amount) {
+	qty := l.Quantity
+	// A credit back (both negative) counts its quantity like any usage: a
+	// volume tier that lowers the price still used the units.
+	switch {
+	case uncovered.Equal(charged):
+	case l.UnitPrice != nil && !l.UnitPrice.IsZero():
+		qty = uncovered.Decimal().DivRound(*l.UnitPrice, ledger.Scale)
+	default:
+		qty = l.Quantity.Mul(uncovered.Decimal()).DivRound(charged.Decimal(), ledger.Scale)
+	}
+	s.cycles.open()
+	m := s.cycles.deltas[w]
+	if m == nil {
+		m = map[string]*overageLine{}
+		s.cycles.deltas[w] = m
+	}
+	key := l.key()
+	cur, had := m[key]
+	var saved overageLine
+	if had {
+		saved = *cur
+	} else {
+		cur = &overageLine{description: l.description(), unitPrice: l.UnitPrice}
+		m[key] = cur
+	}
+	cur.quantity, cur.amount = cur.quantity.Add(qty), cur.amount.Add(uncovered)
+	b.OnUndo(func() {
+		if had {
+			*cur = saved
+		} else {
+			delete(m, key)
+		}
+	})
+}
+
+// UsageLine says which invoice line metered usage goes to if the credits do
+// not cover it. Its key and description are only made for usage that
+// reaches the invoice, not for every event.
+type UsageLine struct {
+	Meter     uuid.UUID
+	MeterCode string
+	DimsKey   string            // canonical dimensions, e.g. {"model":"gpt-4o"}
+	Dims      map[string]string // the same, to describe the line
+	Quantity  decimal.Decimal   // the event's quantity delta
+	UnitPrice *decimal.Decimal  // set for per-unit prices
+}
+
+func (l UsageLine) key() string { return l.Meter.String() + "|" + l.DimsKey }
+
+// description is the line's text: "tokens (model=gpt-4o, token_type=input)".
+func (l UsageLine) description() string {
+	if len(l.Dims) == 0 {
+		return l.MeterCode
+	}
+	parts := make([]string, 0, len(l.Dims))
+	for k, v := range l.Dims {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return l.MeterCode + " (" + strings.Join(parts, ", ") + ")"
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -80,51 +79,6 @@ func MinorUnits(currency string) int32 {
 		return 3
 	}
 	return 2
-}
-
-// overageLine is one line's running sum since the last invoice.
-type overageLine struct {
-	description string
-	quantity    decimal.Decimal
-	amount      ledger.Amount
-	unitPrice   *decimal.Decimal
-}
-
-// addOverage adds the uncovered part of a usage charge to its line.
-func (s *stage) addOverage(b ledger.Batch, w WalletID, l UsageLine, charged, uncovered ledger.Amount) {
-	qty := l.Quantity
-	// A credit back (both negative) counts its quantity like any usage: a
-	// volume tier that lowers the price still used the units.
-	switch {
-	case uncovered.Equal(charged):
-	case l.UnitPrice != nil && !l.UnitPrice.IsZero():
-		qty = uncovered.Decimal().DivRound(*l.UnitPrice, ledger.Scale)
-	default:
-		qty = l.Quantity.Mul(uncovered.Decimal()).DivRound(charged.Decimal(), ledger.Scale)
-	}
-	s.cycles.open()
-	m := s.cycles.deltas[w]
-	if m == nil {
-		m = map[string]*overageLine{}
-		s.cycles.deltas[w] = m
-	}
-	key := l.key()
-	cur, had := m[key]
-	var saved overageLine
-	if had {
-		saved = *cur
-	} else {
-		cur = &overageLine{description: l.description(), unitPrice: l.UnitPrice}
-		m[key] = cur
-	}
-	cur.quantity, cur.amount = cur.quantity.Add(qty), cur.amount.Add(uncovered)
-	b.OnUndo(func() {
-		if had {
-			*cur = saved
-		} else {
-			delete(m, key)
-		}
-	})
 }
 
 // openLines are w's usage lines not yet invoiced: what earlier batches
@@ -238,31 +192,4 @@ func (s *Service) Invoices(ctx context.Context, customerID string, after *cursor
 	}
 	invs, next := cursor.Page(invs, limit, func(i Invoice) cursor.Cursor { return cursor.Cursor{At: i.CreatedAt, ID: uuid.UUID(i.ID)} })
 	return invs, next, nil
-}
-
-// UsageLine says which invoice line metered usage goes to if the credits do
-// not cover it. Its key and description are only made for usage that
-// reaches the invoice, not for every event.
-type UsageLine struct {
-	Meter     uuid.UUID
-	MeterCode string
-	DimsKey   string            // canonical dimensions, e.g. {"model":"gpt-4o"}
-	Dims      map[string]string // the same, to describe the line
-	Quantity  decimal.Decimal   // the event's quantity delta
-	UnitPrice *decimal.Decimal  // set for per-unit prices
-}
-
-func (l UsageLine) key() string { return l.Meter.String() + "|" + l.DimsKey }
-
-// description is the line's text: "tokens (model=gpt-4o, token_type=input)".
-func (l UsageLine) description() string {
-	if len(l.Dims) == 0 {
-		return l.MeterCode
-	}
-	parts := make([]string, 0, len(l.Dims))
-	for k, v := range l.Dims {
-		parts = append(parts, k+"="+v)
-	}
-	sort.Strings(parts)
-	return l.MeterCode + " (" + strings.Join(parts, ", ") + ")"
 }

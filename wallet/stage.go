@@ -58,9 +58,21 @@ func Route(customer string) uint64 { return ledger.ShardOf(customer) }
 // op is implemented by every wallet operation: it says what the wallet stage
 // must load for it (needs), rather than the stage guessing from its type.
 type op interface {
-	ledger.Op
+	ledger.ModuleOp // the poster runs the wallet stage for it
 	needs(n *need)
 }
+
+// Every wallet operation is an op.
+var (
+	_ op = (*debitOp)(nil)
+	_ op = (*holdOp)(nil)
+	_ op = (*captureOp)(nil)
+	_ op = (*voidHoldOp)(nil)
+	_ op = (*addGrantOp)(nil)
+	_ op = (*closeGrantOp)(nil)
+	_ op = (*settleTopupOp)(nil)
+	_ op = (*closeCycleOp)(nil)
+)
 
 // base carries what every wallet op has. Fingerprints cover the request,
 // never ids the service generated for it, so a retried request matches.
@@ -262,7 +274,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 // cycle book — invoice lines and invoices.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups}
-	if s.cycles.opened() {
+	if s.cycles.deltas != nil { // opened (cycleBook.open)
 		flush = append(flush, s.flushLines, s.flushInvoices)
 	}
 	for _, f := range flush {
