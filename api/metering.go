@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -126,11 +125,7 @@ func decodePrice(body []byte) (metering.NewPrice, error) {
 	}
 	var spec pricing.Price
 	if err := json.Unmarshal(body, &spec); err != nil {
-		var invalid *pricing.ValidationError
-		if errors.As(err, &invalid) {
-			return metering.NewPrice{}, problem.Invalid(invalid.Field, invalid.Detail)
-		}
-		return metering.NewPrice{}, err
+		return metering.NewPrice{}, err // a fault.Invalid naming the field
 	}
 	return metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec}, nil
 }

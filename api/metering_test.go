@@ -362,10 +362,9 @@ func TestMeteringBadInput(t *testing.T) {
 	})
 
 	t.Run("meters and prices", func(t *testing.T) {
-		p := wantProblem(t, m.do(t, "POST", "/v1/meters", m.admin, map[string]any{
+		wantProblem(t, m.do(t, "POST", "/v1/meters", m.admin, map[string]any{
 			"code": mt.Code, "event_name": "other", "aggregation": "count"}), 409, problem.Conflict)
-		_ = p
-		p = wantProblem(t, m.do(t, "POST", "/v1/meters", m.admin, map[string]any{
+		p := wantProblem(t, m.do(t, "POST", "/v1/meters", m.admin, map[string]any{
 			"code": uniq("m"), "event_name": "x", "aggregation": "median", "property": "n"}), 422, problem.Validation)
 		wantField(t, p, "aggregation")
 		p = wantProblem(t, m.do(t, "POST", "/v1/meters", m.admin, map[string]any{

@@ -55,11 +55,7 @@ type NewPrice struct {
 // has one for the asset and dimensions.
 func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
 	if err := np.Price.Validate(); err != nil {
-		var v *pricing.ValidationError
-		if errors.As(err, &v) {
-			return Price{}, fault.Invalidf(v.Field, "%s", v.Detail)
-		}
-		return Price{}, err
+		return Price{}, err // fault.Invalid, naming the field
 	}
 	if !assetPattern(np.Asset) {
 		return Price{}, fault.Invalidf("asset", "1 to 16 upper-case letters, digits or _, starting with a letter (e.g. CREDITS, USD)")

@@ -90,7 +90,7 @@ func decimalString(d decimal.Decimal) *string {
 }
 
 // UnmarshalJSON reads a price from its JSON object and validates it, so a
-// decoded price is always usable. Every error is a *ValidationError naming
+// decoded price is always usable. Every error is a *fault.Error (kind fault.Invalid) naming
 // the field: a decimal given as a number or in another spelling than a plain
 // decimal string ("0.02"; no exponent, no "+", no leading zeros), a field the
 // model requires but is missing (unit_price of per_unit, each tier's

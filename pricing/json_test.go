@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/creditledger/creditledger/fault"
 )
 
 func TestUnmarshal(t *testing.T) {
@@ -88,12 +90,12 @@ func TestUnmarshalNamesTheField(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var p Price
 			err := json.Unmarshal([]byte(tt.in), &p)
-			var ve *ValidationError
+			var ve *fault.Error
 			if !errors.As(err, &ve) {
-				t.Fatalf("Unmarshal(%s) = %v, want a *ValidationError for %s", tt.in, err, tt.field)
+				t.Fatalf("Unmarshal(%s) = %v, want a *fault.Error for %s", tt.in, err, tt.field)
 			}
-			if ve.Field != tt.field {
-				t.Errorf("error names field %q, want %q (%v)", ve.Field, tt.field, err)
+			if ve.Kind != fault.Invalid || ve.Field != tt.field {
+				t.Errorf("error is %v naming field %q, want invalid naming %q (%v)", ve.Kind, ve.Field, tt.field, err)
 			}
 			if !p.Equal(Price{}) {
 				t.Errorf("a failed Unmarshal changed the price to %+v", p)

@@ -9,23 +9,16 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/text"
 )
 
-// A ValidationError says which field of a price is wrong and why. Field is
-// the JSON name, with a path for nested fields: "tiers[2].up_to",
-// "dimensions.model".
-type ValidationError struct {
-	Field  string
-	Detail string
-}
-
-func (e *ValidationError) Error() string {
-	return "invalid price: " + e.Field + ": " + e.Detail
-}
-
-func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: field, Detail: fmt.Sprintf(format, args...)}
+// invalid is the error of a price with a wrong field: a *fault.Error of
+// kind fault.Invalid whose Field is the JSON name, with a path for nested
+// fields ("tiers[2].up_to", "dimensions.model"), so the API answers 422
+// naming it like any other invalid input.
+func invalid(field, format string, args ...any) error {
+	return &fault.Error{Kind: fault.Invalid, Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
 // Limits on dimension keys and values, in bytes.
@@ -34,7 +27,7 @@ const (
 	maxDimensionValue = 256
 )
 
-// Validate reports the first problem with p, as a *ValidationError naming
+// Validate reports the first problem with p, as a *fault.Error naming
 // the field, or nil if p can be used.
 //
 // Every decimal must be non-negative and fit NUMERIC(38,12): at most Scale
@@ -107,7 +100,7 @@ func (p Price) checkModel() error {
 	return nil
 }
 
-func unused(field string, m Model) *ValidationError {
+func unused(field string, m Model) error {
 	return invalid(field, "not used by model %s", m)
 }
 

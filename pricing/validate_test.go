@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/creditledger/creditledger/fault"
 )
 
 func TestValidateAcceptsFixtures(t *testing.T) {
@@ -76,12 +78,12 @@ func TestValidateNamesTheField(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.price.Validate()
-			var ve *ValidationError
+			var ve *fault.Error
 			if !errors.As(err, &ve) {
-				t.Fatalf("Validate() = %v, want a *ValidationError for %s", err, tt.field)
+				t.Fatalf("Validate() = %v, want a *fault.Error for %s", err, tt.field)
 			}
-			if ve.Field != tt.field {
-				t.Errorf("error names field %q, want %q (%v)", ve.Field, tt.field, err)
+			if ve.Kind != fault.Invalid || ve.Field != tt.field {
+				t.Errorf("error is %v naming field %q, want invalid naming %q (%v)", ve.Kind, ve.Field, tt.field, err)
 			}
 		})
 	}
