@@ -50,7 +50,7 @@ func (o *usageOp) KeyOnlyIfApplied() bool { return true }
 // so a resend with other whitespace or key order is the same event and one
 // with other content is a conflict.
 func (o *usageOp) Fingerprint() []byte {
-	props, _ := json.Marshal(map[string]any(o.props))
+	props, _ := json.Marshal(map[string]any(o.props)) // decoded from JSON: cannot fail
 	return ledger.Fingerprint(o.Kind(), struct {
 		ID, Customer, Name string
 		TS                 *time.Time
@@ -304,7 +304,7 @@ func dimsKey(dims map[string]string) string {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		kb, _ := json.Marshal(k)
+		kb, _ := json.Marshal(k) // a string: cannot fail
 		vb, _ := json.Marshal(dims[k])
 		b = append(append(append(b, kb...), ':'), vb...)
 	}

@@ -359,12 +359,19 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailabl
 			c.logs.Log(c.log, slog.LevelWarn, "usage events: nats ack failed", "err", err)
 		}
 	}
+	var unNaked int
 	for _, m := range later {
 		d, ok := delays[m]
 		if !ok {
 			d = c.opts.RetryDelay
 		}
-		_ = m.NakWithDelay(d)
+		if err := m.NakWithDelay(d); err != nil {
+			unNaked++ // JetStream redelivers it after AckWait all the same
+		}
+	}
+	if unNaked > 0 {
+		c.logs.Log(c.log, slog.LevelWarn, "usage events not applied could not be NAKed; they come back after the ack wait",
+			"events", unNaked)
 	}
 	if unavailable {
 		c.logs.Log(c.log, slog.LevelWarn, "usage events not applied: the database is unreachable; they wait in JetStream",

@@ -420,7 +420,7 @@ func (p properties) str(name string) (string, bool) {
 		}
 		return "false", true
 	}
-	b, _ := json.Marshal(v)
+	b, _ := json.Marshal(v) // a value decoded from JSON: cannot fail
 	return string(b), true
 }
 

@@ -106,12 +106,18 @@ func (s *Service) CreateMeter(ctx context.Context, m Meter) (Meter, error) {
 	m.ID, m.CreatedAt = uuid.New(), s.l.Now()
 	var filters, groupBy *string
 	if len(m.Filters) > 0 {
-		b, _ := json.Marshal(m.Filters)
+		b, err := json.Marshal(m.Filters)
+		if err != nil {
+			return Meter{}, fmt.Errorf("meter filters: %w", err)
+		}
 		f := string(b)
 		filters = &f
 	}
 	if len(m.GroupBy) > 0 {
-		b, _ := json.Marshal(m.GroupBy)
+		b, err := json.Marshal(m.GroupBy)
+		if err != nil {
+			return Meter{}, fmt.Errorf("meter group_by: %w", err)
+		}
 		g := string(b)
 		groupBy = &g
 	}

@@ -120,7 +120,7 @@ func (o *settleTopupOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		// Not paid yet: the customer owes it, on the next invoice.
 		funding, custom = billableAccount(w.ID), true
 	}
-	meta, _ := json.Marshal(map[string]string{"topup_id": t.ID.String()})
+	meta, _ := json.Marshal(map[string]string{"topup_id": t.ID.String()}) // strings: cannot fail
 	g, err := s.creditGrant(b, w, funding, custom, ledger.NewAccountID(), Grant{
 		ID: GrantID(uuid.New()), Kind: t.Kind, Amount: t.Amount, Priority: 50, EffectiveAt: now,
 		Description: "auto top-up", Metadata: meta,

@@ -101,8 +101,11 @@ func (s *Service) CreateWallet(ctx context.Context, nw NewWallet) (Wallet, error
 		return Wallet{}, err
 	}
 	id := WalletID(uuid.New())
-	thJSON, _ := json.Marshal(th)
-	err := s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
+	thJSON, err := json.Marshal(th)
+	if err != nil {
+		return Wallet{}, fmt.Errorf("wallet thresholds: %w", err)
+	}
+	err = s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		overage, err := ledger.InsertAccount(ctx, tx, ledger.AccountSpec{
 			Code: "overage:" + id.String(), Asset: nw.Asset, Owner: id, Normal: ledger.Debit, NoOverdraft: true,
 		})
