@@ -23,9 +23,9 @@ import (
 	"github.com/creditledger/creditledger/api/metrics"
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/apikey"
-	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 )
 
 var dsn string
@@ -69,6 +69,7 @@ func newEnv(t *testing.T, edit func(*api.Config)) *env {
 // newEnvOn is newEnv on the database at url (a proxy to it, say).
 func newEnvOn(t *testing.T, url string, edit func(*api.Config)) *env {
 	t.Helper()
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	db, err := pg.Open(ctx, url)
 	if err != nil {

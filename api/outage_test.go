@@ -21,6 +21,7 @@ import (
 // once per interval rather than once per request, and everything works
 // again when the database is back.
 func TestDatabaseOutageAnswers503(t *testing.T) {
+	testdb.Require(t, dsn)
 	proxy := testdb.NewProxy(t, dsn)
 	e := newEnvOn(t, proxy.URL(dsn), func(c *api.Config) {
 		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{metering.Module(), wallet.Module()}, BatchTimeout: 2 * time.Second})

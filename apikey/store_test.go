@@ -24,6 +24,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
 
 func openDB(t *testing.T, url string) *pg.DB {
 	t.Helper()
+	testdb.Require(t, url)
 	db, err := pg.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -285,12 +286,17 @@ func TestCacheIsBounded(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	url, drop, err := testdb.Create(ctx, "apikey_list")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = drop(context.Background()) })
+	t.Cleanup(func() {
+		if err := drop(context.Background()); err != nil {
+			t.Errorf("drop: %v", err)
+		}
+	})
 	clk := &clock{t: time.Now()}
 	s := NewStore(openDB(t, url))
 	s.Now = clk.Now
@@ -359,12 +365,17 @@ func TestList(t *testing.T) {
 }
 
 func TestBootstrapAdmin(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	url, drop, err := testdb.Create(ctx, "apikey_bootstrap")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = drop(context.Background()) })
+	t.Cleanup(func() {
+		if err := drop(context.Background()); err != nil {
+			t.Errorf("drop: %v", err)
+		}
+	})
 	db := openDB(t, url)
 	count := func() int {
 		t.Helper()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -77,6 +78,7 @@ func assertCommitFailure(t *testing.T, c *commitFailure) {
 }
 
 func TestRunTxRetriesSerializationFailureAtCommit(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/google/uuid"
 )
 
@@ -226,6 +227,7 @@ func TestCounterLimits(t *testing.T) {
 }
 
 func TestNewRefusesBrokenOptions(t *testing.T) {
+	testdb.Require(t, dsn)
 	db, err := pg.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -84,6 +84,7 @@ func mustNew(t testing.TB, db *pg.DB, opts Options) *Ledger {
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // holds held in memory, with no database behind them. It runs the same
 // batch code as the poster: the rules of posting (balanced postings, no
 // overdraft, counter limits, holds) are not copied here, only its storage is
-// missing. Tests of operations' rules use it (package ledger/batchtest);
+// missing. Tests of operations' rules use it (package ledger/ledgertest);
 // nothing it does is ever written.
 type Memory struct {
 	b *batch

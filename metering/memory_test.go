@@ -11,14 +11,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/ledger/batchtest"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"
 )
 
 // Metering's rules with no database: a metering stage built in memory
 // (customers, meters, prices, wallets, aggregates, system accounts), usage
-// ops applied to it by the poster's own batch code (ledger/batchtest), and
+// ops applied to it by the poster's own batch code (ledger/ledgertest), and
 // the wallet side replaced by a charger that records what it is asked to
 // charge. These tests run in `go test -short`; the PostgreSQL tests prove
 // the SQL and the wallet side.
@@ -46,7 +46,7 @@ func (r *recorder) ChargeUsage(b ledger.Batch, id wallet.WalletID, _ wallet.Syst
 
 type memMetering struct {
 	t   testing.TB
-	b   *batchtest.Batch
+	b   *ledgertest.Batch
 	st  *stage
 	rec *recorder
 	svc *Service
@@ -56,7 +56,7 @@ type memMetering struct {
 // newMemMetering is an empty metering stage in an in-memory batch at mt0.
 func newMemMetering(t testing.TB) *memMetering {
 	t.Helper()
-	b := batchtest.New(t, mt0)
+	b := ledgertest.NewBatch(t, mt0)
 	st := &stage{customers: map[string]bool{}, meters: map[string][]*Meter{}, prices: map[MeterID][]priceRow{},
 		wallets: map[[2]string]walletRow{}, aggs: map[aggKey]*aggregate{}, system: map[string]wallet.SystemAccounts{}}
 	b.SetStage(module{}, st)

@@ -18,6 +18,9 @@ import (
 // test ends.
 func emptyDB(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: -short runs only the tests that need no database")
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	u, drop, err := testdb.CreateEmpty(ctx, "sql_migrate")

@@ -11,11 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/ledger/batchtest"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 )
 
 // The wallet's rules with no database: a wallet and its stage in an
-// in-memory batch (ledger/batchtest), its ops applied by the poster's own
+// in-memory batch (ledger/ledgertest), its ops applied by the poster's own
 // batch code. These tests run in `go test -short`; the PostgreSQL tests
 // prove the SQL around the same rules.
 
@@ -24,7 +24,7 @@ var t0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
 type memWallet struct {
 	t   testing.TB
-	b   *batchtest.Batch
+	b   *ledgertest.Batch
 	st  *stage
 	sys systemAccounts
 	w   *walletState
@@ -36,7 +36,7 @@ type memWallet struct {
 // system accounts and the wallet's own accounts in an in-memory batch.
 func newMemWallet(t testing.TB, w Wallet) *memWallet {
 	t.Helper()
-	b := batchtest.New(t, t0)
+	b := ledgertest.NewBatch(t, t0)
 	st := &stage{wallets: map[WalletID]*walletState{}}
 	st.grants.reset()
 	st.topups.reset()
@@ -91,7 +91,7 @@ func (m *memWallet) base() base {
 func (m *memWallet) grant(amount string, prio int, expires *time.Time) Grant {
 	m.t.Helper()
 	m.tick(time.Second)
-	return batchtest.Posted[Grant](m.b, &addGrantOp{base: m.base(), grantID: GrantID(uuid.New()), account: ledger.NewAccountID(),
+	return ledgertest.Posted[Grant](m.b, &addGrantOp{base: m.base(), grantID: GrantID(uuid.New()), account: ledger.NewAccountID(),
 		req: NewGrant{Amount: ledger.MustAmount(amount), Kind: Paid, ExpiresAt: expires}, prio: prio})
 }
 
@@ -164,7 +164,7 @@ func (o *chargeOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 // charge charges amount of usage on line; it is never refused.
 func (m *memWallet) charge(amount string, line UsageLine) Charge {
 	m.t.Helper()
-	return batchtest.Posted[Charge](m.b, &chargeOp{base: m.base(), amount: ledger.MustAmount(amount), line: line})
+	return ledgertest.Posted[Charge](m.b, &chargeOp{base: m.base(), amount: ledger.MustAmount(amount), line: line})
 }
 
 // closeCycle closes the wallet's cycle that contains the batch's clock and
@@ -174,7 +174,7 @@ func (m *memWallet) closeCycle() Invoice {
 	start, end := Cycle(m.w.CreatedAt, m.now)
 	b := m.base()
 	b.key = cycleKey(m.w.ID, start)
-	return batchtest.Posted[Invoice](m.b, &closeCycleOp{base: b, start: start, end: end})
+	return ledgertest.Posted[Invoice](m.b, &closeCycleOp{base: b, start: start, end: end})
 }
 
 // posted is an account's posted balance on its normal side.

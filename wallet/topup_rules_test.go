@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/ledger/batchtest"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 )
 
 // The size of an auto top-up: as many multiples of Amount as close the
@@ -89,7 +89,7 @@ func (m *memWallet) settle(confirm bool) Topup {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	return batchtest.Posted[Topup](m.b, &settleTopupOp{base: m.base(), topupID: TopupID(id), confirm: confirm, reason: "card declined"})
+	return ledgertest.Posted[Topup](m.b, &settleTopupOp{base: m.base(), topupID: TopupID(id), confirm: confirm, reason: "card declined"})
 }
 
 // The rules that start a top-up inside the batch that lowers the balance:

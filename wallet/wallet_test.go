@@ -12,10 +12,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/fault"
-	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 )
 
 var dsn string

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn)) }
 
 func openDB(t *testing.T) *pg.DB {
 	t.Helper()
+	testdb.Require(t, dsn)
 	db, err := pg.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)

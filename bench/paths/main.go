@@ -26,10 +26,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/pricing"
 	"github.com/creditledger/creditledger/wallet"

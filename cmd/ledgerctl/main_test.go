@@ -36,6 +36,7 @@ func ctl(t *testing.T, args ...string) (int, string, string) {
 // verify exits 0 on a sound ledger and 1, naming the violation, once a
 // counter is corrupted on purpose.
 func TestVerifyExitCodes(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)
 	if err != nil {
@@ -80,6 +81,7 @@ func TestVerifyExitCodes(t *testing.T) {
 }
 
 func TestKeysCreateListRevoke(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	code, out, errs := ctl(t, "keys", "create", "--scope", "read", "--name", "dashboard")
 	if code != 0 {

@@ -21,11 +21,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/creditledger/creditledger/internal/ledgertest"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/internal/testdb"
+	"github.com/creditledger/creditledger/ledger/ledgertest"
 	"github.com/creditledger/creditledger/webhook"
 )
 
@@ -51,6 +51,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	testdb.Require(t, dsn)
 	var out bytes.Buffer
 	env := func(k string) string {
 		if k == "DATABASE_URL" {
@@ -70,6 +71,7 @@ func TestMigrateCommand(t *testing.T) {
 // ready, takes the admin key from the environment, and exits 0 on SIGTERM
 // (its context ending) after draining.
 func TestServeAndShutDown(t *testing.T) {
+	testdb.Require(t, dsn)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +343,7 @@ func (s *safeBuffer) String() string {
 // At startup ledgerd warns once when endpoints' secrets are encrypted and
 // it has no key, or another key; it does not stop.
 func TestSealWebhookSecretsWarns(t *testing.T) {
+	testdb.Require(t, dsn)
 	ctx := context.Background()
 	db, err := pg.Open(ctx, dsn)
 	if err != nil {

@@ -43,7 +43,14 @@ type DB struct {
 }
 
 // Open connects and detects the engine.
+//
+// An empty url is refused rather than read as "the defaults of the
+// environment" (pgx would connect to whatever PGHOST or the local socket
+// says): a ledger never writes to a database nobody named.
 func Open(ctx context.Context, url string) (*DB, error) {
+	if url == "" {
+		return nil, errors.New("pg: no database URL")
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)

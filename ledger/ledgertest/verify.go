@@ -1,6 +1,3 @@
-// Package ledgertest holds test helpers that need the ledger, kept apart
-// from internal/testdb so the ledger's own tests can use testdb without an
-// import cycle.
 package ledgertest
 
 import (

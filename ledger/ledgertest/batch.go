@@ -1,10 +1,15 @@
-// Package batchtest runs ledger operations in memory, for unit tests of
-// their rules, in the spirit of database/sql's fakedb: a ledger.Memory —
-// the poster's own batch code, with no database behind it — with helpers
-// that stop the test on failure. The tests of the SQL stay on PostgreSQL;
-// these prove the rules (burn-down, limits, alerts, sizing, rounding) in
-// milliseconds, with nothing to start.
-package batchtest
+// Package ledgertest is the ledger's test support, as net/http/httptest is
+// net/http's. Two tools:
+//
+//   - NewBatch runs ledger operations in memory, for unit tests of their
+//     rules, in the spirit of database/sql's fakedb: a ledger.Memory — the
+//     poster's own batch code, with no database behind it — with helpers
+//     that stop the test on failure. The tests of the SQL stay on
+//     PostgreSQL; these prove the rules (burn-down, limits, alerts, sizing,
+//     rounding) in milliseconds, with nothing to start.
+//   - Verify is the check every test package's TestMain runs on its
+//     database: every ledger invariant holds after its tests.
+package ledgertest
 
 import (
 	"context"
@@ -22,7 +27,7 @@ type Batch struct {
 }
 
 // New is an empty in-memory batch at now.
-func New(t testing.TB, now time.Time) *Batch {
+func NewBatch(t testing.TB, now time.Time) *Batch {
 	return &Batch{Memory: ledger.NewMemory(now), t: t}
 }
 
