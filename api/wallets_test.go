@@ -23,11 +23,13 @@ import (
 	"github.com/creditledger/creditledger/api/auth"
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/apikey"
+	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
 
-// walletEnv is an app with the wallet routes on a real ledger and poster.
+// walletEnv is an app with the wallet and invoice routes on a real ledger
+// and poster.
 type walletEnv struct {
 	*env
 }
@@ -35,7 +37,7 @@ type walletEnv struct {
 func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 	t.Helper()
 	e := newEnv(t, func(c *api.Config) {
-		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{wallet.Module()}})
+		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{billing.Module(), wallet.Module()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +51,7 @@ func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 			}
 		})
 		svc := wallet.NewService(l)
-		c.Routes = api.WalletRoutes(svc)
+		c.Routes = append(api.WalletRoutes(svc), api.InvoiceRoutes(billing.NewService(l, svc, nil))...)
 		c.CustomerExists = svc.CustomerExists
 		if edit != nil {
 			edit(c)

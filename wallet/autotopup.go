@@ -112,7 +112,7 @@ func (s *Service) SetAutoTopup(ctx context.Context, id WalletID, req NewAutoTopu
 	if err != nil {
 		return AutoTopup{}, err
 	}
-	if err := s.ensureWalletAccounts(ctx, w); err != nil {
+	if err := s.EnsureAccounts(ctx, w); err != nil {
 		return AutoTopup{}, err
 	}
 	r.UpdatedAt = s.now()

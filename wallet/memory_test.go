@@ -67,7 +67,7 @@ func newMemWallet(t testing.TB, w Wallet) *memWallet {
 	}
 	overage := b.Open(ledger.AccountSpec{Code: "overage:" + w.ID.String(), Asset: w.Asset, Owner: w.ID, Normal: ledger.Debit, NoOverdraft: true}, ledger.Balance{})
 	b.Open(ledger.AccountSpec{ID: billableAccount(w.ID), Code: "billable:" + w.ID.String(), Asset: w.Asset, Owner: w.ID, Normal: ledger.Debit}, ledger.Balance{})
-	b.Open(ledger.AccountSpec{ID: roundingAccount(w.ID), Code: "rounding:" + w.ID.String(), Asset: w.Asset, Owner: w.ID, Normal: ledger.Debit}, ledger.Balance{})
+	b.Open(ledger.AccountSpec{ID: RoundingAccount(w.ID), Code: "rounding:" + w.ID.String(), Asset: w.Asset, Owner: w.ID, Normal: ledger.Debit}, ledger.Balance{})
 	ws := &walletState{Wallet: w, overage: overage.ID}
 	st.wallets[w.ID] = ws
 	st.grants.totals[w.ID] = &totals{}
@@ -167,14 +167,30 @@ func (m *memWallet) charge(amount string, line UsageLine) Charge {
 	return ledgertest.Posted[Charge](m.b, &chargeOp{base: m.base(), amount: ledger.MustAmount(amount), line: line})
 }
 
-// closeCycle closes the wallet's cycle that contains the batch's clock and
-// answers with its invoice.
-func (m *memWallet) closeCycle() Invoice {
+// settleOp settles a wallet into the asset's receivable, as billing's
+// closes do: a test's stand-in for an invoice.
+type settleOp struct {
+	base
+}
+
+func (o *settleOp) Kind() string        { return "invoice" }
+func (o *settleOp) Fingerprint() []byte { return []byte(o.key) }
+func (o *settleOp) needs(n *need) {
+	o.base.needs(n)
+	n.closing = append(n.closing, uuid.UUID(o.walletID))
+}
+func (o *settleOp) Declare(d *ledger.Decl) {
+	d.Account(o.sys.receivable)
+	d.Account(billableAccount(o.walletID))
+}
+func (o *settleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
+	return Settle(b, o.walletID, o.sys.receivable, InvoiceID(uuid.New()))
+}
+
+// settleOwed settles the wallet: what it owed, moved to the receivable.
+func (m *memWallet) settleOwed() Settlement {
 	m.t.Helper()
-	start, end := Cycle(m.w.CreatedAt, m.now)
-	b := m.base()
-	b.key = cycleKey(m.w.ID, start)
-	return ledgertest.Posted[Invoice](m.b, &closeCycleOp{base: b, start: start, end: end})
+	return ledgertest.Posted[Settlement](m.b, &settleOp{base: m.base()})
 }
 
 // posted is an account's posted balance on its normal side.

@@ -18,7 +18,7 @@ import (
 // submission), what an op says it needs loaded, and the stage that loads it
 // for a whole batch and writes back what changed. Each concern keeps its
 // own book: grants and burn-down (credits.go), reactions and top-ups
-// (reactions.go), cycles and invoices (cycle.go).
+// (reactions.go), what wallets owe until an invoice settles it (settle.go).
 
 // Journal entry kinds of wallet operations. Point-in-time balances classify
 // postings by them.
@@ -71,7 +71,6 @@ var (
 	_ op = (*addGrantOp)(nil)
 	_ op = (*closeGrantOp)(nil)
 	_ op = (*settleTopupOp)(nil)
-	_ op = (*closeCycleOp)(nil)
 )
 
 // base carries what every wallet op has. Fingerprints cover the request,
@@ -96,7 +95,7 @@ type need struct {
 	wallets []uuid.UUID
 	grants  []uuid.UUID // grants an op names: loaded even when closed
 	topups  []uuid.UUID // top-ups an op settles
-	closing []uuid.UUID // wallets whose cycle closes: their open invoice lines and billable top-ups
+	closing []uuid.UUID // wallets that settle: their open lines and billable top-ups
 	sums    bool        // the wallets' grant sums, for the balance a debit answers with
 }
 
@@ -192,13 +191,14 @@ func (module) NewStage() ledger.Stage { return &stage{} }
 
 // stage is the wallet module's part of one batch attempt: the wallets its
 // ops need, and one book per concern — grants and burn-down (credits.go),
-// reactions and top-ups (reactions.go), cycles and invoices (cycle.go).
+// reactions and top-ups (reactions.go), what wallets owe (settle.go).
 type stage struct {
-	wanted  []WalletID // wallets other modules need loaded (Want)
-	wallets map[WalletID]*walletState
-	grants  grantBook
-	topups  topupBook
-	cycles  cycleBook
+	wanted   []WalletID // wallets other modules need loaded (Want)
+	settling []WalletID // of those, the ones an op settles (WantSettle)
+	wallets  map[WalletID]*walletState
+	grants   grantBook
+	topups   topupBook
+	owed     owedBook
 }
 
 type walletState struct {
@@ -235,12 +235,16 @@ func Want(b ledger.StageBatch, id WalletID) error {
 
 // Load reads, for the whole batch, the wallets its ops need (with their
 // reactions and auto top-up rules), their live grants, the top-ups ops
-// settle, and the open invoice lines of wallets whose cycle closes, and
-// declares the accounts to lock.
+// settle, and what the wallets that settle owe, and declares the accounts
+// to lock.
 func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) error {
 	var n need
 	for _, id := range s.wanted {
 		n.wallet(id)
+	}
+	for _, id := range s.settling {
+		n.closing = append(n.closing, uuid.UUID(id))
+		b.DeclareAccount(billableAccount(id))
 	}
 	for _, o := range ops {
 		if w, ok := o.(op); ok {
@@ -250,7 +254,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	s.wallets = map[WalletID]*walletState{}
 	s.grants.reset()
 	s.topups.reset()
-	s.cycles = cycleBook{} // opened by the ops that bill usage or close a cycle
+	s.owed = owedBook{} // opened by the ops that bill usage beyond the credits or settle
 	if len(n.wallets) == 0 {
 		return nil
 	}
@@ -271,11 +275,11 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 
 // Flush writes, one statement per table, what the batch changed: grants,
 // wallets' reactions and cycle ends, top-ups, and — when an op opened the
-// cycle book — invoice lines and invoices.
+// owed book — the open lines.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups}
-	if s.cycles.deltas != nil { // opened (cycleBook.open)
-		flush = append(flush, s.flushLines, s.flushInvoices)
+	if s.owed.deltas != nil { // opened (owedBook.open)
+		flush = append(flush, s.flushLines)
 	}
 	for _, f := range flush {
 		if err := f(ctx, b); err != nil {
@@ -333,13 +337,13 @@ func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid
 }
 
 // flushWallets writes the wallets' reactions and next cycle ends, which the
-// reactions and the cycles change.
+// reactions and the scheduled closes change.
 func (s *stage) flushWallets(ctx context.Context, b ledger.StageBatch) error {
 	dirty := map[*walletState]struct{}{}
 	for w := range s.topups.reacted {
 		dirty[w] = struct{}{}
 	}
-	for w := range s.cycles.moved {
+	for w := range s.owed.moved {
 		dirty[w] = struct{}{}
 	}
 	if len(dirty) == 0 {

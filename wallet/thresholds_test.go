@@ -29,8 +29,8 @@ func (m *memWallet) apply(step string) {
 		}
 	case f[0] == "charge" && len(f) == 2:
 		m.charge(f[1], UsageLine{Meter: testMeter, MeterCode: "tokens", DimsKey: "{}", Quantity: decimal.NewFromInt(1)})
-	case step == "close":
-		m.closeCycle()
+	case step == "settle":
+		m.settleOwed()
 	default:
 		m.t.Fatalf("unknown step %q", step)
 	}
@@ -167,7 +167,7 @@ func TestThresholdRules(t *testing.T) {
 			{"charge 49.999999999999", nil},
 			{"charge 0.000000000001", []string{"threshold 80: used 80, available 20 of 100"}},
 		}},
-		{"an invoice settling the overage re-arms overage started", PolicyAllow, nil, []step{
+		{"settling the overage into an invoice re-arms overage started", PolicyAllow, nil, []step{
 			{"grant 10", nil},
 			{"debit 8", []string{"threshold 50: used 80, available 2 of 10", "threshold 80: used 80, available 2 of 10"}},
 			{"debit 5", []string{
@@ -175,7 +175,7 @@ func TestThresholdRules(t *testing.T) {
 				"wallet.depleted: available 0, overage 3",
 				"wallet.overage_started: available 0, overage 3",
 			}},
-			{"close", []string{TopicInvoiceCreated}},
+			{"settle", nil},
 			{"debit 1", []string{"wallet.overage_started: available 0, overage 1"}},
 		}},
 	} {

@@ -233,7 +233,7 @@ func (s *Service) settleOp(ctx context.Context, t Topup, confirm bool, reason st
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ensureWalletAccounts(ctx, w); err != nil {
+	if err := s.EnsureAccounts(ctx, w); err != nil {
 		return nil, err
 	}
 	sys, err := s.System(ctx, w.Asset)

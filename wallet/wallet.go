@@ -287,6 +287,10 @@ type systemAccounts struct {
 	receivable        ledger.AccountID // debit-normal: what invoices bill
 }
 
+// Receivable is the asset's receivable:invoices account: what issued
+// invoices bill until they are paid.
+func (s systemAccounts) Receivable() ledger.AccountID { return s.receivable }
+
 func (s systemAccounts) funding(k GrantKind) ledger.AccountID {
 	if k == Promotional {
 		return s.promotional
@@ -329,16 +333,17 @@ func walletAccountID(w WalletID, code string) ledger.AccountID {
 // next invoice.
 func billableAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "billable") }
 
-// roundingAccount carries the part of an invoice below the currency's
-// minor unit to the next invoice (debit-normal, may go either way).
-func roundingAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "rounding") }
+// RoundingAccount carries the part of a wallet's invoice below its minor
+// unit to the next invoice (debit-normal, may go either way). The billing
+// package posts to it; the wallet opens it.
+func RoundingAccount(w WalletID) ledger.AccountID { return walletAccountID(w, "rounding") }
 
 // insertWalletAccounts opens wallet w's billable and rounding accounts in
 // tx, unless they are there.
 func insertWalletAccounts(ctx context.Context, tx pgx.Tx, w WalletID, asset string) error {
 	for _, a := range []ledger.AccountSpec{
 		{ID: billableAccount(w), Code: "billable:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
-		{ID: roundingAccount(w), Code: "rounding:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
+		{ID: RoundingAccount(w), Code: "rounding:" + w.String(), Asset: asset, Owner: w, Normal: ledger.Debit},
 	} {
 		if _, err := ledger.InsertAccount(ctx, tx, a); err != nil {
 			return err
@@ -347,12 +352,13 @@ func insertWalletAccounts(ctx context.Context, tx pgx.Tx, w WalletID, asset stri
 	return nil
 }
 
-// ensureWalletAccounts opens w's billable and rounding accounts if they are
-// not there yet: wallets made before they existed get them on first use.
+// EnsureAccounts opens w's billable and rounding accounts if they are not
+// there yet: wallets made before they existed get them before their first
+// settlement.
 // It is remembered in the bounded wallet map, not in the ledger's account
 // cache, which is for system accounts and would grow with every wallet a
 // monthly close touches.
-func (s *Service) ensureWalletAccounts(ctx context.Context, w Wallet) error {
+func (s *Service) EnsureAccounts(ctx context.Context, w Wallet) error {
 	if s.wallets.accountsOpened(w.ID) {
 		return nil
 	}

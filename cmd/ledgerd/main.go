@@ -29,6 +29,7 @@ import (
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/metrics"
 	"github.com/creditledger/creditledger/apikey"
+	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
@@ -167,8 +168,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	l, err := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
 		Observer: m, Log: log, Tx: pg.TxOptions{IsoLevel: iso},
-		// metering first: it tells the wallet stage which wallets events charge.
-		Modules: []ledger.Module{metering.Module(), wallet.Module()},
+		// New orders them: metering and billing feed the wallet stage.
+		Modules: []ledger.Module{metering.Module(), billing.Module(), wallet.Module()},
 	})
 	if err != nil {
 		return err
@@ -176,6 +177,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
+	bills := billing.NewService(l, wallets, log)
 	meters.Observe(m)
 	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
 		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Workers: cfg.NATSWorkers, Log: log,
@@ -226,7 +228,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			// again.
 			api.Check{Name: "usage events", Func: func(context.Context) error { return consumer.Healthy() }},
 		),
-		Routes:         slices.Concat(api.WalletRoutes(wallets), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
+		Routes:         slices.Concat(api.WalletRoutes(wallets), api.InvoiceRoutes(bills), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
 		CustomerExists: wallets.CustomerExists,
 	})
 
@@ -245,7 +247,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		} else if n > 0 {
 			log.Info("expired or settled grants", "grants", n)
 		}
-		if n, err := wallets.CloseDueCycles(ctx); err != nil {
+		if n, err := bills.CloseDueCycles(ctx); err != nil {
 			sweepLogs.Log(log, slog.LevelWarn, "billing cycle close", "err", err)
 		} else if n > 0 {
 			log.Info("closed billing cycles", "invoices", n)

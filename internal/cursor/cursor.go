@@ -68,3 +68,15 @@ func Page[T any](rows []T, limit int, at func(T) Cursor) ([]T, *Cursor) {
 	c := at(rows[limit-1])
 	return rows, &c
 }
+
+// PageSQL appends to q (a query with a WHERE clause, whose arguments are
+// args) the page after the cursor, newest first, one row more than limit so
+// Page can tell whether another page follows.
+func PageSQL(q string, args []any, after *Cursor, limit int) (string, []any) {
+	if after != nil {
+		q += ` AND (created_at, id) < ($` + strconv.Itoa(len(args)+1) + `, $` + strconv.Itoa(len(args)+2) + `)`
+		args = append(args, after.At, after.ID)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT $` + strconv.Itoa(len(args)+1)
+	return q, append(args, limit+1)
+}

@@ -13,10 +13,10 @@ import (
 	"github.com/creditledger/creditledger/wallet"
 )
 
-// billingRoutes are the auto top-up, top-up, billing cycle and invoice
-// endpoints (part of WalletRoutes). Configuring and settling are admin
-// only; reads are open to read keys and to the customer's portal tokens.
-func (h *walletHandlers) billingRoutes() []Route {
+// topupRoutes are the auto top-up and top-up endpoints (part of
+// WalletRoutes). Configuring and settling are admin only; reads are open to
+// read keys and to the customer's portal tokens.
+func (h *walletHandlers) topupRoutes() []Route {
 	return []Route{
 		PUT("/wallets/:id/auto-topup", h.setAutoTopup),
 		GET("/wallets/:id/auto-topup", h.autoTopup).Allow(apikey.Read, apikey.Portal),
@@ -24,10 +24,6 @@ func (h *walletHandlers) billingRoutes() []Route {
 		GET("/topups/:id", h.topup).Allow(apikey.Read, apikey.Portal),
 		POST("/topups/:id/confirm", h.confirmTopup),
 		POST("/topups/:id/fail", h.failTopup),
-
-		POST("/wallets/:id/close-cycle", h.closeCycle),
-		GET("/invoices", h.invoices).Allow(apikey.Read, apikey.Portal),
-		GET("/invoices/:id", h.invoice).Allow(apikey.Read, apikey.Portal),
 	}
 }
 
@@ -115,45 +111,4 @@ func (h *walletHandlers) failTopup(c *fiber.Ctx) error {
 		func(ctx context.Context, _ string, id wallet.TopupID, req failTopupRequest) (ledger.Result[wallet.Topup], error) {
 			return h.svc.FailTopup(ctx, id, req.Reason)
 		})
-}
-
-func (h *walletHandlers) closeCycle(c *fiber.Ctx) error {
-	return idempotent(c, fiber.StatusCreated, wallet.ParseWalletID,
-		func(ctx context.Context, _ string, id wallet.WalletID, _ noBody) (ledger.Result[wallet.Invoice], error) {
-			return h.svc.CloseCycle(ctx, id)
-		})
-}
-
-func (h *walletHandlers) invoices(c *fiber.Ctx) error {
-	customer := c.Query("customer_id")
-	if customer == "" {
-		return problem.Invalid("customer_id", "required")
-	}
-	if err := auth.RequireCustomer(c, customer); err != nil {
-		return err
-	}
-	limit, after, err := pageAfter(c)
-	if err != nil {
-		return err
-	}
-	invs, next, err := h.svc.Invoices(c.UserContext(), customer, after, limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(NewPage(invs, cursor.Next(next)))
-}
-
-func (h *walletHandlers) invoice(c *fiber.Ctx) error {
-	id, err := wallet.ParseInvoiceID(c.Params("id"))
-	if err != nil {
-		return problem.New(problem.NotFound, notFoundDetail)
-	}
-	inv, err := h.svc.Invoice(c.UserContext(), id)
-	if err != nil {
-		return err
-	}
-	if err := auth.RequireCustomer(c, inv.CustomerID); err != nil {
-		return err
-	}
-	return c.JSON(inv)
 }

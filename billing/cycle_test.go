@@ -1,4 +1,4 @@
-package wallet
+package billing
 
 import (
 	"context"
@@ -8,19 +8,20 @@ import (
 
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
 )
 
 func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
-	w.grant(t, wl.ID, "5", 50, nil, nil)
+	wl := w.wallet(t, wallet.PolicyAllow)
+	w.grant(t, wl.ID, "5")
 	w.mustDebit(t, wl.ID, "12.345678") // 7.345678 uncovered
-	first, replayed, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+	first, replayed, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 	if err != nil || replayed {
 		t.Fatalf("close: %v replayed=%v", err, replayed)
 	}
-	second, replayed, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+	second, replayed, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 	if err != nil || !replayed || second.ID != first.ID {
 		t.Fatalf("second close: %v replayed=%v id %s vs %s", err, replayed, second.ID, first.ID)
 	}
@@ -33,11 +34,11 @@ func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 		!first.CarriedOut.Equal(ledger.MustAmount("0.005678")) || len(first.Lines) != 1 || first.Lines[0].Kind != LineDebits {
 		t.Fatalf("invoice %+v", first)
 	}
-	got, err := w.svc.Invoice(ctx, first.ID)
+	got, err := w.bills.Invoice(ctx, first.ID)
 	if err != nil || !got.Total.Equal(first.Total) || len(got.Lines) != 1 {
 		t.Fatalf("read back %+v %v", got, err)
 	}
-	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
+	list, _, err := w.bills.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 || list[0].ID != first.ID {
 		t.Fatalf("list %+v %v", list, err)
 	}
@@ -45,7 +46,7 @@ func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 	if bal := w.balance(t, wl.ID); !bal.Overage.IsZero() {
 		t.Fatalf("overage after the invoice: %s", bal.Overage)
 	}
-	if n := len(w.events(t, wl.ID, TopicInvoiceCreated)); n != 1 {
+	if n := len(w.outbox(t, wl.ID, TopicInvoiceCreated)); n != 1 {
 		t.Fatalf("invoice.created %d times", n)
 	}
 }
@@ -53,13 +54,13 @@ func TestCloseCycleTwiceIssuesOneInvoice(t *testing.T) {
 func TestRoundingRemainderIsCarried(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
+	wl := w.wallet(t, wallet.PolicyAllow)
 	// Three cycles of 0.004 each: billed 0, 0, 0.01 — nothing lost.
 	want := []struct{ total, carried string }{{"0", "0.004"}, {"0", "0.008"}, {"0.01", "0.002"}}
 	var billed ledger.Amount
 	for i, c := range want {
 		w.mustDebit(t, wl.ID, "0.004")
-		inv, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+		inv, _, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +70,7 @@ func TestRoundingRemainderIsCarried(t *testing.T) {
 		billed = billed.Add(inv.Total)
 		w.clock.Advance(32 * 24 * time.Hour) // into the next cycle
 	}
-	acc, err := w.l.Account(ctx, roundingAccount(wl.ID))
+	acc, err := w.l.Account(ctx, wallet.RoundingAccount(wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,27 +82,27 @@ func TestRoundingRemainderIsCarried(t *testing.T) {
 func TestSchedulerClosesEndedCycles(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
+	wl := w.wallet(t, wallet.PolicyAllow)
 	w.mustDebit(t, wl.ID, "3")
-	if n, err := w.svc.CloseDueCycles(ctx); err != nil || n != 0 {
+	if n, err := w.bills.CloseDueCycles(ctx); err != nil || n != 0 {
 		t.Fatalf("before the cycle ends: %d %v", n, err)
 	}
-	start, end := Cycle(wl.CreatedAt, wl.CreatedAt)
+	start, end := wallet.Cycle(wl.CreatedAt, wl.CreatedAt)
 	w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
 	// Two schedulers at once, then again: one invoice for the cycle.
 	errs := make(chan error, 2)
 	for range 2 {
-		go func() { _, err := w.svc.CloseDueCycles(ctx); errs <- err }()
+		go func() { _, err := w.bills.CloseDueCycles(ctx); errs <- err }()
 	}
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, err := w.svc.CloseDueCycles(ctx); err != nil || n != 0 {
+	if n, err := w.bills.CloseDueCycles(ctx); err != nil || n != 0 {
 		t.Fatalf("after closing: %d %v", n, err)
 	}
-	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
+	list, _, err := w.bills.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("invoices %+v %v", list, err)
 	}
@@ -116,29 +117,36 @@ func TestSchedulerClosesEndedCycles(t *testing.T) {
 func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyBlock, "")
-	w.grant(t, wl.ID, "10", 50, nil, nil)
-	w.rule(t, wl.ID, NewAutoTopup{Threshold: amt("5"), Amount: amt("20"), Payment: PaymentImmediate})
+	wl := w.wallet(t, wallet.PolicyBlock)
+	w.grant(t, wl.ID, "10")
+	five, twenty := ledger.MustAmount("5"), ledger.MustAmount("20")
+	if _, err := w.wallets.SetAutoTopup(ctx, wl.ID, wallet.NewAutoTopup{Threshold: &five, Amount: &twenty, Payment: wallet.PaymentImmediate}); err != nil {
+		t.Fatal(err)
+	}
 	w.mustDebit(t, wl.ID, "8")
-	relay := ledger.NewRelay(w.db, nil, w.svc)
+	relay := ledger.NewRelay(w.db, nil, w.wallets)
 	relay.Now = w.clock.Now
 	if _, err := relay.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tp := w.topups(t, wl.ID)[0]
-	if tp.Status != TopupSucceeded {
+	tps, _, err := w.wallets.Topups(ctx, wl.ID, nil, 10)
+	if err != nil || len(tps) != 1 {
+		t.Fatalf("top-ups %+v %v", tps, err)
+	}
+	tp := tps[0]
+	if tp.Status != wallet.TopupSucceeded {
 		t.Fatalf("top-up %+v", tp)
 	}
-	first, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+	first, _, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 	if err != nil || !first.Total.Equal(ledger.MustAmount("20")) {
 		t.Fatalf("first invoice %+v %v", first, err)
 	}
 	w.mustDebit(t, wl.ID, "2") // burns the older grant first: the top-up's 20 stay whole
-	if _, _, err := ledger.Unpack(w.svc.VoidGrant(ctx, "", *tp.GrantID)); err != nil {
+	if _, _, err := ledger.Unpack(w.wallets.VoidGrant(ctx, "", *tp.GrantID)); err != nil {
 		t.Fatal(err)
 	}
 	w.clock.Advance(32 * 24 * time.Hour)
-	second, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+	second, _, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,17 +160,17 @@ func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
 func TestScheduledCloseOfWalletWithoutCycleEnd(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
+	wl := w.wallet(t, wallet.PolicyAllow)
 	w.mustDebit(t, wl.ID, "4")
 	if _, err := w.db.Pool.Exec(ctx, `UPDATE wallets SET next_cycle_end = NULL WHERE id = $1`, wl.ID); err != nil {
 		t.Fatal(err)
 	}
-	start, end := Cycle(wl.CreatedAt, wl.CreatedAt)
+	start, end := wallet.Cycle(wl.CreatedAt, wl.CreatedAt)
 	w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
-	if _, err := w.svc.CloseDueCycles(ctx); err != nil {
+	if _, err := w.bills.CloseDueCycles(ctx); err != nil {
 		t.Fatal(err)
 	}
-	list, _, err := w.svc.Invoices(ctx, wl.CustomerID, nil, 50)
+	list, _, err := w.bills.Invoices(ctx, wl.CustomerID, nil, 50)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("invoices %+v %v", list, err)
 	}
@@ -179,22 +187,22 @@ func TestScheduledCloseOfWalletWithoutCycleEnd(t *testing.T) {
 func TestInvoicesPage(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
+	wl := w.wallet(t, wallet.PolicyAllow)
 	var want []InvoiceID
 	for range 3 {
 		w.mustDebit(t, wl.ID, "1")
-		inv, _, err := ledger.Unpack(w.svc.CloseCycle(ctx, wl.ID))
+		inv, _, err := ledger.Unpack(w.bills.CloseCycle(ctx, wl.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
 		want = append([]InvoiceID{inv.ID}, want...)
-		_, end := Cycle(wl.CreatedAt, w.clock.Now())
+		_, end := wallet.Cycle(wl.CreatedAt, w.clock.Now())
 		w.clock.Advance(end.Sub(w.clock.Now()) + time.Second)
 	}
 	var got []InvoiceID
 	var after *cursor.Cursor
 	for pages := 0; ; pages++ {
-		list, next, err := w.svc.Invoices(ctx, wl.CustomerID, after, 2)
+		list, next, err := w.bills.Invoices(ctx, wl.CustomerID, after, 2)
 		if err != nil || pages > 2 {
 			t.Fatalf("page %d: %v", pages, err)
 		}
@@ -216,9 +224,13 @@ func TestInvoicesPage(t *testing.T) {
 func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	wl := w.wallet(t, PolicyAllow, "")
+	wl := w.wallet(t, wallet.PolicyAllow)
 	w.mustDebit(t, wl.ID, "2.345")
-	for _, id := range []ledger.AccountID{billableAccount(wl.ID), roundingAccount(wl.ID)} {
+	for _, code := range []string{"billable:" + wl.ID.String(), "rounding:" + wl.ID.String()} {
+		var id ledger.AccountID
+		if err := w.db.Pool.QueryRow(ctx, `SELECT id FROM ledger_accounts WHERE code = $1`, code).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
 		for _, q := range []string{`DELETE FROM ledger_balances WHERE account_id = $1`, `DELETE FROM ledger_accounts WHERE id = $1`} {
 			if _, err := w.db.Pool.Exec(ctx, q, id); err != nil {
 				t.Fatal(err)
@@ -227,7 +239,7 @@ func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
 	}
 	// A process that has not seen the wallet made (this one remembers that
 	// it opened the accounts).
-	inv, _, err := ledger.Unpack(NewService(w.l).CloseCycle(ctx, wl.ID))
+	inv, _, err := ledger.Unpack(NewService(w.l, wallet.NewService(w.l), nil).CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,84 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+const moduleName = "billing"
+
+type module struct{}
+
+// Module is the billing stage for the poster. It feeds the wallet module
+// (a close tells the wallet stage which wallets it settles), so the ledger
+// loads it first and refuses to run without wallet.Module().
+func Module() ledger.Module { return module{} }
+
+func (module) Name() string           { return moduleName }
+func (module) Feeds() []string        { return []string{wallet.Module().Name()} }
+func (module) NewStage() ledger.Stage { return &stage{} }
+
+// op is implemented by every billing operation: it says what the billing
+// stage must load for it.
+type op interface {
+	ledger.ModuleOp
+	needs(ctx context.Context, b ledger.StageBatch) error
+}
+
+var _ op = (*closeCycleOp)(nil)
+
+// stage is the billing module's part of one batch attempt: the invoices
+// its ops issue.
+type stage struct {
+	invoices []*Invoice
+}
+
+func stageOf(b ledger.Batch) (*stage, error) {
+	s, ok := b.Stage(module{}).(*stage)
+	if !ok {
+		return nil, fmt.Errorf("billing: the batch has no billing stage; build the ledger with billing.Module()")
+	}
+	return s, nil
+}
+
+// Load lets each billing op ask for what it needs: the wallets it settles
+// go to the wallet stage, which loads after this one.
+func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) error {
+	s.invoices = nil
+	for _, o := range ops {
+		if bo, ok := o.(op); ok {
+			if err := bo.needs(ctx, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// issue records inv, written with the batch; undone with the op.
+func (s *stage) issue(b ledger.Batch, inv *Invoice) {
+	s.invoices = append(s.invoices, inv)
+	b.OnUndo(func() { s.invoices = s.invoices[:len(s.invoices)-1] })
+}
+
+// Flush writes the invoices the batch issued.
+func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
+	for _, inv := range s.invoices {
+		lines, err := json.Marshal(inv.Lines)
+		if err != nil {
+			return fmt.Errorf("invoice lines: %w", err)
+		}
+		if _, err := b.Tx().Exec(ctx, `INSERT INTO invoices (id, wallet_id, customer_id, currency, period_start, period_end, lines,
+				subtotal, carried_in, total, carried_out, status, entry_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			inv.ID, inv.WalletID, inv.CustomerID, inv.Currency, inv.PeriodStart, inv.PeriodEnd, string(lines),
+			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt); err != nil {
+			return fmt.Errorf("insert invoice: %w", err)
+		}
+	}
+	return nil
+}
