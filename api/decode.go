@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/internal/cursor"
@@ -214,4 +215,14 @@ func seconds(n int64) time.Duration {
 		return math.MinInt64
 	}
 	return time.Duration(n) * time.Second
+}
+
+// uuidParam reads path parameter name as a UUID. One that is not a UUID
+// names nothing: 404, as for an unknown id.
+func uuidParam(c *fiber.Ctx, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Params(name))
+	if err != nil {
+		return id, problem.New(problem.NotFound, notFoundDetail)
+	}
+	return id, nil
 }

@@ -31,6 +31,7 @@ func MeteringRoutes(svc *metering.Service) []Route {
 
 		POST("/prices", h.createPrice),
 		GET("/prices", h.prices).Allow(apikey.Read),
+		POST("/prices/:id/archive", h.archivePrice),
 
 		POST("/events", h.ingest).Allow(apikey.Ingest),
 		GET("/events/rejected", h.rejected).Allow(apikey.Read, apikey.Portal),
@@ -84,7 +85,7 @@ func (h *meteringHandlers) meters(c *fiber.Ctx) error {
 // Prices.
 
 // priceKeys are the keys of POST /prices besides the price model's own.
-var priceKeys = []string{"meter_code", "asset"}
+var priceKeys = []string{"meter_code", "asset", "effective_at"}
 
 func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
 	np, err := decodePrice(c.Body())
@@ -127,16 +128,43 @@ func decodePrice(body []byte) (metering.NewPrice, error) {
 	if err := json.Unmarshal(body, &spec); err != nil {
 		return metering.NewPrice{}, err // a fault.Invalid naming the field
 	}
-	return metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec}, nil
+	np := metering.NewPrice{MeterCode: meterCode, Asset: asset, Price: spec}
+	if raw, ok := obj["effective_at"]; ok && string(raw) != "null" {
+		var t time.Time
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return metering.NewPrice{}, problem.Invalid("effective_at", "must be an RFC 3339 time")
+		}
+		t = t.UTC()
+		np.EffectiveAt = &t
+	}
+	return np, nil
 }
 
+// prices answers the default book's prices in force at ?at= (default now),
+// filtered by ?meter_code= and ?asset=.
 func (h *meteringHandlers) prices(c *fiber.Ctx) error {
-	ps, err := h.svc.Prices(c.UserContext())
+	at, err := timeQuery(c, "at", time.Now())
+	if err != nil {
+		return err
+	}
+	ps, err := h.svc.Prices(c.UserContext(), metering.PriceFilter{MeterCode: c.Query("meter_code"), Asset: c.Query("asset"), At: at})
 	if err != nil {
 		return err
 	}
 	// As with meters: configuration, returned whole.
 	return c.JSON(NewPage(ps, ""))
+}
+
+func (h *meteringHandlers) archivePrice(c *fiber.Ctx) error {
+	id, err := uuidParam(c, "id")
+	if err != nil {
+		return err
+	}
+	p, err := h.svc.ArchivePrice(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(p)
 }
 
 // stringField reads a required string member of a decoded object. null

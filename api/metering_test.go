@@ -407,9 +407,18 @@ func TestMeteringBadInput(t *testing.T) {
 			wantField(t, wantProblem(t, r, 422, problem.Validation), c.field)
 		}
 		wantProblem(t, m.do(t, "POST", "/v1/prices", m.admin, `{"meter_code":`), 400, problem.BadRequest)
-		// The meter already has a CREDITS price for model gpt.
-		wantProblem(t, m.do(t, "POST", "/v1/prices", m.admin, price(map[string]any{
-			"dimensions": map[string]string{"model": "gpt"}})), 409, problem.Conflict)
+		// A price change in the past would price late events unlike
+		// their neighbours already charged.
+		past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		wantField(t, wantProblem(t, m.do(t, "POST", "/v1/prices", m.admin, price(map[string]any{
+			"dimensions": map[string]string{"model": "gpt"}, "effective_at": past})), 422, problem.Validation), "effective_at")
+		wantField(t, wantProblem(t, m.do(t, "POST", "/v1/prices", m.admin, price(map[string]any{
+			"effective_at": "tomorrow"})), 422, problem.Validation), "effective_at")
+		// Two prices of a series cannot take over at the same instant.
+		future := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+		later := price(map[string]any{"dimensions": map[string]string{"model": "gpt"}, "effective_at": future})
+		want[json.RawMessage](t, m.do(t, "POST", "/v1/prices", m.admin, later), 201)
+		wantProblem(t, m.do(t, "POST", "/v1/prices", m.admin, later), 409, problem.Conflict)
 	})
 
 	// Malformed events among good ones: the good ones apply, each bad one

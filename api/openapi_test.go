@@ -989,10 +989,19 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 	do(oaCall{method: "POST", path: "/v1/prices", body: map[string]any{
 		"meter_code": usersCode, "asset": "USD", "model": "package", "package_size": "10", "package_price": "2.5",
 	}}, 201)
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	scheduled := do(oaCall{method: "POST", path: "/v1/prices", body: map[string]any{
+		"meter_code": tokensCode, "asset": "CREDITS", "model": "per_unit", "unit_price": "1",
+		"dimensions": map[string]string{"model": "gpt"}, "effective_at": future,
+	}}, 201)
 	do(oaCall{method: "POST", path: "/v1/prices", body: map[string]any{
 		"meter_code": tokensCode, "asset": "CREDITS", "model": "per_unit", "unit_price": "1",
-		"dimensions": map[string]string{"model": "gpt"},
+		"dimensions": map[string]string{"model": "gpt"}, "effective_at": future,
 	}}, 409)
+	do(oaCall{method: "POST", path: "/v1/prices/{id}/archive", id: id(scheduled)}, 200)
+	do(oaCall{method: "POST", path: "/v1/prices/{id}/archive", id: uuid.NewString()}, 404)
+	do(oaCall{method: "GET", path: "/v1/prices", query: "meter_code=" + tokensCode + "&asset=CREDITS&at=" + url.QueryEscape(future)}, 200)
+	do(oaCall{method: "GET", path: "/v1/prices", query: "at=yesterday"}, 422)
 	do(oaCall{method: "POST", path: "/v1/prices", body: map[string]any{
 		"meter_code": tokensCode, "asset": "CREDITS", "model": "per_unit", "unit_price": 1,
 	}}, 422)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -103,25 +105,16 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 		}
 		dims := m.dimensions(o.props)
 		dk := dimsKey(dims)
-		targets := st.targets(m, e.CustomerID, dims)
-		if len(targets) == 0 {
-			// Counted, not priced: the usage is kept on a calendar month.
-			targets = []target{{period: calendarMonth(*e.Timestamp)}}
-		}
+		targets := st.targets(m, e.CustomerID, dims, *e.Timestamp)
 		// A meter priced in several assets charges the wallets the customer
 		// has; only a customer with none of them cannot be charged at all.
-		if len(targets) > 0 && !anyWallet(targets) {
+		if !anyWallet(targets) {
 			return nil, ledger.Reject(CodeNoWallet, "meter %s is priced in %s but customer %q has no wallet in it",
 				m.Code, targetAssets(targets), e.CustomerID)
 		}
 		for _, t := range targets {
 			if t.missingWallet {
 				continue
-			}
-			if t.wallet != nil {
-				// The cycle of the wallet the price charges.
-				start, _ := wallet.Cycle(t.walletCreated, *e.Timestamp)
-				t.period = start
 			}
 			key := aggKey{meter: m.ID, customer: e.CustomerID, dims: dk, asset: t.asset, period: t.period}
 			agg := st.aggregate(key)
@@ -178,59 +171,87 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 	return res, nil
 }
 
-// target is one asset an event's meter is charged in.
+// target is one asset an event's meter is charged in, or the one
+// unpriced target that only counts it.
 type target struct {
 	asset         string
 	price         *pricing.Price
 	wallet        *wallet.WalletID
-	walletCreated time.Time
 	period        time.Time
 	missingWallet bool
 }
 
-// targets are the assets an event's meter is charged in: for each asset
-// with a price on the meter, the most specific price matching the
-// dimensions, and the customer's wallet of that asset.
-func (s *stage) targets(m *Meter, customer string, dims map[string]string) []target {
-	byAsset := map[string][]pricing.Price{}
-	var assets []string
-	for _, p := range s.prices[m.ID] {
-		if _, ok := byAsset[p.asset]; !ok {
-			assets = append(assets, p.asset)
+// targets are the assets an event's meter is charged in at t, each with
+// the price that applies (see Books for the order of books) and the
+// customer's wallet of that asset, and the period the usage counts in: the
+// subscription's period, or the cycle of the wallet charged. A meter no
+// price covers still counts, on a calendar month (or the subscription's
+// period): one target with no asset.
+func (s *stage) targets(m *Meter, customer string, dims map[string]string, t time.Time) []target {
+	books := s.prices[m.ID]
+	var (
+		chosen     map[string]*pricing.Price
+		period     time.Time
+		subscribed bool
+	)
+	pick := func(bp bookPrices) bool {
+		var cands map[string][]pricing.Price
+		any := bp.at(t, func(asset string, p *pricing.Price) {
+			if _, done := chosen[asset]; done {
+				return
+			}
+			if cands == nil {
+				cands = map[string][]pricing.Price{}
+			}
+			cands[asset] = append(cands[asset], *p)
+		})
+		for asset, ps := range cands {
+			if i := pricing.SelectIndex(ps, dims); i >= 0 {
+				p := ps[i]
+				chosen[asset] = &p
+			}
 		}
-		byAsset[p.asset] = append(byAsset[p.asset], p.price)
+		return any
 	}
-	var out []target
-	for _, asset := range assets {
-		i := pricing.SelectIndex(byAsset[asset], dims)
-		if i < 0 {
-			continue
+	chosen = map[string]*pricing.Price{}
+	if bk := s.books[customer]; bk != nil {
+		var scopes []string
+		scopes, period, subscribed = bk.At(t)
+		priced := false
+		for _, sc := range scopes {
+			if pick(books[sc]) {
+				priced = true
+			}
 		}
-		p := byAsset[asset][i]
-		t := target{asset: asset, price: &p}
+		// A meter the subscription prices is priced by it alone.
+		if !priced {
+			pick(books[DefaultBook])
+		}
+	} else {
+		pick(books[DefaultBook])
+	}
+	if len(chosen) == 0 {
+		if !subscribed {
+			period = calendarMonth(t)
+		}
+		return []target{{period: period}}
+	}
+	assets := slices.Sorted(maps.Keys(chosen))
+	out := make([]target, 0, len(assets))
+	for _, asset := range assets {
+		tg := target{asset: asset, price: chosen[asset], period: period}
 		if w, ok := s.wallets[[2]string{customer, asset}]; ok {
 			id := w.id
-			t.wallet, t.walletCreated = &id, w.created
+			tg.wallet = &id
+			if !subscribed {
+				tg.period, _ = wallet.Cycle(w.created, t)
+			}
 		} else {
-			t.missingWallet = true
+			tg.missingWallet = true
 		}
-		out = append(out, t)
+		out = append(out, tg)
 	}
 	return out
-}
-
-// targetsOrDefault mirrors Apply: unpriced usage lives on a calendar month,
-// priced usage on the cycle of the wallet it charges.
-func targetsOrDefault(ts []target, at time.Time) []target {
-	if len(ts) == 0 {
-		return []target{{period: calendarMonth(at)}}
-	}
-	for i := range ts {
-		if ts[i].wallet != nil {
-			ts[i].period, _ = wallet.Cycle(ts[i].walletCreated, at)
-		}
-	}
-	return ts
 }
 
 func calendarMonth(t time.Time) time.Time {

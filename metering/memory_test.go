@@ -57,7 +57,7 @@ type memMetering struct {
 func newMemMetering(t testing.TB) *memMetering {
 	t.Helper()
 	b := ledgertest.NewBatch(t, mt0)
-	st := &stage{customers: map[string]bool{}, meters: map[string][]*Meter{}, prices: map[MeterID][]priceRow{},
+	st := &stage{customers: map[string]bool{}, meters: map[string][]*Meter{}, prices: map[MeterID]map[string]bookPrices{},
 		wallets: map[[2]string]walletRow{}, aggs: map[aggKey]*aggregate{}, system: map[string]wallet.SystemAccounts{}}
 	b.SetStage(module{}, st)
 	rec := &recorder{}
@@ -91,6 +91,13 @@ func (m *memMetering) meter(mt Meter) *Meter {
 // price adds a price (its JSON, as POST /prices takes it) to a meter.
 func (m *memMetering) price(mt *Meter, asset, spec string) {
 	m.t.Helper()
+	m.priceAt(mt, DefaultBook, asset, spec, Beginning, nil)
+}
+
+// priceAt adds a price of a scope in force from effective (until archived,
+// if set) to a meter. Prices of a series must be added in effective order.
+func (m *memMetering) priceAt(mt *Meter, scope, asset, spec string, effective time.Time, archived *time.Time) {
+	m.t.Helper()
 	var p pricing.Price
 	if err := json.Unmarshal([]byte(spec), &p); err != nil {
 		m.t.Fatalf("price %s: %v", spec, err)
@@ -98,7 +105,15 @@ func (m *memMetering) price(mt *Meter, asset, spec string) {
 	if err := p.Validate(); err != nil {
 		m.t.Fatalf("price %s: %v", spec, err)
 	}
-	m.st.prices[mt.ID] = append(m.st.prices[mt.ID], priceRow{asset: asset, price: p})
+	byScope := m.st.prices[mt.ID]
+	if byScope == nil {
+		byScope = map[string]bookPrices{}
+		m.st.prices[mt.ID] = byScope
+	}
+	if byScope[scope] == nil {
+		byScope[scope] = bookPrices{}
+	}
+	byScope[scope].add(priceRow{asset: asset, dims: p.DimensionKey(), effective: effective, archived: archived, price: p})
 }
 
 // send applies one event of customer, parsed as ingest parses it, at ts:

@@ -26,6 +26,7 @@ type Service struct {
 	observer Observer
 	charger  Charger
 	specs    specs // parsed price specs
+	books    Books // subscribed customers' price books; nil: the default book only
 }
 
 // Charger charges a usage event's price to a customer's wallet inside the

@@ -39,11 +39,6 @@ type aggKey struct {
 	period   time.Time
 }
 
-type priceRow struct {
-	asset string
-	price pricing.Price
-}
-
 type walletRow struct {
 	id      wallet.WalletID
 	created time.Time
@@ -52,9 +47,10 @@ type walletRow struct {
 // stage is the metering state of one batch attempt.
 type stage struct {
 	customers map[string]bool
-	meters    map[string][]*Meter     // by event name
-	prices    map[MeterID][]priceRow  // by meter
-	wallets   map[[2]string]walletRow // (customer, asset) → wallet
+	meters    map[string][]*Meter               // by event name
+	prices    map[MeterID]map[string]bookPrices // by meter and scope
+	books     map[string]Book                   // subscribed customers' books
+	wallets   map[[2]string]walletRow           // (customer, asset) → wallet
 	aggs      map[aggKey]*aggregate
 	system    map[string]wallet.SystemAccounts // by asset, resolved once per batch
 	records   []usageRecord
@@ -92,7 +88,8 @@ func stageOf(b ledger.Batch) (*stage, error) {
 // events' names and their prices, the customers' wallets (handed to the
 // wallet stage), and the aggregates the events will move, locked.
 func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) error {
-	s.customers, s.meters, s.prices = map[string]bool{}, map[string][]*Meter{}, map[MeterID][]priceRow{}
+	s.customers, s.meters, s.prices = map[string]bool{}, map[string][]*Meter{}, map[MeterID]map[string]bookPrices{}
+	s.books = nil
 	s.wallets, s.aggs, s.system = map[[2]string]walletRow{}, map[aggKey]*aggregate{}, map[string]wallet.SystemAccounts{}
 	var usage []*usageOp
 	customers, names := map[string]bool{}, map[string]bool{}
@@ -149,12 +146,33 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 		meterIDs = append(meterIDs, m.ID)
 	}
 	if len(meterIDs) > 0 {
-		prices, err := queryPrices(ctx, tx, &usage[0].svc.specs, `WHERE p.meter_id = ANY($1)`, meterIDs)
+		// The books of subscribed customers, read once for the batch, and
+		// every price of the books in play: the default book's and theirs.
+		scopes := []string{DefaultBook}
+		if books := usage[0].svc.books; books != nil {
+			if s.books, err = books.Books(ctx, tx, slices.Collect(maps.Keys(customers))); err != nil {
+				return fmt.Errorf("load price books: %w", err)
+			}
+			for _, bk := range s.books {
+				scopes = append(scopes, bk.Scopes()...)
+			}
+		}
+		prices, err := queryPrices(ctx, tx, &usage[0].svc.specs, `WHERE p.meter_id = ANY($1) AND p.scope = ANY($2)`, meterIDs, scopes)
 		if err != nil {
 			return err
 		}
 		for _, p := range prices {
-			s.prices[p.MeterID] = append(s.prices[p.MeterID], priceRow{asset: p.Asset, price: p.Price})
+			byScope := s.prices[p.MeterID]
+			if byScope == nil {
+				byScope = map[string]bookPrices{}
+				s.prices[p.MeterID] = byScope
+			}
+			bp := byScope[p.Scope]
+			if bp == nil {
+				bp = bookPrices{}
+				byScope[p.Scope] = bp
+			}
+			bp.add(priceRow{asset: p.Asset, dims: p.Price.DimensionKey(), effective: p.EffectiveAt, archived: p.ArchivedAt, price: p.Price})
 			if _, ok := s.system[p.Asset]; !ok {
 				// From the ledger's cache once the asset's first price exists.
 				sys, err := usage[0].svc.wallets.System(ctx, p.Asset)
@@ -183,7 +201,7 @@ func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage [
 				continue
 			}
 			dims := m.dimensions(u.props)
-			ts := targetsOrDefault(s.targets(m, u.event.CustomerID, dims), *u.event.Timestamp)
+			ts := s.targets(m, u.event.CustomerID, dims, *u.event.Timestamp)
 			st, err := m.value(u.props)
 			for _, t := range ts {
 				if t.missingWallet {
@@ -470,8 +488,8 @@ func (c *specs) parse(id uuid.UUID, raw []byte) (pricing.Price, error) {
 }
 
 func queryPrices(ctx context.Context, q querier, c *specs, where string, args ...any) ([]Price, error) {
-	rows, err := q.Query(ctx, `SELECT p.id, p.meter_id, m.code, p.asset, p.spec, p.created_at
-		FROM prices p JOIN meters m ON m.id = p.meter_id `+where+` ORDER BY p.created_at, p.id`, args...)
+	rows, err := q.Query(ctx, `SELECT p.id, p.meter_id, m.code, p.asset, p.spec, p.scope, p.effective_at, p.archived_at, p.created_at
+		FROM prices p JOIN meters m ON m.id = p.meter_id `+where+` ORDER BY p.effective_at, p.created_at, p.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read prices: %w", err)
 	}
@@ -483,13 +501,17 @@ func queryPrices(ctx context.Context, q querier, c *specs, where string, args ..
 			raw []byte
 			err error
 		)
-		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &raw, &p.CreatedAt); err != nil {
+		if err := rows.Scan(&p.ID, &p.MeterID, &p.MeterCode, &p.Asset, &raw, &p.Scope, &p.EffectiveAt, &p.ArchivedAt, &p.CreatedAt); err != nil {
 			return nil, fmt.Errorf("scan price: %w", err)
 		}
 		if p.Price, err = c.parse(p.ID, raw); err != nil {
 			return nil, err
 		}
-		p.CreatedAt = p.CreatedAt.UTC()
+		p.CreatedAt, p.EffectiveAt = p.CreatedAt.UTC(), p.EffectiveAt.UTC()
+		if p.ArchivedAt != nil {
+			t := p.ArchivedAt.UTC()
+			p.ArchivedAt = &t
+		}
 		out = append(out, p)
 	}
 	return out, rows.Err()

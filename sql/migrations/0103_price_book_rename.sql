@@ -1,0 +1,1 @@
+ALTER TABLE price_book RENAME TO prices;

@@ -1,0 +1,1 @@
+ALTER TABLE invoices ADD COLUMN subscription_id UUID REFERENCES subscriptions (id);
