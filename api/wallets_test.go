@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -37,7 +39,7 @@ type walletEnv struct {
 func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 	t.Helper()
 	e := newEnv(t, func(c *api.Config) {
-		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{billing.Module(), wallet.Module()}})
+		l, err := ledger.New(c.DB, ledger.Options{Modules: []ledger.Module{metering.Module(), billing.Module(), wallet.Module()}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +53,8 @@ func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 			}
 		})
 		svc := wallet.NewService(l)
-		c.Routes = append(api.WalletRoutes(svc), api.InvoiceRoutes(billing.NewService(l, svc, nil))...)
+		bills := billing.NewService(l, svc, metering.NewService(l, svc, nil), nil)
+		c.Routes = slices.Concat(api.WalletRoutes(svc), api.InvoiceRoutes(bills), api.PlanRoutes(bills))
 		c.CustomerExists = svc.CustomerExists
 		if edit != nil {
 			edit(c)

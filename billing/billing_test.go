@@ -78,7 +78,8 @@ func worldOn(t *testing.T, db *pg.DB) *world {
 	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	ws := wallet.NewService(l)
-	return &world{l: l, db: db, clock: c, wallets: ws, meters: metering.NewService(l, ws, nil), bills: NewService(l, ws, nil)}
+	ms := metering.NewService(l, ws, nil)
+	return &world{l: l, db: db, clock: c, wallets: ws, meters: ms, bills: NewService(l, ws, ms, nil)}
 }
 
 // unique makes names that do not collide between tests sharing a database.

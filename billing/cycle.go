@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -55,7 +56,8 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	}
 	w := o.wallet
 	b.Describe(w.ID, "invoice "+o.start.Format(time.DateOnly)+" – "+o.end.Format(time.DateOnly), nil)
-	inv := Invoice{ID: InvoiceID(uuid.New()), WalletID: w.ID, CustomerID: w.CustomerID, Currency: w.Asset,
+	wid := w.ID
+	inv := Invoice{ID: InvoiceID(uuid.New()), WalletID: &wid, CustomerID: w.CustomerID, Currency: w.Asset,
 		MinorUnits: MinorUnits(w.Asset), PeriodStart: o.start, PeriodEnd: o.end,
 		Status: InvoiceIssued, EntryID: b.EntryID(), CreatedAt: b.Now()}
 	rounding, ok := b.Account(wallet.RoundingAccount(w.ID))
@@ -70,6 +72,9 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	inv.Lines = linesOf(st)
 	if inv.Lines == nil {
 		inv.Lines = []InvoiceLine{}
+	}
+	for i := range inv.Lines {
+		inv.Lines[i].Type = inv.Lines[i].Kind
 	}
 	inv.Subtotal = st.Overage.Add(st.Billable)
 	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
@@ -100,6 +105,12 @@ func (s *Service) CloseCycle(ctx context.Context, id wallet.WalletID) (ledger.Re
 	w, err := s.wallets.Wallet(ctx, id)
 	if err != nil {
 		return ledger.Result[Invoice]{}, err
+	}
+	if sub, err := s.activeSubscription(ctx, w.CustomerID); err != nil {
+		return ledger.Result[Invoice]{}, err
+	} else if sub != nil {
+		return ledger.Result[Invoice]{}, fault.Conflictf("", "customer %q is billed by subscription %s: close its period (POST /v1/subscriptions/%s/close-period)",
+			w.CustomerID, sub.ID, sub.ID)
 	}
 	start, end := wallet.Cycle(w.CreatedAt, s.l.Now())
 	op, err := s.closeCycleOp(ctx, w, start, end)

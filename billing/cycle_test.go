@@ -8,6 +8,7 @@ import (
 
 	"github.com/creditledger/creditledger/internal/cursor"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -239,7 +240,8 @@ func TestCloseOpensAccountsOfOlderWallet(t *testing.T) {
 	}
 	// A process that has not seen the wallet made (this one remembers that
 	// it opened the accounts).
-	inv, _, err := ledger.Unpack(NewService(w.l, wallet.NewService(w.l), nil).CloseCycle(ctx, wl.ID))
+	fresh := wallet.NewService(w.l)
+	inv, _, err := ledger.Unpack(NewService(w.l, fresh, metering.NewService(w.l, fresh, nil), nil).CloseCycle(ctx, wl.ID))
 	if err != nil {
 		t.Fatal(err)
 	}

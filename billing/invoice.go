@@ -42,12 +42,18 @@ const (
 // scale); Quantity × UnitPrice equals it for per-unit prices and topups, and
 // UnitPrice is the average price otherwise.
 type InvoiceLine struct {
-	Kind        string          `json:"kind"`
+	Type        string          `json:"type"`
+	Kind        string          `json:"kind"` // deprecated: the same as type
 	Description string          `json:"description"`
 	Quantity    decimal.Decimal `json:"quantity"`
 	UnitPrice   decimal.Decimal `json:"unit_price"`
 	Amount      ledger.Amount   `json:"amount"`
-	TopupID     *wallet.TopupID `json:"topup_id,omitempty"`
+	// Credits is what the line charged in credits, and CreditPrice the
+	// money per credit, when the line is credits converted to money:
+	// Amount = Credits × CreditPrice, exactly.
+	Credits     *ledger.Amount   `json:"credits,omitempty"`
+	CreditPrice *decimal.Decimal `json:"credit_price,omitempty"`
+	TopupID     *wallet.TopupID  `json:"topup_id,omitempty"`
 }
 
 // Invoice bills what a billing cycle's credits did not cover.
@@ -60,21 +66,22 @@ type InvoiceLine struct {
 // a rounding account in the ledger, so it is never lost: total billed +
 // carried = everything owed.
 type Invoice struct {
-	ID          InvoiceID       `json:"id"`
-	WalletID    wallet.WalletID `json:"wallet_id"`
-	CustomerID  string          `json:"customer_id"`
-	Currency    string          `json:"currency"`
-	MinorUnits  int32           `json:"minor_units"`
-	PeriodStart time.Time       `json:"period_start"`
-	PeriodEnd   time.Time       `json:"period_end"`
-	Lines       []InvoiceLine   `json:"lines"`
-	Subtotal    ledger.Amount   `json:"subtotal"`
-	CarriedIn   ledger.Amount   `json:"carried_in"`
-	Total       ledger.Amount   `json:"total"`
-	CarriedOut  ledger.Amount   `json:"carried_out"`
-	Status      string          `json:"status"`
-	EntryID     ledger.EntryID  `json:"entry_id"`
-	CreatedAt   time.Time       `json:"created_at"`
+	ID             InvoiceID        `json:"id"`
+	WalletID       *wallet.WalletID `json:"wallet_id"`       // a wallet's cycle; nil for a subscription's period
+	SubscriptionID *uuid.UUID       `json:"subscription_id"` // a subscription's period
+	CustomerID     string           `json:"customer_id"`
+	Currency       string           `json:"currency"`
+	MinorUnits     int32            `json:"minor_units"`
+	PeriodStart    time.Time        `json:"period_start"`
+	PeriodEnd      time.Time        `json:"period_end"`
+	Lines          []InvoiceLine    `json:"lines"`
+	Subtotal       ledger.Amount    `json:"subtotal"`
+	CarriedIn      ledger.Amount    `json:"carried_in"`
+	Total          ledger.Amount    `json:"total"`
+	CarriedOut     ledger.Amount    `json:"carried_out"`
+	Status         string           `json:"status"`
+	EntryID        ledger.EntryID   `json:"entry_id"`
+	CreatedAt      time.Time        `json:"created_at"`
 }
 
 // MinorUnits is the number of fractional digits of a currency's smallest
@@ -153,15 +160,15 @@ func carry(receivable, carry ledger.AccountID, in, out ledger.Amount) []ledger.P
 	return ledger.Postings(ts...)
 }
 
-const invoiceSelect = `SELECT id, wallet_id, customer_id, currency, period_start, period_end, lines, subtotal, carried_in, total,
-	carried_out, status, entry_id, created_at FROM invoices`
+const invoiceSelect = `SELECT id, wallet_id, subscription_id, customer_id, currency, period_start, period_end, lines, subtotal,
+	carried_in, total, carried_out, status, entry_id, created_at FROM invoices`
 
 func scanInvoice(row pgx.Row) (Invoice, error) {
 	var (
 		inv   Invoice
 		lines []byte
 	)
-	if err := row.Scan(&inv.ID, &inv.WalletID, &inv.CustomerID, &inv.Currency, &inv.PeriodStart, &inv.PeriodEnd, &lines,
+	if err := row.Scan(&inv.ID, &inv.WalletID, &inv.SubscriptionID, &inv.CustomerID, &inv.Currency, &inv.PeriodStart, &inv.PeriodEnd, &lines,
 		&inv.Subtotal, &inv.CarriedIn, &inv.Total, &inv.CarriedOut, &inv.Status, &inv.EntryID, &inv.CreatedAt); err != nil {
 		return inv, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -26,14 +27,18 @@ type Service struct {
 	l       *ledger.Ledger
 	db      *pg.DB
 	wallets *wallet.Service
+	meters  *metering.Service
 	log     *slog.Logger
 }
 
 // NewService returns the billing service over ledger l, which must be
-// built with Module() and wallet.Module().
-func NewService(l *ledger.Ledger, wallets *wallet.Service, log *slog.Logger) *Service {
+// built with Module() and wallet.Module(). It prices subscribed customers'
+// usage: meters.SetBooks(it) is called here.
+func NewService(l *ledger.Ledger, wallets *wallet.Service, meters *metering.Service, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{l: l, db: l.DB(), wallets: wallets, log: log}
+	s := &Service{l: l, db: l.DB(), wallets: wallets, meters: meters, log: log}
+	meters.SetBooks(s)
+	return s
 }

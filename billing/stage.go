@@ -35,6 +35,7 @@ var _ op = (*closeCycleOp)(nil)
 // its ops issue.
 type stage struct {
 	invoices []*Invoice
+	subs     subBook
 }
 
 func stageOf(b ledger.Batch) (*stage, error) {
@@ -49,6 +50,7 @@ func stageOf(b ledger.Batch) (*stage, error) {
 // go to the wallet stage, which loads after this one.
 func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) error {
 	s.invoices = nil
+	s.subs.reset()
 	for _, o := range ops {
 		if bo, ok := o.(op); ok {
 			if err := bo.needs(ctx, b); err != nil {
@@ -56,7 +58,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 			}
 		}
 	}
-	return nil
+	return s.subs.load(ctx, b)
 }
 
 // issue records inv, written with the batch; undone with the op.
@@ -65,17 +67,21 @@ func (s *stage) issue(b ledger.Batch, inv *Invoice) {
 	b.OnUndo(func() { s.invoices = s.invoices[:len(s.invoices)-1] })
 }
 
-// Flush writes the invoices the batch issued.
+// Flush writes the subscriptions the batch changed and the invoices it
+// issued.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
+	if err := s.subs.flush(ctx, b); err != nil {
+		return err
+	}
 	for _, inv := range s.invoices {
 		lines, err := json.Marshal(inv.Lines)
 		if err != nil {
 			return fmt.Errorf("invoice lines: %w", err)
 		}
-		if _, err := b.Tx().Exec(ctx, `INSERT INTO invoices (id, wallet_id, customer_id, currency, period_start, period_end, lines,
-				subtotal, carried_in, total, carried_out, status, entry_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			inv.ID, inv.WalletID, inv.CustomerID, inv.Currency, inv.PeriodStart, inv.PeriodEnd, string(lines),
+		if _, err := b.Tx().Exec(ctx, `INSERT INTO invoices (id, wallet_id, subscription_id, customer_id, currency, period_start,
+				period_end, lines, subtotal, carried_in, total, carried_out, status, entry_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			inv.ID, inv.WalletID, inv.SubscriptionID, inv.CustomerID, inv.Currency, inv.PeriodStart, inv.PeriodEnd, string(lines),
 			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt); err != nil {
 			return fmt.Errorf("insert invoice: %w", err)
 		}

@@ -302,7 +302,7 @@ func (s *stage) balance(b ledger.Batch, w *walletState) Balance {
 }
 
 const grantSelect = `SELECT g.id, g.wallet_id, g.account_id, g.kind, g.amount, g.priority, g.effective_at, g.expires_at,
-	g.cost_basis, g.description, g.metadata, g.status, g.expired_amount, g.voided_amount, g.created_at, g.voided_at, g.expired_at`
+	g.cost_basis, g.description, g.metadata, g.status, g.expired_amount, g.voided_amount, g.created_at, g.voided_at, g.expired_at, g.subscription_id`
 
 // scanGrant reads a grant row; extra receives columns selected after it.
 func scanGrant(r pgx.Row, extra ...any) (Grant, ledger.AccountID, error) {
@@ -314,11 +314,14 @@ func scanGrant(r pgx.Row, extra ...any) (Grant, ledger.AccountID, error) {
 		desc    *string
 	)
 	dst := append([]any{&g.ID, &g.WalletID, &account, &kind, &g.Amount, &g.Priority, &g.EffectiveAt, &g.ExpiresAt,
-		&g.CostBasis, &desc, &g.Metadata, &status, &g.Expired, &g.Voided, &g.CreatedAt, &g.VoidedAt, &g.ExpiredAt}, extra...)
+		&g.CostBasis, &desc, &g.Metadata, &status, &g.Expired, &g.Voided, &g.CreatedAt, &g.VoidedAt, &g.ExpiredAt, &g.SubscriptionID}, extra...)
 	if err := r.Scan(dst...); err != nil {
 		return Grant{}, account, fmt.Errorf("scan grant: %w", err)
 	}
 	g.Kind, g.Status = GrantKind(kind), GrantStatus(status)
+	if g.SubscriptionID != nil {
+		g.Kind = Included // stored as promotional: see migration 0114
+	}
 	if desc != nil {
 		g.Description = *desc
 	}
@@ -382,7 +385,7 @@ func (s *stage) flushGrants(ctx context.Context, b ledger.StageBatch) error {
 		exp := make([]*time.Time, n)
 		costs := make([]*ledger.Amount, n)
 		descs, metas := make([]*string, n), make([]*string, n)
-		fundings := make([]*uuid.UUID, n)
+		fundings, subs := make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 		for i, g := range s.grants.fresh {
 			if g.fundingAccount != nil {
 				u := uuid.UUID(*g.fundingAccount)
@@ -390,16 +393,19 @@ func (s *stage) flushGrants(ctx context.Context, b ledger.StageBatch) error {
 			}
 			ids[i], wallets[i], accounts[i] = uuid.UUID(g.ID), uuid.UUID(g.WalletID), uuid.UUID(g.account)
 			kinds[i], statuses[i], amounts[i], prios[i] = string(g.Kind), string(g.Status), g.Amount, int32(g.Priority)
+			if g.Kind == Included {
+				kinds[i], subs[i] = string(Promotional), g.SubscriptionID
+			}
 			eff[i], exp[i], costs[i] = g.EffectiveAt, g.ExpiresAt, g.CostBasis
 			descs[i], metas[i] = nullText(g.Description), nullText(string(g.Metadata))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO grants (id, wallet_id, account_id, kind, amount, priority, effective_at, expires_at,
-				cost_basis, description, metadata, status, created_at, funding_account_id)
-			SELECT u.id, u.w, u.a, u.k, u.amt, u.p, u.eff, u.exp, u.cost, u.descr, u.meta::JSONB, u.st, $13, u.f
+				cost_basis, description, metadata, status, created_at, funding_account_id, subscription_id)
+			SELECT u.id, u.w, u.a, u.k, u.amt, u.p, u.eff, u.exp, u.cost, u.descr, u.meta::JSONB, u.st, $13, u.f, u.sub
 			FROM unnest($1::UUID[], $2::UUID[], $3::UUID[], $4::TEXT[], $5::NUMERIC[], $6::INT[], $7::TIMESTAMPTZ[],
-				$8::TIMESTAMPTZ[], $9::NUMERIC[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $14::UUID[])
-				AS u(id, w, a, k, amt, p, eff, exp, cost, descr, meta, st, f)`,
-			ids, wallets, accounts, kinds, amounts, prios, eff, exp, costs, descs, metas, statuses, b.Now(), fundings); err != nil {
+				$8::TIMESTAMPTZ[], $9::NUMERIC[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $14::UUID[], $15::UUID[])
+				AS u(id, w, a, k, amt, p, eff, exp, cost, descr, meta, st, f, sub)`,
+			ids, wallets, accounts, kinds, amounts, prios, eff, exp, costs, descs, metas, statuses, b.Now(), fundings, subs); err != nil {
 			return fmt.Errorf("insert grants: %w", err)
 		}
 	}

@@ -194,6 +194,9 @@ type GrantKind string
 const (
 	Paid        GrantKind = "paid"
 	Promotional GrantKind = "promotional"
+	// Included credits come with a subscription's plan, each period
+	// (GrantIncluded); only billing makes them.
+	Included GrantKind = "included"
 )
 
 // GrantStatus is a grant's state.
@@ -218,7 +221,9 @@ type Grant struct {
 	CostBasis   *ledger.Amount  `json:"cost_basis,omitempty"`
 	Description string          `json:"description,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
-	Status      GrantStatus     `json:"status"`
+	// SubscriptionID is the subscription whose plan included the credits.
+	SubscriptionID *uuid.UUID  `json:"subscription_id,omitempty"`
+	Status         GrantStatus `json:"status"`
 	Expired     ledger.Amount   `json:"expired"` // posted to breakage at expiry
 	Voided      ledger.Amount   `json:"voided"`  // reversed by a void
 	CreatedAt   time.Time       `json:"created_at"`

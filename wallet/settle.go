@@ -399,7 +399,9 @@ type DueClose struct {
 // older than a month (its first cycle's end stands in for it).
 func (s *Service) DueCloses(ctx context.Context, now time.Time, limit int) ([]DueClose, error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT `+walletColumns+`, w.next_cycle_end FROM wallets w
-		WHERE w.next_cycle_end <= $1 OR (w.next_cycle_end IS NULL AND w.created_at <= $2)
+		WHERE (w.next_cycle_end <= $1 OR (w.next_cycle_end IS NULL AND w.created_at <= $2))
+			-- A subscribed customer's wallets are billed by its subscription's periods.
+			AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.customer_id = w.customer_id AND s.status = 'active')
 		ORDER BY COALESCE(w.next_cycle_end, w.created_at) LIMIT $3`, now, now.AddDate(0, -1, 0), limit)
 	if err != nil {
 		return nil, fmt.Errorf("find due cycles: %w", err)

@@ -283,6 +283,7 @@ type SystemAccounts = systemAccounts
 // systemAccounts are the per-asset accounts on the other side of wallets.
 type systemAccounts struct {
 	paid, promotional ledger.AccountID // funding: debit-normal
+	included          ledger.AccountID // funding of plans' included credits
 	revenue, breakage ledger.AccountID // credit-normal
 	receivable        ledger.AccountID // debit-normal: what invoices bill
 }
@@ -292,11 +293,18 @@ type systemAccounts struct {
 func (s systemAccounts) Receivable() ledger.AccountID { return s.receivable }
 
 func (s systemAccounts) funding(k GrantKind) ledger.AccountID {
-	if k == Promotional {
+	switch k {
+	case Promotional:
 		return s.promotional
+	case Included:
+		return s.included
 	}
 	return s.paid
 }
+
+// IncludedFunding is the asset's funding:included account, which funds
+// plans' included credits.
+func (s systemAccounts) IncludedFunding() ledger.AccountID { return s.included }
 
 // System returns the asset's system accounts, creating them on first use.
 func (s *Service) System(ctx context.Context, asset string) (SystemAccounts, error) {
@@ -308,6 +316,7 @@ func (s *Service) System(ctx context.Context, asset string) (SystemAccounts, err
 	}{
 		{&out.paid, "funding:paid", ledger.Debit},
 		{&out.promotional, "funding:promotional", ledger.Debit},
+		{&out.included, "funding:included", ledger.Debit},
 		{&out.revenue, "revenue:usage", ledger.Credit},
 		{&out.breakage, "revenue:breakage", ledger.Credit},
 		{&out.receivable, "receivable:invoices", ledger.Debit},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
@@ -43,6 +44,8 @@ var (
 		wallet.CodeInsufficientCredits: {InsufficientCredits, ""},
 		wallet.CodeGrantClosed:         {Conflict, ""},
 		wallet.CodeTopupClosed:         {Conflict, ""},
+		billing.CodeSubscriptionExists: {Conflict, ""},
+		billing.CodeSubscriptionEnded:  {Conflict, ""},
 	}
 )
 

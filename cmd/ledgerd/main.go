@@ -177,7 +177,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
-	bills := billing.NewService(l, wallets, log)
+	bills := billing.NewService(l, wallets, meters, log)
 	meters.Observe(m)
 	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
 		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Workers: cfg.NATSWorkers, Log: log,
@@ -228,7 +228,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			// again.
 			api.Check{Name: "usage events", Func: func(context.Context) error { return consumer.Healthy() }},
 		),
-		Routes:         slices.Concat(api.WalletRoutes(wallets), api.InvoiceRoutes(bills), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
+		Routes:         slices.Concat(api.WalletRoutes(wallets), api.InvoiceRoutes(bills), api.PlanRoutes(bills), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
 		CustomerExists: wallets.CustomerExists,
 	})
 
@@ -251,6 +251,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			sweepLogs.Log(log, slog.LevelWarn, "billing cycle close", "err", err)
 		} else if n > 0 {
 			log.Info("closed billing cycles", "invoices", n)
+		}
+		if n, err := bills.CloseDuePeriods(ctx); err != nil {
+			sweepLogs.Log(log, slog.LevelWarn, "subscription period close", "err", err)
+		} else if n > 0 {
+			log.Info("closed subscription periods", "invoices", n)
 		}
 	})
 	relaying := make(chan struct{})

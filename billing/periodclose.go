@@ -1,0 +1,249 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// Invoice line types of a subscription's invoice, besides the wallet's.
+const (
+	LineBaseFee          = "base_fee"
+	LineCommitmentTrueUp = "commitment_true_up"
+)
+
+// closePeriodOp issues a subscription period's invoice, in the plan's
+// currency: the base fee, what each of the customer's wallets owes (its
+// usage the credits did not cover, uncovered debits, unpaid top-ups),
+// converted to money, and a commitment true-up when the period's total
+// falls short of the plan's minimum. Its key names the period, so the
+// period is invoiced once however many times it is asked; what happens
+// after an early close is billed with the next period.
+type closePeriodOp struct {
+	subID      uuid.UUID
+	customer   string
+	currency   string
+	start, end time.Time // the period
+	// cut is when the period ends for its fees: its end, or the moment a
+	// change of plan or a cancellation cut it short (the fee and the
+	// commitment are prorated).
+	cut     time.Time
+	wallets []wallet.Wallet
+	sys     map[string]wallet.SystemAccounts // by wallet asset
+	money   moneyAccounts
+	rates   map[string]decimal.Decimal // credits asset → money per credit in the period
+	conv    map[string]conversion      // credits asset → its trading accounts
+}
+
+// conversion are the trading accounts a credits asset is turned into money
+// through: credits settle into one, money comes out of the other.
+type conversion struct {
+	credits, money ledger.AccountID
+}
+
+func periodKey(sub uuid.UUID, start time.Time) string {
+	return "close-period:" + sub.String() + ":" + start.UTC().Format(time.RFC3339Nano)
+}
+
+func (o *closePeriodOp) Key() string      { return periodKey(o.subID, o.start) }
+func (o *closePeriodOp) Kind() string     { return KindInvoice }
+func (o *closePeriodOp) ShardKey() uint64 { return wallet.Route(o.customer) }
+func (o *closePeriodOp) Module() string   { return moduleName }
+
+func (o *closePeriodOp) Fingerprint() []byte {
+	return ledger.Fingerprint(o.Kind(), struct {
+		Sub        uuid.UUID
+		Start, End time.Time
+	}{o.subID, o.start, o.end})
+}
+
+func (o *closePeriodOp) Declare(d *ledger.Decl) {
+	d.Account(o.money.receivable)
+	d.Account(customerRounding(o.customer, o.currency))
+	for _, s := range o.sys {
+		d.Account(s.Receivable())
+	}
+	for _, c := range o.conv {
+		d.Account(c.credits)
+		d.Account(c.money)
+	}
+}
+
+func (o *closePeriodOp) needs(_ context.Context, b ledger.StageBatch) error {
+	s, err := stageOf(b)
+	if err != nil {
+		return err
+	}
+	s.subs.wantIDs[o.subID] = true
+	for _, w := range o.wallets {
+		if err := wallet.WantSettle(b, w.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
+	s, err := stageOf(b)
+	if err != nil {
+		return nil, err
+	}
+	sub := s.subs.subs[o.subID]
+	if sub == nil {
+		return nil, fmt.Errorf("subscription %s not loaded", o.subID)
+	}
+	ph := sub.phaseAt(o.start)
+	if ph == nil {
+		ph = &sub.phases[len(sub.phases)-1]
+	}
+	plan, ok := s.subs.plans[ph.plan]
+	if !ok {
+		return nil, fmt.Errorf("plan %q not loaded", ph.plan)
+	}
+	v := plan.at(o.start)
+	owner := customerOwner(o.customer)
+	subID := o.subID
+	inv := Invoice{ID: InvoiceID(uuid.New()), SubscriptionID: &subID, CustomerID: o.customer, Currency: o.currency,
+		MinorUnits: MinorUnits(o.currency), PeriodStart: o.start, PeriodEnd: o.cut, Lines: []InvoiceLine{},
+		Status: InvoiceIssued, EntryID: b.EntryID(), CreatedAt: b.Now()}
+	b.Describe(owner, "invoice "+o.start.Format(time.DateOnly)+" – "+o.cut.Format(time.DateOnly)+" ("+v.Code+")", nil)
+	var ts []ledger.Transfer
+	share := o.share()
+	// The base fee, prorated when the period was cut short.
+	fee, err := prorate(v.BaseFee, share)
+	if err != nil {
+		return nil, err
+	}
+	if !fee.IsZero() {
+		inv.Lines = append(inv.Lines, InvoiceLine{Kind: LineBaseFee, Description: "Base fee, plan " + v.Code,
+			Quantity: share, UnitPrice: v.BaseFee.Decimal(), Amount: fee})
+		ts = append(ts, ledger.Transfer{Debit: o.money.receivable, Credit: o.money.fees, Amount: fee})
+	}
+	// What each wallet owes, in money.
+	for _, w := range o.wallets {
+		to := o.sys[w.Asset].Receivable()
+		c, converted := o.conv[w.Asset]
+		if converted {
+			to = c.credits
+		}
+		st, err := wallet.Settle(b, w.ID, to, inv.ID)
+		if err != nil {
+			return nil, err
+		}
+		lines := linesOf(st)
+		owed := st.Overage.Add(st.Billable)
+		if converted {
+			rate := o.rates[w.Asset]
+			if lines, err = inMoney(lines, rate); err != nil {
+				return nil, err
+			}
+			money, err := ledger.NewAmount(owed.Decimal().Mul(rate))
+			if err != nil {
+				return nil, err
+			}
+			ts = append(ts, signed(ledger.Transfer{Debit: o.money.receivable, Credit: c.money, Amount: money}))
+		}
+		inv.Lines = append(inv.Lines, lines...)
+	}
+	var sum ledger.Amount
+	for _, l := range inv.Lines {
+		sum = sum.Add(l.Amount)
+	}
+	// The commitment: what the period must bill at least.
+	commit, err := prorate(v.MinimumCommitment, share)
+	if err != nil {
+		return nil, err
+	}
+	if gap := commit.Sub(sum); gap.IsPositive() {
+		inv.Lines = append(inv.Lines, InvoiceLine{Kind: LineCommitmentTrueUp,
+			Description: "Minimum commitment " + commit.String() + " " + o.currency + ", plan " + v.Code,
+			Quantity:    decimal.NewFromInt(1), UnitPrice: gap.Decimal(), Amount: gap})
+		ts = append(ts, ledger.Transfer{Debit: o.money.receivable, Credit: o.money.commitment, Amount: gap})
+		sum = sum.Add(gap)
+	}
+	inv.Subtotal = sum
+	rounding, ok := b.Account(customerRounding(o.customer, o.currency))
+	if !ok {
+		return nil, fmt.Errorf("rounding account of customer %s not locked", o.customer)
+	}
+	inv.CarriedIn = rounding.Posted(ledger.Debit)
+	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
+		return nil, err
+	}
+	ps := ledger.Postings(nonZero(ts)...)
+	ps = append(ps, carry(o.money.receivable, customerRounding(o.customer, o.currency), inv.CarriedIn, inv.CarriedOut)...)
+	if len(ps) > 0 {
+		if err := b.Post(ps...); err != nil {
+			return nil, err
+		}
+	}
+	for i := range inv.Lines {
+		inv.Lines[i].Type = inv.Lines[i].Kind
+	}
+	s.issue(b, &inv)
+	if err := b.Emit(TopicInvoiceCreated, owner, inv); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// share is the part of the period its fees are due for: 1, or the part
+// before the cut.
+func (o *closePeriodOp) share() decimal.Decimal {
+	if !o.cut.Before(o.end) {
+		return decimal.NewFromInt(1)
+	}
+	full := o.end.Sub(o.start)
+	return decimal.NewFromInt(int64(o.cut.Sub(o.start))).DivRound(decimal.NewFromInt(int64(full)), 6)
+}
+
+// prorate is a fee's share, exact to the ledger's scale.
+func prorate(fee ledger.Amount, share decimal.Decimal) (ledger.Amount, error) {
+	return ledger.NewAmount(fee.Decimal().Mul(share).Round(ledger.Scale))
+}
+
+// inMoney turns lines in credits into lines in money at rate per credit:
+// each keeps its quantity and credits, and gets the money unit price and
+// amount, exact.
+func inMoney(lines []InvoiceLine, rate decimal.Decimal) ([]InvoiceLine, error) {
+	out := make([]InvoiceLine, len(lines))
+	for i, l := range lines {
+		credits := l.Amount
+		amount, err := ledger.NewAmount(credits.Decimal().Mul(rate))
+		if err != nil {
+			return nil, err
+		}
+		l.Credits, l.CreditPrice = &credits, &rate
+		l.UnitPrice = l.UnitPrice.Mul(rate)
+		l.Amount = amount
+		out[i] = l
+	}
+	return out, nil
+}
+
+// signed turns a transfer of a negative amount into the transfer the other
+// way.
+func signed(t ledger.Transfer) ledger.Transfer {
+	if t.Amount.IsNegative() {
+		return ledger.Transfer{Debit: t.Credit, Credit: t.Debit, Amount: t.Amount.Neg()}
+	}
+	return t
+}
+
+func nonZero(ts []ledger.Transfer) []ledger.Transfer {
+	out := ts[:0]
+	for _, t := range ts {
+		if !t.Amount.IsZero() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+var _ op = (*closePeriodOp)(nil)

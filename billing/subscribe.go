@@ -1,0 +1,392 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/creditledger/creditledger/fault"
+	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
+	"github.com/creditledger/creditledger/wallet"
+)
+
+// NewSubscription is what Subscribe needs.
+type NewSubscription struct {
+	CustomerID     string
+	PlanCode       string
+	StartAt        *time.Time // default now; at most one period in the past
+	PriceOverrides []metering.NewPrice
+	OverageLimit   *ledger.Amount
+}
+
+// Subscribe puts a customer on a plan: it opens the customer's wallets in
+// every asset the plan prices or includes (if missing), starts the first
+// period and grants its included credits, in one ledger entry. key is the
+// client's idempotency key ("" for none).
+func (s *Service) Subscribe(ctx context.Context, key string, ns NewSubscription) (ledger.Result[Subscription], error) {
+	var none ledger.Result[Subscription]
+	if ns.CustomerID == "" {
+		return none, fault.Invalidf("customer_id", "required")
+	}
+	if _, err := s.wallets.Customer(ctx, ns.CustomerID); errors.Is(err, fault.NotFound) {
+		return none, fault.Invalidf("customer_id", "no customer %q", ns.CustomerID)
+	} else if err != nil {
+		return none, err
+	}
+	if ns.PlanCode == "" {
+		return none, fault.Invalidf("plan_code", "required")
+	}
+	plan, err := s.Plan(ctx, ns.PlanCode, 0)
+	if errors.Is(err, fault.NotFound) {
+		return none, fault.Invalidf("plan_code", "no plan %q", ns.PlanCode)
+	}
+	if err != nil {
+		return none, err
+	}
+	if plan.ArchivedAt != nil {
+		return none, fault.Invalidf("plan_code", "plan %q is archived: no new subscriptions", ns.PlanCode)
+	}
+	if ns.OverageLimit != nil && ns.OverageLimit.IsNegative() {
+		return none, fault.Invalidf("overage_limit", "must not be negative")
+	}
+	now := s.l.Now()
+	start := now
+	if ns.StartAt != nil {
+		start = ns.StartAt.UTC()
+		switch {
+		case start.After(now):
+			return none, fault.Invalidf("start_at", "must not be in the future")
+		case !plan.Interval.add(start, 1).After(now):
+			return none, fault.Invalidf("start_at", "at most one %s in the past: the first period must hold now", plan.Interval)
+		}
+	}
+	if active, err := s.activeSubscription(ctx, ns.CustomerID); err != nil {
+		return none, err
+	} else if active != nil {
+		return none, fault.Conflictf(CodeSubscriptionExists, "customer %q already has an active subscription (%s)", ns.CustomerID, active.ID)
+	}
+	id := uuid.New()
+	overrides, err := s.prepareOverrides(ctx, id, plan, ns.PriceOverrides)
+	if err != nil {
+		return none, err
+	}
+	g, err := s.grantor(ctx, ns.CustomerID, plan)
+	if err != nil {
+		return none, err
+	}
+	if key == "" {
+		key = "subscribe:" + id.String()
+	}
+	op := &subscribeOp{key: key, sub: Subscription{ID: id, CustomerID: ns.CustomerID, PlanCode: plan.Code, StartAt: start,
+		OverageLimit: ns.OverageLimit}, overrides: overrides, g: g}
+	return ledger.Answer[Subscription](s.l.Submit(ctx, op))
+}
+
+// prepareOverrides validates a subscription's price overrides: each for a
+// meter the plan prices, in an asset the plan prices it in.
+func (s *Service) prepareOverrides(ctx context.Context, sub uuid.UUID, plan Plan, nps []metering.NewPrice) ([]metering.Price, error) {
+	priced := map[[2]string]bool{}
+	for _, p := range plan.Prices {
+		priced[[2]string{p.MeterCode, p.Asset}] = true
+	}
+	var out []metering.Price
+	series := map[string]bool{}
+	for i, np := range nps {
+		field := fmt.Sprintf("price_overrides[%d]", i)
+		if np.EffectiveAt != nil {
+			return nil, fault.Invalidf(field+".effective_at", "an override is in force for the whole subscription")
+		}
+		p, err := s.meters.PreparePrice(ctx, np)
+		if err != nil {
+			return nil, prefixField(field, err)
+		}
+		if !priced[[2]string{p.MeterCode, p.Asset}] {
+			return nil, fault.Invalidf(field+".meter_code", "plan %q does not price meter %q in %s: an override replaces a plan's price",
+				plan.Code, p.MeterCode, p.Asset)
+		}
+		k := p.MeterCode + "|" + p.Asset + "|" + p.Price.DimensionKey()
+		if series[k] {
+			return nil, fault.Invalidf(field, "a second override of meter %q in %s for the same dimensions", p.MeterCode, p.Asset)
+		}
+		series[k] = true
+		p.Scope, p.EffectiveAt = metering.OverrideScope(sub), metering.Beginning
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// grantor opens the customer's wallets in every asset plan prices or
+// includes (with the plan's overage policy; existing wallets keep theirs)
+// and resolves their system accounts.
+func (s *Service) grantor(ctx context.Context, customer string, plan Plan) (grantor, error) {
+	g := grantor{wallets: map[string]wallet.WalletID{}, sys: map[string]wallet.SystemAccounts{}}
+	assets := map[string]bool{}
+	for _, ic := range plan.IncludedCredits {
+		assets[ic.Asset] = true
+	}
+	for _, p := range plan.Prices {
+		assets[p.Asset] = true
+	}
+	ws, err := s.wallets.WalletsOf(ctx, customer)
+	if err != nil {
+		return g, err
+	}
+	have := map[string]wallet.WalletID{}
+	for _, w := range ws {
+		have[w.Asset] = w.ID
+	}
+	for asset := range assets {
+		id, ok := have[asset]
+		if !ok {
+			w, err := s.wallets.CreateWallet(ctx, wallet.NewWallet{CustomerID: customer, Asset: asset,
+				OveragePolicy: wallet.Policy(plan.OveragePolicy)})
+			if errors.Is(err, fault.Exists) {
+				// Made meanwhile by another request: use it.
+				if ws, err = s.wallets.WalletsOf(ctx, customer); err != nil {
+					return g, err
+				}
+				for _, w := range ws {
+					if w.Asset == asset {
+						id, ok = w.ID, true
+					}
+				}
+				if !ok {
+					return g, fmt.Errorf("wallet %s of %s exists but cannot be found", asset, customer)
+				}
+			} else if err != nil {
+				return g, err
+			} else {
+				id = w.ID
+			}
+		}
+		sys, err := s.wallets.System(ctx, asset)
+		if err != nil {
+			return g, err
+		}
+		g.wallets[asset], g.sys[asset] = id, sys
+	}
+	return g, nil
+}
+
+// closePeriodOp builds the close of sub's period [start, end), cut at cut.
+func (s *Service) closePeriodOp(ctx context.Context, sub *Subscription, start, end, cut time.Time) (*closePeriodOp, error) {
+	ph := sub.phaseAt(start)
+	if ph == nil {
+		ph = sub.current()
+	}
+	plan, err := s.Plan(ctx, ph.plan, 0)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.wallets.WalletsOf(ctx, sub.CustomerID)
+	if err != nil {
+		return nil, err
+	}
+	o := &closePeriodOp{subID: sub.ID, customer: sub.CustomerID, currency: plan.Currency, start: start, end: end, cut: cut,
+		sys: map[string]wallet.SystemAccounts{}, rates: map[string]decimal.Decimal{}, conv: map[string]conversion{}}
+	if o.money, err = s.moneyAccounts(ctx, plan.Currency); err != nil {
+		return nil, err
+	}
+	if err := s.ensureCustomerRounding(ctx, sub.CustomerID, plan.Currency); err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		rate, conv, ok, err := s.conversion(ctx, w.Asset, plan.Currency, start)
+		if err != nil {
+			return nil, err
+		}
+		if w.Asset != plan.Currency && !ok {
+			// A wallet the plan's currency cannot bill (credits sold in
+			// another currency, or not priced): its own cycle bills it.
+			continue
+		}
+		if err := s.wallets.EnsureAccounts(ctx, w); err != nil {
+			return nil, err
+		}
+		sys, err := s.wallets.System(ctx, w.Asset)
+		if err != nil {
+			return nil, err
+		}
+		o.wallets, o.sys[w.Asset] = append(o.wallets, w), sys
+		if ok {
+			o.rates[w.Asset], o.conv[w.Asset] = rate, conv
+		}
+	}
+	return o, nil
+}
+
+// conversion is how credits asset turns into currency for a period that
+// starts at t: the money per credit in force then and the trading
+// accounts. ok is false for an asset that is not credits sold in currency.
+func (s *Service) conversion(ctx context.Context, asset, currency string, t time.Time) (decimal.Decimal, conversion, bool, error) {
+	return decimal.Zero, conversion{}, false, nil
+}
+
+// ClosePeriod closes the subscription's current period now and issues its
+// invoice; the period itself runs on to its end, and what happens after is
+// billed with the next period. Asking again in the same period answers the
+// same invoice.
+func (s *Service) ClosePeriod(ctx context.Context, id uuid.UUID) (ledger.Result[Invoice], error) {
+	sub, err := s.Subscription(ctx, id)
+	if err != nil {
+		return ledger.Result[Invoice]{}, err
+	}
+	if sub.Status != SubActive {
+		return ledger.Result[Invoice]{}, fault.Conflictf(CodeSubscriptionEnded, "subscription %s is %s", id, sub.Status)
+	}
+	o, err := s.closePeriodOp(ctx, &sub, sub.CurrentPeriodStart, sub.CurrentPeriodEnd, sub.CurrentPeriodEnd)
+	if err != nil {
+		return ledger.Result[Invoice]{}, err
+	}
+	return ledger.Answer[Invoice](s.l.Submit(ctx, o))
+}
+
+// Change-plan and cancel moments.
+const (
+	AtNow       = "now"
+	AtPeriodEnd = "period_end"
+)
+
+// ChangePlan moves the subscription to another plan: at the period's end
+// (the next period is on the new plan), or now — the current period is
+// invoiced now with its fee and commitment prorated, and a new period on
+// the new plan starts now with its included credits.
+func (s *Service) ChangePlan(ctx context.Context, id uuid.UUID, planCode, at string) (Subscription, error) {
+	sub, err := s.Subscription(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if sub.Status != SubActive {
+		return Subscription{}, fault.Conflictf(CodeSubscriptionEnded, "subscription %s is %s", id, sub.Status)
+	}
+	cur, err := s.Plan(ctx, sub.current().plan, 0)
+	if err != nil {
+		return Subscription{}, err
+	}
+	plan, err := s.Plan(ctx, planCode, 0)
+	if errors.Is(err, fault.NotFound) {
+		return Subscription{}, fault.Invalidf("plan_code", "no plan %q", planCode)
+	}
+	if err != nil {
+		return Subscription{}, err
+	}
+	switch {
+	case plan.ArchivedAt != nil:
+		return Subscription{}, fault.Invalidf("plan_code", "plan %q is archived", planCode)
+	case plan.Currency != cur.Currency:
+		return Subscription{}, fault.Invalidf("plan_code", "plan %q bills in %s, the subscription in %s", planCode, plan.Currency, cur.Currency)
+	}
+	switch at {
+	case AtPeriodEnd, "":
+		if _, err := s.db.Pool.Exec(ctx, `UPDATE subscriptions SET next_plan_code = $2 WHERE id = $1 AND status = 'active'`, id, planCode); err != nil {
+			return Subscription{}, fmt.Errorf("change plan: %w", err)
+		}
+		return s.Subscription(ctx, id)
+	case AtNow:
+		return s.cutShort(ctx, &sub, plan, false)
+	}
+	return Subscription{}, fault.Invalidf("at", "now or period_end")
+}
+
+// Cancel ends the subscription: at the period's end (the default; the
+// last period is invoiced then), or now — the current period is invoiced
+// now with its fee and commitment prorated.
+func (s *Service) Cancel(ctx context.Context, id uuid.UUID, atPeriodEnd bool) (Subscription, error) {
+	sub, err := s.Subscription(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if sub.Status != SubActive {
+		return Subscription{}, fault.Conflictf(CodeSubscriptionEnded, "subscription %s is %s", id, sub.Status)
+	}
+	if atPeriodEnd {
+		if _, err := s.db.Pool.Exec(ctx, `UPDATE subscriptions SET cancel_at_period_end = true, canceled_at = COALESCE(canceled_at, $2)
+			WHERE id = $1 AND status = 'active'`, id, s.l.Now()); err != nil {
+			return Subscription{}, fmt.Errorf("cancel: %w", err)
+		}
+		return s.Subscription(ctx, id)
+	}
+	return s.cutShort(ctx, &sub, Plan{}, true)
+}
+
+// cutShort closes the current period now and rolls it: into a period on
+// plan, or into nothing when cancel.
+func (s *Service) cutShort(ctx context.Context, sub *Subscription, plan Plan, cancel bool) (Subscription, error) {
+	now := s.l.Now()
+	closeOp, err := s.closePeriodOp(ctx, sub, sub.CurrentPeriodStart, sub.CurrentPeriodEnd, now)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if _, err := ledger.Answer[Invoice](s.l.Submit(ctx, closeOp)); err != nil {
+		return Subscription{}, err
+	}
+	roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: now, cancel: cancel}
+	if !cancel {
+		roll.plan = plan.Code
+		if roll.g, err = s.grantor(ctx, sub.CustomerID, plan); err != nil {
+			return Subscription{}, err
+		}
+	}
+	if _, err := ledger.Answer[Subscription](s.l.Submit(ctx, roll)); err != nil {
+		return Subscription{}, err
+	}
+	return s.Subscription(ctx, sub.ID)
+}
+
+// CloseDuePeriods closes and rolls the subscription periods whose end has
+// passed (the scheduler). Several schedulers may run: the periods' keys
+// make each close and each roll happen once. A server down for several
+// periods catches up one period per pass.
+func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
+	now := s.l.Now()
+	due, err := readSubs(ctx, s.db.Pool, `WHERE s.status = 'active' AND s.current_period_end <= $1 LIMIT 500`, false, now)
+	if err != nil {
+		return 0, err
+	}
+	var closes, rolls []*ledger.Pending
+	for _, sub := range due {
+		o, err := s.closePeriodOp(ctx, sub, sub.CurrentPeriodStart, sub.CurrentPeriodEnd, sub.CurrentPeriodEnd)
+		if err != nil {
+			return 0, err
+		}
+		p, err := s.l.Enqueue(ctx, o)
+		if err != nil {
+			return 0, err
+		}
+		closes = append(closes, p)
+	}
+	n, err := ledger.WaitPosted(ctx, closes)
+	if err != nil {
+		return n, fmt.Errorf("close periods: %w", err)
+	}
+	for _, sub := range due {
+		next := sub.current().plan
+		if sub.NextPlanCode != nil {
+			next = *sub.NextPlanCode
+		}
+		roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: sub.CurrentPeriodEnd}
+		if !sub.CancelAtPeriodEnd {
+			plan, err := s.Plan(ctx, next, 0)
+			if err != nil {
+				return n, err
+			}
+			if roll.g, err = s.grantor(ctx, sub.CustomerID, plan); err != nil {
+				return n, err
+			}
+		}
+		p, err := s.l.Enqueue(ctx, roll)
+		if err != nil {
+			return n, err
+		}
+		rolls = append(rolls, p)
+	}
+	if _, err := ledger.WaitPosted(ctx, rolls); err != nil {
+		return n, fmt.Errorf("roll periods: %w", err)
+	}
+	return n, nil
+}
