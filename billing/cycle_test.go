@@ -120,6 +120,9 @@ func TestVoidedTopupAfterInvoiceIsCredited(t *testing.T) {
 	ctx := context.Background()
 	wl := w.wallet(t, wallet.PolicyBlock)
 	w.grant(t, wl.ID, "10")
+	// The top-up's grant is younger: on one clock instant the burn-down
+	// order between the two would be their random ids'.
+	w.clock.Advance(time.Second)
 	five, twenty := ledger.MustAmount("5"), ledger.MustAmount("20")
 	if _, err := w.wallets.SetAutoTopup(ctx, wl.ID, wallet.NewAutoTopup{Threshold: &five, Amount: &twenty, Payment: wallet.PaymentImmediate}); err != nil {
 		t.Fatal(err)

@@ -220,3 +220,23 @@ func TestPlanAndSubscriptionRefusals(t *testing.T) {
 	}
 	_ = uuid.Nil
 }
+
+// lines is an invoice's lines as "type amount".
+func lines(inv Invoice) []string {
+	var out []string
+	for _, l := range inv.Lines {
+		out = append(out, l.Type+" "+l.Amount.String())
+	}
+	return out
+}
+
+func (w *world) walletOf(t *testing.T, sub Subscription, asset string) wallet.WalletID {
+	t.Helper()
+	for _, sw := range sub.Wallets {
+		if sw.Asset == asset {
+			return sw.WalletID
+		}
+	}
+	t.Fatalf("subscription %s has no %s wallet: %+v", sub.ID, asset, sub.Wallets)
+	return wallet.WalletID{}
+}

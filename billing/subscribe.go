@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/fault"
@@ -344,7 +345,16 @@ func (s *Service) cutShort(ctx context.Context, sub *Subscription, plan Plan, ca
 // periods catches up one period per pass.
 func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
 	now := s.l.Now()
-	due, err := readSubs(ctx, s.db.Pool, `WHERE s.status = 'active' AND s.current_period_end <= $1 LIMIT 500`, false, now)
+	rows, err := s.db.Pool.Query(ctx, `SELECT id FROM subscriptions WHERE status = 'active' AND current_period_end <= $1
+		ORDER BY current_period_end LIMIT 500`, now)
+	if err != nil {
+		return 0, fmt.Errorf("find due periods: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	due, err := readSubs(ctx, s.db.Pool, `WHERE s.id = ANY($1)`, false, ids)
 	if err != nil {
 		return 0, err
 	}
