@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/uuid"
@@ -253,5 +254,68 @@ func TestUpdateWallet(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d wallet_update entries, want 2", n)
+	}
+}
+
+// Changes of a wallet's settings in one process while another process
+// debits it: every call succeeds (conflicting batches are rerun, not
+// failed), the row ends with the last change, and no threshold alert goes
+// out twice for one reference.
+func TestUpdateWalletConcurrentWithDebits(t *testing.T) {
+	ctx := context.Background()
+	a, b := newWorld(t), newWorld(t)
+	wl := a.wallet(t, PolicyAllow, "")
+	a.grant(t, wl.ID, "100", 50, nil, nil)
+	errs := make(chan error, 60)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 40 {
+			if _, err := b.svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("2")}); err != nil {
+				errs <- err
+			}
+		}
+	}()
+	var last []int
+	for i := range 10 {
+		last = []int{10 + i, 50, 90 - i}
+		if _, err := a.svc.UpdateWallet(ctx, "", wl.ID, WalletPatch{AlertThresholds: thresholds(last...), OverageLimit: limit(strconv.Itoa(i))}); err != nil {
+			errs <- err
+		}
+	}
+	<-done
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got, err := b.svc.Wallet(ctx, wl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.AlertThresholds, last) || got.OverageLimit.String() != "9" {
+		t.Fatalf("wallet %+v, want thresholds %v and limit 9", got, last)
+	}
+	var fired int
+	if err := a.db.Pool.QueryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE topic = $1 AND owner_id = $2 AND payload->>'threshold' IS NOT NULL`,
+		TopicThresholdReached, wl.ID).Scan(&fired); err != nil || fired == 0 {
+		t.Fatalf("%d threshold alerts (%v); 80 %% was used, some must have fired", fired, err)
+	}
+	rows, err := a.db.Pool.Query(ctx, `SELECT payload->>'threshold', COUNT(*) FROM outbox
+		WHERE topic = $1 AND owner_id = $2 GROUP BY 1 HAVING COUNT(*) > 1`, TopicThresholdReached, wl.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var th string
+		var n int
+		if err := rows.Scan(&th, &n); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("threshold %s fired %d times for one reference", th, n)
+	}
+	bal, err := a.svc.Balance(ctx, wl.ID, nil)
+	if err != nil || bal.Available.String() != "20" {
+		t.Fatalf("available %s (%v), want 20", bal.Available, err)
 	}
 }
