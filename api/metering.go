@@ -28,6 +28,8 @@ func MeteringRoutes(svc *metering.Service) []Route {
 	return []Route{
 		POST("/meters", h.createMeter),
 		GET("/meters", h.meters).Allow(apikey.Read),
+		GET("/meters/:code", h.meter).Allow(apikey.Read),
+		POST("/meters/:code/archive", h.archiveMeter),
 
 		POST("/prices", h.createPrice),
 		GET("/prices", h.prices).Allow(apikey.Read),
@@ -80,6 +82,28 @@ func (h *meteringHandlers) meters(c *fiber.Ctx) error {
 	// Meters are configuration, a handful per deployment, and the service
 	// returns them all: the page is always the last one.
 	return c.JSON(NewPage(ms, ""))
+}
+
+func (h *meteringHandlers) meter(c *fiber.Ctx) error {
+	m, err := h.svc.Meter(c.UserContext(), c.Params("code"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
+}
+
+// archiveMeter stops a meter counting new events; archiving it again
+// answers it as it is.
+func (h *meteringHandlers) archiveMeter(c *fiber.Ctx) error {
+	var req noBody
+	if err := DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	m, err := h.svc.ArchiveMeter(c.UserContext(), c.Params("code"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(m)
 }
 
 // Prices.

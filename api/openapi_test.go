@@ -604,6 +604,9 @@ type conformer struct {
 	seen map[string]bool // "METHOD /path status" checked
 }
 
+// pathParam is a documented path's parameter: "{id}".
+var pathParam = regexp.MustCompile(`\{[a-z_]+\}`)
+
 // oaCall is one request: the operation (method and documented path), the id
 // to put in the path, and the rest.
 type oaCall struct {
@@ -619,7 +622,7 @@ type oaCall struct {
 func (cf *conformer) do(c oaCall, status int) map[string]any {
 	t := cf.t
 	t.Helper()
-	target := strings.Replace(c.path, "{id}", url.PathEscape(c.id), 1)
+	target := pathParam.ReplaceAllLiteralString(c.path, url.PathEscape(c.id)) // {id}, {code}
 	if c.query != "" {
 		target += "?" + c.query
 	}
@@ -840,6 +843,28 @@ func TestOpenAPIResponses(t *testing.T) {
 	do(oaCall{method: "GET", path: "/v1/wallets/{id}", id: id(w)}, 200)
 	do(oaCall{method: "GET", path: "/v1/wallets/{id}", id: "not-a-uuid"}, 404)
 	do(oaCall{method: "GET", path: "/v1/customers/{id}/wallets", id: customer}, 200)
+	do(oaCall{method: "GET", path: "/v1/wallets", query: "customer_id=" + url.QueryEscape(customer)}, 200)
+	do(oaCall{method: "GET", path: "/v1/wallets", query: "customer_id=oa-nobody"}, 404)
+	do(oaCall{method: "GET", path: "/v1/wallets"}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), header: key("patch-1"),
+		body: map[string]any{"overage_limit": "7", "alert_thresholds": []int{90, 50}}}, 200)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), header: key("patch-1"),
+		body: map[string]any{"overage_limit": "7", "alert_thresholds": []int{90, 50}}}, 200)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), header: key("patch-1"), body: map[string]any{"overage_limit": nil}}, 409)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), body: map[string]any{"overage_policy": "block"}}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), body: map[string]any{"overage_limit": 5}}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), body: map[string]any{"overage_limt": "5"}}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: uuid.NewString(), body: map[string]any{}}, 404)
+	do(oaCall{method: "PATCH", path: "/v1/wallets/{id}", id: id(w), body: "{"}, 400)
+
+	// Customers listed and changed.
+	do(oaCall{method: "GET", path: "/v1/customers", query: "limit=1"}, 200)
+	do(oaCall{method: "GET", path: "/v1/customers", query: "q=" + url.QueryEscape(customer)}, 200)
+	do(oaCall{method: "GET", path: "/v1/customers", query: "cursor=nonsense"}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/customers/{id}", id: customer, body: map[string]any{"name": "Acme Corporation", "metadata": nil}}, 200)
+	do(oaCall{method: "PATCH", path: "/v1/customers/{id}", id: customer, body: map[string]any{"email": "nobody"}}, 422)
+	do(oaCall{method: "PATCH", path: "/v1/customers/{id}", id: "oa-nobody", body: map[string]any{"name": "x"}}, 404)
+	do(oaCall{method: "PATCH", path: "/v1/customers/{id}", id: customer, body: "{"}, 400)
 
 	// Grants.
 	grant := map[string]any{
@@ -968,6 +993,8 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 		"code": uniq("oa-bad"), "event_name": event, "aggregation": "median"}}, 422)
 	do(oaCall{method: "POST", path: "/v1/meters", body: "{"}, 400)
 	do(oaCall{method: "GET", path: "/v1/meters"}, 200)
+	do(oaCall{method: "GET", path: "/v1/meters/{code}", id: raw["code"].(string)}, 200)
+	do(oaCall{method: "GET", path: "/v1/meters/{code}", id: "oa-no-such-meter"}, 404)
 
 	// Prices, one of each model.
 	tokensCode, usersCode := tokens["code"].(string), users["code"].(string)
@@ -1057,6 +1084,24 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + tokensCode + "&window=week"}, 422)
 	do(oaCall{method: "GET", path: usage, id: "oa-nobody", query: "meter=" + tokensCode}, 404)
 	do(oaCall{method: "GET", path: usage, id: f.customer, noKey: true, query: "meter=" + tokensCode}, 401)
+
+	// Archiving: the meter answers archived, twice; its events are no
+	// longer counted.
+	archived := do(oaCall{method: "POST", path: "/v1/meters/{code}/archive", id: raw["code"].(string)}, 200)
+	if archived["archived_at"] == nil {
+		t.Errorf("archived meter without archived_at: %v", archived)
+	}
+	again := do(oaCall{method: "POST", path: "/v1/meters/{code}/archive", id: raw["code"].(string)}, 200)
+	if again["archived_at"] != archived["archived_at"] {
+		t.Errorf("archived again at %v, first at %v", again["archived_at"], archived["archived_at"])
+	}
+	do(oaCall{method: "POST", path: "/v1/meters/{code}/archive", id: "oa-no-such-meter"}, 404)
+	do(oaCall{method: "POST", path: "/v1/meters/{code}/archive", id: raw["code"].(string), body: map[string]any{"force": true}}, 422)
+	res := do(oaCall{method: "POST", path: "/v1/events", body: map[string]any{"events": []any{
+		ev("oa-archived", raw["event_name"].(string), map[string]any{"n": 1})}}}, 202)
+	if rej, _ := res["rejected"].([]any); len(rej) != 1 || rej[0].(map[string]any)["code"] != "no_meter" {
+		t.Errorf("an event of an archived meter: %v", res)
+	}
 
 	// Last: with the database gone, a batch is a 503 to retry.
 	m.db.Pool.Close()

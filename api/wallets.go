@@ -22,11 +22,15 @@ func WalletRoutes(svc *wallet.Service) []Route {
 	h := &walletHandlers{svc: svc}
 	return append([]Route{
 		POST("/customers", h.createCustomer),
+		GET("/customers", h.customers).Allow(apikey.Read),
 		GET("/customers/:id", h.customer).Allow(apikey.Read, apikey.Portal),
+		PATCH("/customers/:id", h.updateCustomer),
 		GET("/customers/:id/wallets", h.customerWallets).Allow(apikey.Read, apikey.Portal),
 
 		POST("/wallets", h.createWallet),
+		GET("/wallets", h.wallets).Allow(apikey.Read),
 		GET("/wallets/:id", h.wallet).Allow(apikey.Read, apikey.Portal),
+		PATCH("/wallets/:id", h.updateWallet),
 		GET("/wallets/:id/balance", h.balance).Allow(apikey.Read, apikey.Portal),
 		GET("/wallets/:id/entries", h.entries).Allow(apikey.Read, apikey.Portal),
 
@@ -166,6 +170,25 @@ func (h *walletHandlers) wallet(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(w)
+}
+
+// wallets lists a customer's wallets: GET /wallets?customer_id=.
+func (h *walletHandlers) wallets(c *fiber.Ctx) error {
+	id := c.Query("customer_id")
+	if id == "" {
+		return problem.Invalid("customer_id", "required: the customer whose wallets to list")
+	}
+	ws, err := h.svc.WalletsOf(c.UserContext(), id) // an unknown customer is a 404
+	if err != nil {
+		return err
+	}
+	return c.JSON(NewPage(ws, ""))
+}
+
+// updateWallet changes a wallet's settings through the poster, so it
+// takes an Idempotency-Key like the money-moving POSTs.
+func (h *walletHandlers) updateWallet(c *fiber.Ctx) error {
+	return idempotent(c, fiber.StatusOK, wallet.ParseWalletID, h.svc.UpdateWallet)
 }
 
 func (h *walletHandlers) balance(c *fiber.Ctx) error {

@@ -3,6 +3,7 @@ package metering
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -76,6 +77,21 @@ type MeterCharge struct {
 type Applied struct {
 	EventID string        `json:"event_id"`
 	Charges []MeterCharge `json:"charges"`
+	Misses  []Miss        `json:"misses,omitempty"`
+}
+
+// Miss is a meter that matched an event but could not count it — the
+// property it aggregates is absent or not a number — while another meter
+// did: the event applies for the meters that can count it, and the miss is
+// kept on the event (events.misses) and in its result. A value that is
+// there but out of bounds (beyond MaxQuantity, negative for a sum, a
+// unique value over 256 bytes) is not a miss: it refuses the whole event
+// (invalid_value), as it is a sender's bug or hostile input, and a refused
+// event does not take its id, so the corrected event can still apply in
+// full; a miss takes it.
+type Miss struct {
+	Meter  string `json:"meter"`
+	Reason string `json:"reason"`
 }
 
 func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
@@ -97,12 +113,13 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 		return nil, ledger.Reject(CodeNoMeter, "no meter counts %q events with these properties", e.EventName)
 	}
 	res := Applied{EventID: e.EventID, Charges: []MeterCharge{}}
+	counting, err := countable(matched, o.props, &res)
+	if err != nil {
+		return nil, err
+	}
 	var owner ledger.OwnerID
-	for _, m := range matched {
-		s, err := m.value(o.props)
-		if err != nil {
-			return nil, ledger.Reject(CodeInvalidValue, "meter %s: %v", m.Code, err)
-		}
+	for _, c := range counting {
+		m, s := c.meter, c.step
 		dims := m.dimensions(o.props)
 		dk := dimsKey(dims)
 		targets := st.targets(m, e.CustomerID, dims, *e.Timestamp)
@@ -167,8 +184,51 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 		}
 	}
 	b.Describe(owner, "usage: "+e.EventName, nil)
-	st.addEvent(b, eventRow{event: e, source: o.source, received: o.received, entry: b.EntryID()})
+	st.addEvent(b, eventRow{event: e, source: o.source, received: o.received, entry: b.EntryID(), misses: res.Misses})
 	return res, nil
+}
+
+// counted is a matched meter that can count the event, with what it counts.
+type counted struct {
+	meter *Meter
+	step  step
+}
+
+// countable splits the matched meters into those that count the event and
+// misses (added to res). A value out of bounds refuses the event, and so
+// does a miss of every meter.
+func countable(matched []*Meter, p properties, res *Applied) ([]counted, error) {
+	var (
+		out     []counted
+		reasons []string
+	)
+	for _, m := range matched {
+		s, err := m.value(p)
+		var bound *boundError
+		switch {
+		case errors.As(err, &bound):
+			return nil, ledger.Reject(CodeInvalidValue, "meter %s: %v", m.Code, err)
+		case err != nil:
+			res.Misses = append(res.Misses, Miss{Meter: m.Code, Reason: err.Error()})
+			reasons = append(reasons, fmt.Sprintf("meter %s: %v", m.Code, err))
+		default:
+			out = append(out, counted{m, s})
+		}
+	}
+	if len(out) == 0 {
+		return nil, ledger.Reject(CodeInvalidValue, "%s", strings.Join(reasons, "; "))
+	}
+	return out, nil
+}
+
+// boundError is a value that is there but beyond what a meter may count:
+// the whole event is refused, never a miss (see Miss).
+type boundError struct{ error }
+
+func (e *boundError) Unwrap() error { return e.error }
+
+func outOfBounds(format string, args ...any) error {
+	return &boundError{fmt.Errorf(format, args...)}
 }
 
 // target is one asset an event's meter is charged in, or the one
@@ -359,7 +419,7 @@ func (m *Meter) value(p properties) (step, error) {
 			return step{}, fmt.Errorf("property %q is missing", m.Property)
 		}
 		if len(v) > 256 {
-			return step{}, fmt.Errorf("property %q is longer than 256 characters", m.Property)
+			return step{}, outOfBounds("property %q is longer than 256 characters", m.Property)
 		}
 		return step{value: decimal.NewFromInt(1), unique: v}, nil
 	}
@@ -368,10 +428,10 @@ func (m *Meter) value(p properties) (step, error) {
 		return step{}, err
 	}
 	if d.Abs().Cmp(MaxQuantity) > 0 {
-		return step{}, fmt.Errorf("property %q is %s, beyond the %s one event may count", m.Property, d, MaxQuantity)
+		return step{}, outOfBounds("property %q is %s, beyond the %s one event may count", m.Property, d, MaxQuantity)
 	}
 	if m.Aggregation == Sum && d.IsNegative() {
-		return step{}, fmt.Errorf("property %q is negative; a sum meter counts usage, which only grows", m.Property)
+		return step{}, outOfBounds("property %q is negative; a sum meter counts usage, which only grows", m.Property)
 	}
 	return step{value: d}, nil
 }

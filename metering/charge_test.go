@@ -184,14 +184,23 @@ func TestMarginalCharge(t *testing.T) {
 			{sum("a", "a"), []string{price("1")}},
 			{sum("b", "b"), []string{price("1")}},
 		}, []ev{
-			{props: `{"a":1}`, reject: CodeInvalidValue},
+			{props: `{"a":1,"b":-2}`, reject: CodeInvalidValue},
 			{props: `{"a":1,"b":2}`, said: []string{"a 0→1: 1", "b 0→2: 2"}},
+		}},
+		{"a meter that cannot count the event misses it; the others count it", []meter{
+			{sum("a", "a"), []string{price("1")}},
+			{sum("b", "b"), []string{price("1")}},
+		}, []ev{
+			{props: `{"a":1}`, said: []string{"a 0→1: 1"}},
+			{props: `{"a":1,"b":"many"}`, said: []string{"a 1→2: 1"}},
+			{props: `{"c":1}`, reject: CodeInvalidValue},
+			{props: `{"a":1,"b":2}`, said: []string{"a 2→3: 1", "b 0→2: 2"}},
 		}},
 		{"a refused event's unique value is not seen", []meter{
 			{Meter{Code: "users", Aggregation: UniqueCount, Property: "user"}, []string{price("5")}},
 			{sum("b", "b"), []string{price("1")}},
 		}, []ev{
-			{props: `{"user":"a"}`, reject: CodeInvalidValue},
+			{props: `{"user":"a","b":-1}`, reject: CodeInvalidValue},
 			{props: `{"user":"a","b":1}`, said: []string{"users 0→1: 5", "b 0→1: 1"}},
 			{props: `{"user":"a","b":1}`, said: []string{"users 1→1: 0", "b 1→2: 1"}},
 		}},

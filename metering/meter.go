@@ -39,6 +39,9 @@ type Meter struct {
 	Filters     map[string][]string `json:"filters,omitempty"` // property → accepted values
 	GroupBy     []string            `json:"group_by,omitempty"`
 	CreatedAt   time.Time           `json:"created_at"`
+	// ArchivedAt is when the meter stopped counting new events; nil while
+	// it counts. Its usage so far stays readable.
+	ArchivedAt *time.Time `json:"archived_at"`
 }
 
 var (
@@ -163,4 +166,31 @@ func (s *Service) meterByCode(ctx context.Context, code string) (*Meter, error) 
 		return nil, fault.NotFoundf("no meter %q", code)
 	}
 	return ms[0], nil
+}
+
+// Meter reads one meter by its code, archived or not.
+func (s *Service) Meter(ctx context.Context, code string) (Meter, error) {
+	m, err := s.meterByCode(ctx, code)
+	if err != nil {
+		return Meter{}, err
+	}
+	return *m, nil
+}
+
+// ArchiveMeter stops a meter counting: the metering stage loads only
+// meters that are not archived, so from the batch after the archive's
+// commit on, an event it alone would have matched is rejected as no_meter
+// (a batch that loaded the meter before still counts with it). Its
+// aggregates, records and prices stay, so usage queries and invoices of
+// what it counted are unchanged. Archiving it again answers it as it is:
+// archived_at is the first archive's.
+func (s *Service) ArchiveMeter(ctx context.Context, code string) (Meter, error) {
+	if !codePattern.MatchString(code) {
+		return Meter{}, fault.NotFoundf("no meter %q", code)
+	}
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE meters SET archived_at = $2 WHERE code = $1 AND archived_at IS NULL`,
+		code, s.l.Now().Truncate(time.Microsecond)); err != nil {
+		return Meter{}, fmt.Errorf("archive meter: %w", err)
+	}
+	return s.Meter(ctx, code)
 }

@@ -72,6 +72,7 @@ type eventRow struct {
 	source   string
 	received time.Time
 	entry    ledger.EntryID
+	misses   []Miss // events.misses; nil when every matched meter counted it
 }
 
 // stageOf is the metering stage of b. A usage op is a ledger.ModuleOp, so
@@ -136,7 +137,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	meters, err := queryMeters(ctx, tx, `WHERE event_name = ANY($1)`, slices.Collect(maps.Keys(names)))
+	meters, err := queryMeters(ctx, tx, `WHERE event_name = ANY($1) AND archived_at IS NULL`, slices.Collect(maps.Keys(names)))
 	if err != nil {
 		return err
 	}
@@ -312,6 +313,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 		ids, customers, names, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
 		ts, received := make([]time.Time, n), make([]time.Time, n)
 		entries := make([]uuid.UUID, n)
+		misses := make([]*string, n)
 		for i, e := range s.events {
 			ids[i], customers[i], names[i], sources[i] = e.event.EventID, e.event.CustomerID, e.event.EventName, e.source
 			ts[i], received[i], entries[i] = *e.event.Timestamp, e.received, uuid.UUID(e.entry)
@@ -319,11 +321,19 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 				p := string(e.event.Properties)
 				props[i] = &p
 			}
+			if len(e.misses) > 0 {
+				raw, err := json.Marshal(e.misses)
+				if err != nil {
+					return fmt.Errorf("event %s misses: %w", e.event.EventID, err)
+				}
+				m := string(raw)
+				misses[i] = &m
+			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id)
-			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e
-			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[])
-				AS u(id, c, n, ts, p, s, r, e)`, ids, customers, names, ts, props, sources, received, entries); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses)
+			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[])
+				AS u(id, c, n, ts, p, s, r, e, m)`, ids, customers, names, ts, props, sources, received, entries, misses); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
@@ -420,7 +430,7 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-const meterSelect = `SELECT id, code, event_name, aggregation, property, filters, group_by, created_at FROM meters `
+const meterSelect = `SELECT id, code, event_name, aggregation, property, filters, group_by, created_at, archived_at FROM meters `
 
 func queryMeters(ctx context.Context, q querier, where string, args ...any) ([]*Meter, error) {
 	rows, err := q.Query(ctx, meterSelect+where+` ORDER BY created_at, id`, args...)
@@ -436,10 +446,13 @@ func queryMeters(ctx context.Context, q querier, where string, args ...any) ([]*
 			prop             *string
 			filters, groupBy []byte
 		)
-		if err := rows.Scan(&m.ID, &m.Code, &m.EventName, &agg, &prop, &filters, &groupBy, &m.CreatedAt); err != nil {
+		if err := rows.Scan(&m.ID, &m.Code, &m.EventName, &agg, &prop, &filters, &groupBy, &m.CreatedAt, &m.ArchivedAt); err != nil {
 			return nil, fmt.Errorf("scan meter: %w", err)
 		}
 		m.Aggregation, m.CreatedAt = Aggregation(agg), m.CreatedAt.UTC()
+		if m.ArchivedAt != nil {
+			*m.ArchivedAt = m.ArchivedAt.UTC()
+		}
 		if prop != nil {
 			m.Property = *prop
 		}

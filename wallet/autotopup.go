@@ -108,7 +108,7 @@ func (s *Service) SetAutoTopup(ctx context.Context, id WalletID, req NewAutoTopu
 		}
 		r.MaxPerDay = *req.MaxPerDay
 	}
-	w, err := s.Wallet(ctx, id)
+	w, err := s.walletRef(ctx, id)
 	if err != nil {
 		return AutoTopup{}, err
 	}

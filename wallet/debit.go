@@ -62,7 +62,7 @@ func (s *Service) Debit(ctx context.Context, key string, id WalletID, d NewDebit
 	if err := validMetadata("metadata", d.Metadata); err != nil {
 		return ledger.Result[Debit]{}, err
 	}
-	w, err := s.Wallet(ctx, id)
+	w, err := s.walletRef(ctx, id)
 	if err != nil {
 		return ledger.Result[Debit]{}, err
 	}

@@ -133,7 +133,7 @@ func (s *Service) AddGrant(ctx context.Context, key string, id WalletID, g NewGr
 			return ledger.Result[Grant]{}, fault.Invalidf("expires_at", "must be after effective_at (or now)")
 		}
 	}
-	w, err := s.Wallet(ctx, id)
+	w, err := s.walletRef(ctx, id)
 	if err != nil {
 		return ledger.Result[Grant]{}, err
 	}
@@ -149,7 +149,7 @@ func (s *Service) AddGrant(ctx context.Context, key string, id WalletID, g NewGr
 
 // Grants lists a wallet's grants, newest first.
 func (s *Service) Grants(ctx context.Context, id WalletID) ([]Grant, error) {
-	if _, err := s.Wallet(ctx, id); err != nil {
+	if _, err := s.walletRef(ctx, id); err != nil {
 		return nil, err
 	}
 	rows, err := s.db.Pool.Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted

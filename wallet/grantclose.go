@@ -131,7 +131,7 @@ func (s *Service) VoidGrant(ctx context.Context, key string, id GrantID) (ledger
 	if err != nil {
 		return ledger.Result[Grant]{}, err
 	}
-	w, err := s.Wallet(ctx, g.WalletID)
+	w, err := s.walletRef(ctx, g.WalletID)
 	if err != nil {
 		return ledger.Result[Grant]{}, err
 	}

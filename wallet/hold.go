@@ -132,7 +132,7 @@ func (s *Service) PlaceHold(ctx context.Context, key string, id WalletID, h NewH
 	if err := validMetadata("metadata", h.Metadata); err != nil {
 		return none, err
 	}
-	w, err := s.Wallet(ctx, id)
+	w, err := s.walletRef(ctx, id)
 	if err != nil {
 		return none, err
 	}
@@ -188,7 +188,7 @@ func (s *Service) holdAndWallet(ctx context.Context, id HoldID) (Hold, Wallet, e
 	if err != nil {
 		return Hold{}, Wallet{}, err
 	}
-	w, err := s.Wallet(ctx, h.WalletID)
+	w, err := s.walletRef(ctx, h.WalletID)
 	return h, w, err
 }
 

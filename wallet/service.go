@@ -36,7 +36,7 @@ func Module() ledger.Module { return module{} }
 
 // Entries lists the wallet's journal entries, newest first.
 func (s *Service) Entries(ctx context.Context, id WalletID, after *cursor.Cursor, limit int) ([]ledger.Entry, *cursor.Cursor, error) {
-	if _, err := s.Wallet(ctx, id); err != nil {
+	if _, err := s.walletRef(ctx, id); err != nil {
 		return nil, nil, err
 	}
 	return s.l.EntriesOf(ctx, id, after, limit, false)

@@ -71,6 +71,7 @@ var (
 	_ op = (*addGrantOp)(nil)
 	_ op = (*closeGrantOp)(nil)
 	_ op = (*settleTopupOp)(nil)
+	_ op = (*updateWalletOp)(nil)
 )
 
 // base carries what every wallet op has. Fingerprints cover the request,
@@ -199,6 +200,7 @@ type stage struct {
 	grants   grantBook
 	topups   topupBook
 	owed     owedBook
+	settings map[*walletState]struct{} // wallets whose settings an op changed (patch.go)
 }
 
 type walletState struct {
@@ -255,6 +257,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	s.grants.reset()
 	s.topups.reset()
 	s.owed = owedBook{} // opened by the ops that bill usage beyond the credits or settle
+	s.settings = nil
 	if len(n.wallets) == 0 {
 		return nil
 	}
@@ -277,7 +280,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 // wallets' reactions and cycle ends, top-ups, and — when an op opened the
 // owed book — the open lines.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
-	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups}
+	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushSettings, s.flushTopups}
 	if s.owed.deltas != nil { // opened (owedBook.open)
 		flush = append(flush, s.flushLines)
 	}

@@ -184,7 +184,7 @@ func (s *Service) Topup(ctx context.Context, id TopupID) (Topup, error) {
 // the cursor (nil: from the newest). It returns the next page's cursor, or
 // nil on the last page.
 func (s *Service) Topups(ctx context.Context, id WalletID, after *cursor.Cursor, limit int) ([]Topup, *cursor.Cursor, error) {
-	if _, err := s.Wallet(ctx, id); err != nil {
+	if _, err := s.walletRef(ctx, id); err != nil {
 		return nil, nil, err
 	}
 	q, args := pageSQL(topupSelect+` WHERE wallet_id = $1`, []any{id}, after, limit)
@@ -229,7 +229,7 @@ func (s *Service) settleTopup(ctx context.Context, id TopupID, confirm bool, rea
 }
 
 func (s *Service) settleOp(ctx context.Context, t Topup, confirm bool, reason string) (*settleTopupOp, error) {
-	w, err := s.Wallet(ctx, t.WalletID)
+	w, err := s.walletRef(ctx, t.WalletID)
 	if err != nil {
 		return nil, err
 	}

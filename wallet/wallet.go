@@ -81,15 +81,9 @@ func (s *Service) CreateWallet(ctx context.Context, nw NewWallet) (Wallet, error
 	if nw.AlertThresholds == nil {
 		nw.AlertThresholds = []int{50, 80, 100}
 	}
-	th := slices.Clone(nw.AlertThresholds)
-	slices.Sort(th)
-	if len(slices.Compact(slices.Clone(th))) != len(th) || len(th) > 10 {
-		return Wallet{}, fault.Invalidf("alert_thresholds", "at most 10 distinct percentages")
-	}
-	for _, t := range th {
-		if t < 1 || t > 100 {
-			return Wallet{}, fault.Invalidf("alert_thresholds", "percentages from 1 to 100")
-		}
+	th, err := validThresholds(nw.AlertThresholds)
+	if err != nil {
+		return Wallet{}, err
 	}
 	if _, err := s.Customer(ctx, nw.CustomerID); err != nil {
 		if errors.Is(err, fault.NotFound) {
@@ -134,8 +128,40 @@ func (s *Service) CreateWallet(ctx context.Context, nw NewWallet) (Wallet, error
 	return w, err
 }
 
-// Wallet reads a wallet.
+// validThresholds sorts alert thresholds, refusing what CreateWallet and
+// UpdateWallet refuse.
+func validThresholds(in []int) ([]int, error) {
+	th := slices.Clone(in)
+	slices.Sort(th)
+	if len(slices.Compact(slices.Clone(th))) != len(th) || len(th) > 10 {
+		return nil, fault.Invalidf("alert_thresholds", "at most 10 distinct percentages")
+	}
+	for _, t := range th {
+		if t < 1 || t > 100 {
+			return nil, fault.Invalidf("alert_thresholds", "percentages from 1 to 100")
+		}
+	}
+	return th, nil
+}
+
+// Wallet reads a wallet as it is: its settings from the row, never from
+// the wallet map, where another process's UpdateWallet would not show.
 func (s *Service) Wallet(ctx context.Context, id WalletID) (Wallet, error) {
+	w, overage, err := scanWallet(s.db.Pool.QueryRow(ctx, walletSelect+` WHERE w.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Wallet{}, fault.NotFoundf("no wallet %s", id)
+	}
+	if err != nil {
+		return Wallet{}, fmt.Errorf("read wallet: %w", err)
+	}
+	s.wallets.put(w, overage)
+	return w, nil
+}
+
+// walletRef is the wallet from the map when it is there: its id,
+// customer, asset and creation are right, its settings may be stale (see
+// walletCache). Operations use it to route and to check the wallet exists.
+func (s *Service) walletRef(ctx context.Context, id WalletID) (Wallet, error) {
 	w, _, err := s.walletRow(ctx, id)
 	return w, err
 }
@@ -205,11 +231,13 @@ func (s *Service) walletRow(ctx context.Context, id WalletID) (Wallet, ledger.Ac
 // so at most a few megabytes.
 const walletCacheSize = 1 << 16
 
-// walletCache keeps wallets as they were created. Every field of Wallet and
-// its overage account is fixed at creation (the rows change only in their
-// reaction state, which Wallet does not carry), so a cached wallet can
-// never be stale and needs no invalidation, not even between several
-// ledgerd processes on one database. It spares each debit, hold and
+// walletCache keeps wallets as they were read. What the map is asked for —
+// id, customer, asset, creation and overage account — is fixed at creation,
+// so it needs no invalidation, not even between several ledgerd processes
+// on one database. The settings (policy, limit, thresholds) change with
+// UpdateWallet and may be stale here: nothing decides or answers with them
+// from the map (the wallet stage reads the row in every batch, and
+// Service.Wallet reads it for answers). It spares each debit, hold and
 // balance read the query that only resolved the wallet's customer and
 // asset.
 type walletCache struct {
@@ -255,6 +283,13 @@ func (c *walletCache) put(w Wallet, overage ledger.AccountID) {
 	}
 	w.AlertThresholds = slices.Clone(w.AlertThresholds)
 	c.m[w.ID] = cachedWallet{w: w, overage: overage, accounts: c.m[w.ID].accounts}
+}
+
+// invalidate forgets wallet id (its settings changed).
+func (c *walletCache) invalidate(id WalletID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 // accountsOpened reports whether wallet id's billable and rounding accounts

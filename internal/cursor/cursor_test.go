@@ -37,3 +37,18 @@ func TestPage(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyRoundTrip(t *testing.T) {
+	for _, id := range []string{"acme", "a.b.c", "x@y.example:1"} {
+		k := Key{At: time.Date(2026, 11, 22, 23, 59, 59, 123456000, time.UTC), ID: id}
+		got, err := ParseKey(k.String())
+		if err != nil || !got.At.Equal(k.At) || got.ID != k.ID {
+			t.Errorf("ParseKey(%q) = %+v, %v; want %+v", k.String(), got, err, k)
+		}
+	}
+	for _, s := range []string{"", "!!", "bm90LWEtY3Vyc29y", Key{ID: ""}.String()} {
+		if _, err := ParseKey(s); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseKey(%q) err %v, want ErrMalformed", s, err)
+		}
+	}
+}
