@@ -619,7 +619,7 @@ type oaCall struct {
 func (cf *conformer) do(c oaCall, status int) map[string]any {
 	t := cf.t
 	t.Helper()
-	target := strings.Replace(c.path, "{id}", url.PathEscape(c.id), 1)
+	target := strings.NewReplacer("{id}", url.PathEscape(c.id), "{code}", url.PathEscape(c.id)).Replace(c.path)
 	if c.query != "" {
 		target += "?" + c.query
 	}
