@@ -10,33 +10,13 @@ import (
 
 // What a priced wallet's credits are worth inside a batch: the wallet
 // stage loads its asset's current price with the wallet (one LEFT JOIN, no
-// query of its own), so an op that starts a top-up prices it without SQL.
+// query of its own: priceColumns in reactions.go, beside the auto top-up
+// rule it serves), so an op that starts a top-up prices it without SQL.
 
 // creditPrice is one credit's current price.
 type creditPrice struct {
 	currency string
 	unit     ledger.Amount
-}
-
-// priceColumns and priceJoin add a wallet's asset price to the stage's
-// wallet query; NULLs for unpriced assets.
-const (
-	priceColumns = `a.currency, a.unit_price`
-	priceJoin    = `LEFT JOIN assets a ON a.code = w.asset AND a.kind = 'credits'`
-)
-
-type priceScan struct {
-	currency *string
-	unit     *ledger.Amount
-}
-
-func (p *priceScan) dest() []any { return []any{&p.currency, &p.unit} }
-
-func (p *priceScan) price() *creditPrice {
-	if p.currency == nil || p.unit == nil {
-		return nil
-	}
-	return &creditPrice{currency: *p.currency, unit: *p.unit}
 }
 
 // topup sets t's price and currency: its amount at the price in force now.

@@ -292,6 +292,27 @@ func (r *ruleScan) rule(w WalletID) *AutoTopup {
 		Kind: GrantKind(*r.kind), Payment: Payment(*r.payment), MaxPerDay: int(*r.maxPerDay), UpdatedAt: r.updated.UTC()}
 }
 
+// priceColumns and priceJoin add a wallet's asset price to the stage's
+// wallet query; NULLs for unpriced assets.
+const (
+	priceColumns = `a.currency, a.unit_price`
+	priceJoin    = `LEFT JOIN assets a ON a.code = w.asset AND a.kind = 'credits'`
+)
+
+type priceScan struct {
+	currency *string
+	unit     *ledger.Amount
+}
+
+func (p *priceScan) dest() []any { return []any{&p.currency, &p.unit} }
+
+func (p *priceScan) price() *creditPrice {
+	if p.currency == nil || p.unit == nil {
+		return nil
+	}
+	return &creditPrice{currency: *p.currency, unit: *p.unit}
+}
+
 // loadTopups reads the top-ups ops settle, and the immediate top-ups not yet
 // invoiced of wallets whose cycle closes.
 func (s *stage) loadTopups(ctx context.Context, tx pgx.Tx, ids, closing []uuid.UUID) error {
