@@ -201,7 +201,14 @@ func (m *moneyClose) invoice(b ledger.Batch, id wallet.WalletID, inv *Invoice) e
 	if !ok {
 		return fmt.Errorf("rounding account of customer %s not locked", inv.CustomerID)
 	}
-	inv.CarriedIn = rounding.Posted(ledger.Debit)
+	carriedIn := rounding.Posted(ledger.Debit)
+	// A rest in credits, left by invoices from before the asset was priced,
+	// is converted once into this invoice's carry, so it is not lost.
+	old, ps, err := m.convertCreditsCarry(b, id)
+	if err != nil {
+		return err
+	}
+	inv.CarriedIn = carriedIn.Add(old)
 	st, err := wallet.Settle(b, id, m.acc.CreditsConversion, inv.ID)
 	if err != nil {
 		return err
@@ -212,11 +219,32 @@ func (m *moneyClose) invoice(b ledger.Batch, id wallet.WalletID, inv *Invoice) e
 	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
 		return err
 	}
-	ps := append(convertPostings(m.acc, inv.Subtotal), carry(m.acc.Receivable, m.acc.Rounding, inv.CarriedIn, inv.CarriedOut)...)
+	ps = append(ps, convertPostings(m.acc, inv.Subtotal.Add(old))...)
+	ps = append(ps, carry(m.acc.Receivable, m.acc.Rounding, carriedIn, inv.CarriedOut)...)
 	if len(ps) == 0 {
 		return nil
 	}
 	return b.Post(ps...)
+}
+
+// convertCreditsCarry empties wallet id's rounding account (in credits)
+// into the credits' conversion account, and returns what it was worth in
+// money, which the caller converts with the subtotal.
+func (m *moneyClose) convertCreditsCarry(b ledger.Batch, id wallet.WalletID) (ledger.Amount, []ledger.Posting, error) {
+	acc, ok := b.Account(wallet.RoundingAccount(id))
+	if !ok {
+		return ledger.Zero, nil, fmt.Errorf("rounding account of wallet %s not locked", id)
+	}
+	rest := acc.Posted(ledger.Debit)
+	if rest.IsZero() {
+		return ledger.Zero, nil, nil
+	}
+	money, err := wallet.Money(rest.Decimal(), m.conv.CreditPrice)
+	if err != nil {
+		return ledger.Zero, nil, err
+	}
+	// carry's first leg, Dr to / Cr from for rest, either sign.
+	return money, carry(m.acc.CreditsConversion, wallet.RoundingAccount(id), rest, ledger.Zero), nil
 }
 
 // moneyClose is how a cycle of wallet w that starts at start converts: nil

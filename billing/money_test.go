@@ -229,7 +229,18 @@ func TestUnpricedAndLatePricedInvoicesInAsset(t *testing.T) {
 	// The next period starts priced: money.
 	w.mustDebit(t, wl.ID, "300")
 	w.clock.Advance(32 * 24 * time.Hour)
-	if inv := w.closeCycle(t, wl.ID); inv.Currency != "USD" || inv.Total.String() != "3" {
+	// The credits rest of the invoices in credits (0.004) is carried into
+	// the first money invoice at the rate: 0.00004 USD.
+	if inv := w.closeCycle(t, wl.ID); inv.Currency != "USD" || inv.Total.String() != "3" || inv.CarriedIn.String() != "0.00004" ||
+		inv.CarriedOut.String() != "0.00004" {
 		t.Fatalf("invoice of a priced period %+v", inv)
+	}
+	racc, err := w.l.Account(ctx, wallet.RoundingAccount(wl.ID))
+	if err != nil || !racc.Posted(ledger.Debit).IsZero() {
+		t.Fatalf("wallet rounding after the first money invoice %+v %v", racc, err)
+	}
+	cacc, err := w.l.Account(ctx, customerRounding(wl.CustomerID, "USD"))
+	if err != nil || cacc.Posted(ledger.Debit).String() != "0.00004" {
+		t.Fatalf("customer rounding %+v %v", cacc, err)
 	}
 }
