@@ -181,6 +181,9 @@ func (s *Service) PutAsset(ctx context.Context, code string, req NewAsset) (Asse
 		if req.Currency != nil && !currencyPattern.MatchString(*req.Currency) {
 			return Asset{}, fault.Invalidf("currency", "a currency code: 3 upper-case letters (ISO 4217, e.g. USD)")
 		}
+		if req.Currency != nil && *req.Currency == code {
+			return Asset{}, fault.Invalidf("currency", "credits are not sold in themselves")
+		}
 		if req.UnitPrice != nil {
 			if !req.UnitPrice.IsPositive() {
 				return Asset{}, fault.Invalidf("unit_price", "must be greater than zero")

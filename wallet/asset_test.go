@@ -79,6 +79,7 @@ func TestPutAssetValidation(t *testing.T) {
 		{"currency code of a currency", "EURO", NewAsset{Kind: AssetCurrency}, "code"},
 		{"currency not a code", uniqueAsset("X"), NewAsset{Kind: AssetCredits, Currency: ptr("usd"), UnitPrice: amt("1")}, "currency"},
 		{"currency is credits", uniqueAsset("X"), NewAsset{Kind: AssetCredits, Currency: ptr("GEM"), UnitPrice: amt("1")}, "currency"},
+		{"sold in itself", "ABC", NewAsset{Kind: AssetCredits, Currency: ptr("ABC"), UnitPrice: amt("1")}, "currency"},
 		{"zero price", uniqueAsset("X"), NewAsset{Kind: AssetCredits, Currency: ptr("USD"), UnitPrice: amt("0")}, "unit_price"},
 		{"negative price", uniqueAsset("X"), NewAsset{Kind: AssetCredits, Currency: ptr("USD"), UnitPrice: amt("-0.01")}, "unit_price"},
 		{"price without currency", uniqueAsset("X"), NewAsset{Kind: AssetCredits, UnitPrice: amt("0.01")}, "currency"},
