@@ -45,7 +45,7 @@ func WalletRoutes(svc *wallet.Service) []Route {
 		GET("/holds/:id", h.hold).Allow(apikey.Read, apikey.Portal),
 		POST("/holds/:id/capture", h.captureHold),
 		POST("/holds/:id/void", h.voidHold),
-	}, h.topupRoutes()...)
+	}, append(h.topupRoutes(), h.assetRoutes()...)...)
 }
 
 type walletHandlers struct {

@@ -20,6 +20,7 @@ type closeCycleOp struct {
 	wallet     wallet.Wallet
 	sys        wallet.SystemAccounts
 	start, end time.Time
+	money      *moneyClose // a priced credits wallet: invoiced in money (money.go)
 }
 
 func cycleKey(w wallet.WalletID, start time.Time) string {
@@ -41,6 +42,9 @@ func (o *closeCycleOp) Fingerprint() []byte {
 }
 
 func (o *closeCycleOp) Declare(d *ledger.Decl) {
+	if o.money != nil {
+		o.money.acc.Declare(d)
+	}
 	d.Account(o.sys.Receivable())
 	d.Account(wallet.RoundingAccount(o.wallet.ID))
 }
@@ -60,30 +64,19 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	inv := Invoice{ID: InvoiceID(uuid.New()), WalletID: &wid, CustomerID: w.CustomerID, Currency: w.Asset,
 		MinorUnits: MinorUnits(w.Asset), PeriodStart: o.start, PeriodEnd: o.end,
 		Status: InvoiceIssued, EntryID: b.EntryID(), CreatedAt: b.Now()}
-	rounding, ok := b.Account(wallet.RoundingAccount(w.ID))
-	if !ok {
-		return nil, fmt.Errorf("rounding account of wallet %s not locked", w.ID)
+	if o.money != nil {
+		err = o.money.invoice(b, w.ID, &inv)
+	} else {
+		err = o.invoiceInAsset(b, &inv)
 	}
-	inv.CarriedIn = rounding.Posted(ledger.Debit)
-	st, err := wallet.Settle(b, w.ID, o.sys.Receivable(), inv.ID)
 	if err != nil {
 		return nil, err
 	}
-	inv.Lines = linesOf(st)
 	if inv.Lines == nil {
 		inv.Lines = []InvoiceLine{}
 	}
 	for i := range inv.Lines {
 		inv.Lines[i].Type = inv.Lines[i].Kind
-	}
-	inv.Subtotal = st.Overage.Add(st.Billable)
-	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
-		return nil, err
-	}
-	if ps := carry(o.sys.Receivable(), wallet.RoundingAccount(w.ID), inv.CarriedIn, inv.CarriedOut); len(ps) > 0 {
-		if err := b.Post(ps...); err != nil {
-			return nil, err
-		}
 	}
 	s.issue(b, &inv)
 	// The next cycle to close is the one after this; an early close moves
@@ -96,6 +89,30 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		return nil, err
 	}
 	return inv, nil
+}
+
+// invoiceInAsset settles the wallet into the asset's receivable and fills
+// inv in the asset: an unpriced wallet's invoice.
+func (o *closeCycleOp) invoiceInAsset(b ledger.Batch, inv *Invoice) error {
+	w := o.wallet
+	rounding, ok := b.Account(wallet.RoundingAccount(w.ID))
+	if !ok {
+		return fmt.Errorf("rounding account of wallet %s not locked", w.ID)
+	}
+	inv.CarriedIn = rounding.Posted(ledger.Debit)
+	st, err := wallet.Settle(b, w.ID, o.sys.Receivable(), inv.ID)
+	if err != nil {
+		return err
+	}
+	inv.Lines = linesOf(st)
+	inv.Subtotal = st.Overage.Add(st.Billable)
+	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
+		return err
+	}
+	if ps := carry(o.sys.Receivable(), wallet.RoundingAccount(w.ID), inv.CarriedIn, inv.CarriedOut); len(ps) > 0 {
+		return b.Post(ps...)
+	}
+	return nil
 }
 
 // CloseCycle closes the wallet's current billing cycle now and issues its
@@ -128,7 +145,11 @@ func (s *Service) closeCycleOp(ctx context.Context, w wallet.Wallet, start, end 
 	if err != nil {
 		return nil, err
 	}
-	return &closeCycleOp{wallet: w, sys: sys, start: start, end: end}, nil
+	op := &closeCycleOp{wallet: w, sys: sys, start: start, end: end}
+	if op.money, err = s.moneyClose(ctx, w, start); err != nil {
+		return nil, err
+	}
+	return op, nil
 }
 
 // CloseDueCycles closes the wallet cycles whose end has passed (the

@@ -48,12 +48,11 @@ type InvoiceLine struct {
 	Quantity    decimal.Decimal `json:"quantity"`
 	UnitPrice   decimal.Decimal `json:"unit_price"`
 	Amount      ledger.Amount   `json:"amount"`
-	// Credits is what the line charged in credits, and CreditPrice the
-	// money per credit, when the line is credits converted to money:
-	// Amount = Credits × CreditPrice, exactly.
+	TopupID     *wallet.TopupID `json:"topup_id,omitempty"`
+	// Lines of an invoice in money (money.go): the credits the line charged
+	// and the money per credit; Amount = Credits × CreditPrice.
 	Credits     *ledger.Amount   `json:"credits,omitempty"`
 	CreditPrice *decimal.Decimal `json:"credit_price,omitempty"`
-	TopupID     *wallet.TopupID  `json:"topup_id,omitempty"`
 }
 
 // Invoice bills what a billing cycle's credits did not cover.
@@ -85,16 +84,9 @@ type Invoice struct {
 }
 
 // MinorUnits is the number of fractional digits of a currency's smallest
-// unit (ISO 4217); 2 for anything else, credits included.
-func MinorUnits(currency string) int32 {
-	switch currency {
-	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
-		return 0
-	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
-		return 3
-	}
-	return 2
-}
+// unit (ISO 4217); 2 for anything else, credits included. The table is the
+// wallet package's, shared with asset descriptions.
+func MinorUnits(currency string) int32 { return wallet.MinorUnits(currency) }
 
 // linesOf are the invoice lines of what a wallet settled, in its asset: a
 // usage line per meter and dimensions (at its per-unit price, or the

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
+	"github.com/shopspring/decimal"
 )
 
 // hybrid is the plan of the hybrid model: a base fee of 20 with usage
@@ -45,15 +47,16 @@ func TestSubscriptionPeriods(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	m := w.meter(t, metering.Meter{Code: "tok", Aggregation: metering.Sum, Property: "n"})
-	p := w.hybrid(t, m, "USD", "0.01", "10", false)
+	credits := w.pricedAsset(t, "0.01") // credits sold at 0.01 USD
+	p := w.hybrid(t, m, credits, "1", "1000", false)
 	cus := w.customer(t)
 	sub := w.subscribe(t, cus, p.Code)
-	usd := w.walletOf(t, sub, "USD")
-	if gs := w.grantsOf(t, usd); len(gs) != 1 || gs[0].Kind != wallet.Included || !gs[0].Amount.Equal(ledger.MustAmount("10")) ||
+	usd := w.walletOf(t, sub, credits)
+	if gs := w.grantsOf(t, usd); len(gs) != 1 || gs[0].Kind != wallet.Included || !gs[0].Amount.Equal(ledger.MustAmount("1000")) ||
 		gs[0].ExpiresAt == nil || !gs[0].ExpiresAt.Equal(sub.CurrentPeriodEnd) {
-		t.Fatalf("included grants %+v, want one of 10 expiring at %s", gs, sub.CurrentPeriodEnd)
+		t.Fatalf("included grants %+v, want one of 1,000 expiring at %s", gs, sub.CurrentPeriodEnd)
 	}
-	w.use(t, m, cus, 1500) // 15.00: 10 covered, 5 beyond
+	w.use(t, m, cus, 1500) // 1,500 credits: 1,000 included, 500 beyond
 
 	inv, _, err := ledger.Unpack(w.bills.ClosePeriod(ctx, sub.ID))
 	if err != nil {
@@ -62,6 +65,13 @@ func TestSubscriptionPeriods(t *testing.T) {
 	want := []string{"base_fee 20", "usage 5", "commitment_true_up 25"}
 	if got := lines(inv); !slices.Equal(got, want) || !inv.Total.Equal(ledger.MustAmount("50")) || inv.Currency != "USD" {
 		t.Fatalf("invoice %v total %s %s, want %v total 50 USD", got, inv.Total, inv.Currency, want)
+	}
+	if u := inv.Lines[1]; u.Credits == nil || !u.Credits.Equal(ledger.MustAmount("500")) || u.CreditPrice == nil ||
+		!u.CreditPrice.Equal(decimal.RequireFromString("0.01")) || !u.Quantity.Equal(decimal.NewFromInt(500)) {
+		t.Fatalf("usage line %+v, want 500 units, 500 credits at 0.01", u)
+	}
+	if out, err := json.MarshalIndent(inv, "", "  "); err == nil {
+		t.Logf("the invoice:\n%s", out)
 	}
 	again, replayed, err := ledger.Unpack(w.bills.ClosePeriod(ctx, sub.ID))
 	if err != nil || !replayed || again.ID != inv.ID {
@@ -104,7 +114,7 @@ func TestSubscriptionPeriods(t *testing.T) {
 	var fresh, expired int
 	for _, g := range w.grantsOf(t, usd) {
 		switch {
-		case g.Status == wallet.GrantActive && g.Amount.Equal(ledger.MustAmount("10")) && g.EffectiveAt.Equal(w.clock.Now()):
+		case g.Status == wallet.GrantActive && g.Amount.Equal(ledger.MustAmount("1000")) && g.EffectiveAt.Equal(w.clock.Now()):
 			fresh++
 		case g.Status == wallet.GrantExpired:
 			expired++

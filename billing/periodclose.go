@@ -33,18 +33,12 @@ type closePeriodOp struct {
 	// cut is when the period ends for its fees: its end, or the moment a
 	// change of plan or a cancellation cut it short (the fee and the
 	// commitment are prorated).
-	cut     time.Time
-	wallets []wallet.Wallet
-	sys     map[string]wallet.SystemAccounts // by wallet asset
-	money   moneyAccounts
-	rates   map[string]decimal.Decimal // credits asset → money per credit in the period
-	conv    map[string]conversion      // credits asset → its trading accounts
-}
-
-// conversion are the trading accounts a credits asset is turned into money
-// through: credits settle into one, money comes out of the other.
-type conversion struct {
-	credits, money ledger.AccountID
+	cut      time.Time
+	wallets  []wallet.Wallet
+	sys      map[string]wallet.SystemAccounts // by wallet asset
+	money    moneyAccounts
+	rounding ledger.AccountID       // the customer's carry in the currency
+	conv     map[string]*moneyClose // credits asset → how it becomes the currency
 }
 
 func periodKey(sub uuid.UUID, start time.Time) string {
@@ -65,13 +59,15 @@ func (o *closePeriodOp) Fingerprint() []byte {
 
 func (o *closePeriodOp) Declare(d *ledger.Decl) {
 	d.Account(o.money.receivable)
-	d.Account(customerRounding(o.customer, o.currency))
+	d.Account(o.rounding)
 	for _, s := range o.sys {
 		d.Account(s.Receivable())
 	}
+	for _, w := range o.wallets {
+		d.Account(wallet.RoundingAccount(w.ID))
+	}
 	for _, c := range o.conv {
-		d.Account(c.credits)
-		d.Account(c.money)
+		c.acc.Declare(d)
 	}
 }
 
@@ -113,7 +109,10 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		MinorUnits: MinorUnits(o.currency), PeriodStart: o.start, PeriodEnd: o.cut, Lines: []InvoiceLine{},
 		Status: InvoiceIssued, EntryID: b.EntryID(), CreatedAt: b.Now()}
 	b.Describe(owner, "invoice "+o.start.Format(time.DateOnly)+" – "+o.cut.Format(time.DateOnly)+" ("+v.Code+")", nil)
-	var ts []ledger.Transfer
+	var (
+		ts    []ledger.Transfer
+		posts []ledger.Posting
+	)
 	share := o.share()
 	// The base fee, prorated when the period was cut short.
 	fee, err := prorate(v.BaseFee, share)
@@ -125,31 +124,45 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 			Quantity: share, UnitPrice: v.BaseFee.Decimal(), Amount: fee})
 		ts = append(ts, ledger.Transfer{Debit: o.money.receivable, Credit: o.money.fees, Amount: fee})
 	}
-	// What each wallet owes, in money.
+	// What each wallet owes, in money. A rest below the minor unit its own
+	// cycles left in the wallet's rounding account joins the customer's
+	// carry, converted once.
+	var carriedIn ledger.Amount
 	for _, w := range o.wallets {
-		to := o.sys[w.Asset].Receivable()
-		c, converted := o.conv[w.Asset]
-		if converted {
-			to = c.credits
-		}
-		st, err := wallet.Settle(b, w.ID, to, inv.ID)
-		if err != nil {
-			return nil, err
-		}
-		lines := linesOf(st)
-		owed := st.Overage.Add(st.Billable)
-		if converted {
-			rate := o.rates[w.Asset]
-			if lines, err = inMoney(lines, rate); err != nil {
-				return nil, err
+		c := o.conv[w.Asset]
+		if c == nil {
+			to := o.sys[w.Asset].Receivable()
+			acc, ok := b.Account(wallet.RoundingAccount(w.ID))
+			if !ok {
+				return nil, fmt.Errorf("rounding account of wallet %s not locked", w.ID)
 			}
-			money, err := ledger.NewAmount(owed.Decimal().Mul(rate))
+			if rest := acc.Posted(ledger.Debit); !rest.IsZero() {
+				carriedIn = carriedIn.Add(rest)
+				ts = append(ts, signed(ledger.Transfer{Debit: to, Credit: wallet.RoundingAccount(w.ID), Amount: rest}))
+			}
+			st, err := wallet.Settle(b, w.ID, to, inv.ID)
 			if err != nil {
 				return nil, err
 			}
-			ts = append(ts, signed(ledger.Transfer{Debit: o.money.receivable, Credit: c.money, Amount: money}))
+			inv.Lines = append(inv.Lines, linesOf(st)...)
+			continue
 		}
+		old, ps, err := c.convertCreditsCarry(b, w.ID)
+		if err != nil {
+			return nil, err
+		}
+		st, err := wallet.Settle(b, w.ID, c.acc.CreditsConversion, inv.ID)
+		if err != nil {
+			return nil, err
+		}
+		lines, subtotal, err := moneyLines(st, c.conv)
+		if err != nil {
+			return nil, err
+		}
+		carriedIn = carriedIn.Add(old)
 		inv.Lines = append(inv.Lines, lines...)
+		posts = append(posts, ps...)
+		posts = append(posts, convertPostings(c.acc, subtotal.Add(old))...)
 	}
 	var sum ledger.Amount
 	for _, l := range inv.Lines {
@@ -168,16 +181,17 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		sum = sum.Add(gap)
 	}
 	inv.Subtotal = sum
-	rounding, ok := b.Account(customerRounding(o.customer, o.currency))
+	rounding, ok := b.Account(o.rounding)
 	if !ok {
 		return nil, fmt.Errorf("rounding account of customer %s not locked", o.customer)
 	}
-	inv.CarriedIn = rounding.Posted(ledger.Debit)
+	carried := rounding.Posted(ledger.Debit)
+	inv.CarriedIn = carried.Add(carriedIn)
 	if inv.Total, inv.CarriedOut, err = round(inv.Subtotal, inv.CarriedIn, inv.MinorUnits); err != nil {
 		return nil, err
 	}
-	ps := ledger.Postings(nonZero(ts)...)
-	ps = append(ps, carry(o.money.receivable, customerRounding(o.customer, o.currency), inv.CarriedIn, inv.CarriedOut)...)
+	ps := append(ledger.Postings(nonZero(ts)...), posts...)
+	ps = append(ps, carry(o.money.receivable, o.rounding, carried, inv.CarriedOut)...)
 	if len(ps) > 0 {
 		if err := b.Post(ps...); err != nil {
 			return nil, err
@@ -206,25 +220,6 @@ func (o *closePeriodOp) share() decimal.Decimal {
 // prorate is a fee's share, exact to the ledger's scale.
 func prorate(fee ledger.Amount, share decimal.Decimal) (ledger.Amount, error) {
 	return ledger.NewAmount(fee.Decimal().Mul(share).Round(ledger.Scale))
-}
-
-// inMoney turns lines in credits into lines in money at rate per credit:
-// each keeps its quantity and credits, and gets the money unit price and
-// amount, exact.
-func inMoney(lines []InvoiceLine, rate decimal.Decimal) ([]InvoiceLine, error) {
-	out := make([]InvoiceLine, len(lines))
-	for i, l := range lines {
-		credits := l.Amount
-		amount, err := ledger.NewAmount(credits.Decimal().Mul(rate))
-		if err != nil {
-			return nil, err
-		}
-		l.Credits, l.CreditPrice = &credits, &rate
-		l.UnitPrice = l.UnitPrice.Mul(rate)
-		l.Amount = amount
-		out[i] = l
-	}
-	return out, nil
 }
 
 // signed turns a transfer of a negative amount into the transfer the other

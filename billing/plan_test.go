@@ -91,14 +91,15 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	ctx := context.Background()
 	tokens := w.meter(t, metering.Meter{Code: "tok", Aggregation: metering.Sum, Property: "n", GroupBy: []string{"model"}})
 	unit := func(p string) string { return `{"model":"per_unit","unit_price":"` + p + `"}` }
-	w.price(t, tokens, "CREDITS", unit("2")) // the default book
-	basic := w.plan(t, NewPlan{Currency: "USD", Prices: []metering.NewPrice{newPrice(t, tokens, "CREDITS", unit("1"))}})
-	pro := w.plan(t, NewPlan{Currency: "USD", Prices: []metering.NewPrice{newPrice(t, tokens, "CREDITS", unit("0.5"))}})
+	cr := w.pricedAsset(t, "0.01")
+	w.price(t, tokens, cr, unit("2")) // the default book
+	basic := w.plan(t, NewPlan{Currency: "USD", Prices: []metering.NewPrice{newPrice(t, tokens, cr, unit("1"))}})
+	pro := w.plan(t, NewPlan{Currency: "USD", Prices: []metering.NewPrice{newPrice(t, tokens, cr, unit("0.5"))}})
 	a, b, c, d := w.customer(t), w.customer(t), w.customer(t), w.customer(t)
 	w.subscribe(t, a, basic.Code)
 	w.subscribe(t, b, pro.Code)
-	w.subscribe(t, c, basic.Code, newPrice(t, tokens, "CREDITS", `{"model":"per_unit","unit_price":"0.25","dimensions":{"model":"big"}}`))
-	if _, err := w.wallets.CreateWallet(ctx, wallet.NewWallet{CustomerID: d, Asset: "CREDITS", OveragePolicy: wallet.PolicyAllow}); err != nil {
+	w.subscribe(t, c, basic.Code, newPrice(t, tokens, cr, `{"model":"per_unit","unit_price":"0.25","dimensions":{"model":"big"}}`))
+	if _, err := w.wallets.CreateWallet(ctx, wallet.NewWallet{CustomerID: d, Asset: cr, OveragePolicy: wallet.PolicyAllow}); err != nil {
 		t.Fatal(err)
 	}
 	now := w.clock.Now()
@@ -111,7 +112,7 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	}
 	check := func(name, id, want string) {
 		t.Helper()
-		if got := w.charged(t, id)["CREDITS"]; got != want {
+		if got := w.charged(t, id)[cr]; got != want {
 			t.Errorf("%s: charged %s, want %s", name, got, want)
 		}
 	}
@@ -125,10 +126,10 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	// from then too.
 	later := now.Add(time.Hour)
 	if _, err := w.bills.AddVersion(ctx, basic.Code, NewPlan{EffectiveAt: &later,
-		Prices: []metering.NewPrice{newPrice(t, tokens, "CREDITS", unit("3"))}}); err != nil {
+		Prices: []metering.NewPrice{newPrice(t, tokens, cr, unit("3"))}}); err != nil {
 		t.Fatal(err)
 	}
-	np := newPrice(t, tokens, "CREDITS", unit("4"))
+	np := newPrice(t, tokens, cr, unit("4"))
 	np.EffectiveAt = &later
 	if _, err := w.meters.CreatePrice(ctx, np); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/metering"
+	"github.com/creditledger/creditledger/wallet"
 )
 
 // CreatePlan makes a plan and its version 1, in force from now, with its
@@ -148,8 +149,16 @@ func (s *Service) checkAsset(ctx context.Context, field, asset, currency string)
 	if asset == currency {
 		return nil
 	}
-	if currencyPattern.MatchString(asset) {
-		return fault.Invalidf(field, "%s is another currency than the plan's %s", asset, currency)
+	a, err := s.wallets.Asset(ctx, asset)
+	if errors.Is(err, fault.NotFound) {
+		return fault.Invalidf(field, "%s is not the plan's currency %s, nor credits sold in it: describe it first (PUT /v1/assets/%s)",
+			asset, currency, asset)
+	}
+	if err != nil {
+		return err
+	}
+	if a.Kind != wallet.AssetCredits || a.Currency == nil || *a.Currency != currency || a.UnitPrice == nil {
+		return fault.Invalidf(field, "%s is not credits priced in the plan's currency %s", asset, currency)
 	}
 	return nil
 }

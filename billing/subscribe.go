@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/shopspring/decimal"
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/ledger"
@@ -189,22 +188,31 @@ func (s *Service) closePeriodOp(ctx context.Context, sub *Subscription, start, e
 		return nil, err
 	}
 	o := &closePeriodOp{subID: sub.ID, customer: sub.CustomerID, currency: plan.Currency, start: start, end: end, cut: cut,
-		sys: map[string]wallet.SystemAccounts{}, rates: map[string]decimal.Decimal{}, conv: map[string]conversion{}}
+		sys: map[string]wallet.SystemAccounts{}, conv: map[string]*moneyClose{}}
 	if o.money, err = s.moneyAccounts(ctx, plan.Currency); err != nil {
 		return nil, err
 	}
-	if err := s.ensureCustomerRounding(ctx, sub.CustomerID, plan.Currency); err != nil {
+	if o.rounding, err = s.openCustomerRounding(ctx, sub.CustomerID, plan.Currency); err != nil {
 		return nil, err
 	}
 	for _, w := range ws {
-		rate, conv, ok, err := s.conversion(ctx, w.Asset, plan.Currency, start)
-		if err != nil {
-			return nil, err
-		}
-		if w.Asset != plan.Currency && !ok {
-			// A wallet the plan's currency cannot bill (credits sold in
-			// another currency, or not priced): its own cycle bills it.
-			continue
+		var mc *moneyClose
+		if w.Asset != plan.Currency {
+			conv, err := s.ConversionAt(ctx, w.Asset, start)
+			if err != nil {
+				return nil, err
+			}
+			if conv == nil || conv.Currency != plan.Currency {
+				// A wallet the plan's currency cannot bill (credits not
+				// priced then, or sold in another currency) is left
+				// out; what it owes waits for a period that can.
+				continue
+			}
+			acc, err := s.EnsureMoneyAccounts(ctx, sub.CustomerID, *conv)
+			if err != nil {
+				return nil, err
+			}
+			mc = &moneyClose{conv: *conv, acc: acc}
 		}
 		if err := s.wallets.EnsureAccounts(ctx, w); err != nil {
 			return nil, err
@@ -214,18 +222,11 @@ func (s *Service) closePeriodOp(ctx context.Context, sub *Subscription, start, e
 			return nil, err
 		}
 		o.wallets, o.sys[w.Asset] = append(o.wallets, w), sys
-		if ok {
-			o.rates[w.Asset], o.conv[w.Asset] = rate, conv
+		if mc != nil {
+			o.conv[w.Asset] = mc
 		}
 	}
 	return o, nil
-}
-
-// conversion is how credits asset turns into currency for a period that
-// starts at t: the money per credit in force then and the trading
-// accounts. ok is false for an asset that is not credits sold in currency.
-func (s *Service) conversion(ctx context.Context, asset, currency string, t time.Time) (decimal.Decimal, conversion, bool, error) {
-	return decimal.Zero, conversion{}, false, nil
 }
 
 // ClosePeriod closes the subscription's current period now and issues its

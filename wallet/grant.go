@@ -24,6 +24,10 @@ type addGrantOp struct {
 	req     NewGrant
 	prio    int
 	eff     *time.Time
+	// costBasis stands in for the request's when it gives none: what paid
+	// credits of a priced asset cost (defaultCostBasis). Not in the
+	// fingerprint: a retry after a price change is the same request.
+	costBasis *ledger.Amount
 }
 
 func (o *addGrantOp) Kind() string { return KindGrant }
@@ -51,7 +55,7 @@ func (o *addGrantOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	b.Describe(w.ID, o.req.Description, o.req.Metadata)
 	g, err := s.creditGrant(b, w, o.sys.funding(o.req.Kind), false, o.account, Grant{
 		ID: o.grantID, Kind: o.req.Kind, Amount: o.req.Amount, Priority: o.prio, EffectiveAt: eff, ExpiresAt: o.req.ExpiresAt,
-		CostBasis: o.req.CostBasis, Description: o.req.Description, Metadata: o.req.Metadata,
+		CostBasis: cmpOr(o.req.CostBasis, o.costBasis), Description: o.req.Description, Metadata: o.req.Metadata,
 	})
 	if err != nil {
 		return nil, err
@@ -141,9 +145,13 @@ func (s *Service) AddGrant(ctx context.Context, key string, id WalletID, g NewGr
 	if err != nil {
 		return ledger.Result[Grant]{}, err
 	}
+	cost, err := s.defaultCostBasis(ctx, w.Asset, g)
+	if err != nil {
+		return ledger.Result[Grant]{}, err
+	}
 	return submit[Grant](ctx, s, &addGrantOp{
 		base:    base{key: newKey(key), walletID: id, customer: w.CustomerID, sys: sys},
-		grantID: GrantID(uuid.New()), account: ledger.NewAccountID(), req: g, prio: prio, eff: eff,
+		grantID: GrantID(uuid.New()), account: ledger.NewAccountID(), req: g, prio: prio, eff: eff, costBasis: cost,
 	})
 }
 

@@ -219,6 +219,9 @@ func (s *stage) autoTopup(b ledger.Batch, w *walletState, avail ledger.Amount) e
 		ID: id, WalletID: w.ID, CustomerID: w.CustomerID, Asset: w.Asset, Amount: amount, Kind: r.Kind,
 		Payment: r.Payment, Status: TopupRequested, AvailableAtRequest: avail, CreatedAt: now,
 	}}
+	if err := w.price.topup(&t.Topup); err != nil {
+		return err
+	}
 	s.topups.byID[id] = t
 	s.topups.fresh = append(s.topups.fresh, t)
 	b.OnUndo(func() {
@@ -289,6 +292,27 @@ func (r *ruleScan) rule(w WalletID) *AutoTopup {
 		Kind: GrantKind(*r.kind), Payment: Payment(*r.payment), MaxPerDay: int(*r.maxPerDay), UpdatedAt: r.updated.UTC()}
 }
 
+// priceColumns and priceJoin add a wallet's asset price to the stage's
+// wallet query; NULLs for unpriced assets.
+const (
+	priceColumns = `a.currency, a.unit_price`
+	priceJoin    = `LEFT JOIN assets a ON a.code = w.asset AND a.kind = 'credits'`
+)
+
+type priceScan struct {
+	currency *string
+	unit     *ledger.Amount
+}
+
+func (p *priceScan) dest() []any { return []any{&p.currency, &p.unit} }
+
+func (p *priceScan) price() *creditPrice {
+	if p.currency == nil || p.unit == nil {
+		return nil
+	}
+	return &creditPrice{currency: *p.currency, unit: *p.unit}
+}
+
 // loadTopups reads the top-ups ops settle, and the immediate top-ups not yet
 // invoiced of wallets whose cycle closes.
 func (s *stage) loadTopups(ctx context.Context, tx pgx.Tx, ids, closing []uuid.UUID) error {
@@ -321,15 +345,18 @@ func (s *stage) flushTopups(ctx context.Context, b ledger.StageBatch) error {
 		ids, wallets := make([]uuid.UUID, n), make([]uuid.UUID, n)
 		customers, assets, kinds, payments, statuses := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		amounts, avail := make([]ledger.Amount, n), make([]ledger.Amount, n)
+		prices, currencies := make([]*ledger.Amount, n), make([]*string, n)
 		for i, t := range s.topups.fresh {
 			ids[i], wallets[i], customers[i], assets[i] = uuid.UUID(t.ID), uuid.UUID(t.WalletID), t.CustomerID, t.Asset
 			kinds[i], payments[i], statuses[i], amounts[i], avail[i] = string(t.Kind), string(t.Payment), string(t.Status), t.Amount, t.AvailableAtRequest
+			prices[i], currencies[i] = t.Price, t.Currency
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO topups (id, wallet_id, customer_id, asset, amount, kind, payment, status, available_at_request, created_at)
-			SELECT u.id, u.w, u.c, u.a, u.amt, u.k, u.p, u.st, u.av, $10
-			FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::NUMERIC[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::NUMERIC[])
-				AS u(id, w, c, a, amt, k, p, st, av)`,
-			ids, wallets, customers, assets, amounts, kinds, payments, statuses, avail, b.Now()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO topups (id, wallet_id, customer_id, asset, amount, kind, payment, status, available_at_request, created_at,
+				price, currency)
+			SELECT u.id, u.w, u.c, u.a, u.amt, u.k, u.p, u.st, u.av, $10, u.pr, u.cur
+			FROM unnest($1::UUID[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::NUMERIC[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::NUMERIC[],
+				$11::NUMERIC[], $12::TEXT[]) AS u(id, w, c, a, amt, k, p, st, av, pr, cur)`,
+			ids, wallets, customers, assets, amounts, kinds, payments, statuses, avail, b.Now(), prices, currencies); err != nil {
 			return fmt.Errorf("insert top-ups: %w", err)
 		}
 	}

@@ -210,6 +210,7 @@ type walletState struct {
 	react        reactions
 	rule         *AutoTopup
 	nextCycleEnd *time.Time
+	price        *creditPrice // priced credits: what one is worth now (asset_price.go)
 }
 
 // stageOf is the wallet stage of b. Every wallet op is a ledger.ModuleOp,
@@ -296,11 +297,11 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 // top-up rules, and declares their overage accounts. With sums, each
 // wallet's grant sums over all its grants come in the same statement.
 func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid.UUID, sums bool) error {
-	q := `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `
-		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id WHERE w.id = ANY($1)`
+	q := `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `
+		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id ` + priceJoin + ` WHERE w.id = ANY($1)`
 	if sums {
-		q = `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, gs.granted, gs.expired, gs.voided
-		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id
+		q = `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `, gs.granted, gs.expired, gs.voided
+		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id ` + priceJoin + `
 		CROSS JOIN LATERAL (SELECT COALESCE(SUM(g.amount), 0) AS granted, COALESCE(SUM(g.expired_amount), 0) AS expired,
 			COALESCE(SUM(g.voided_amount), 0) AS voided FROM grants g WHERE g.wallet_id = w.id) gs
 		WHERE w.id = ANY($1)`
@@ -315,9 +316,10 @@ func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid
 			react []byte
 			next  *time.Time
 			rule  ruleScan
+			price priceScan
 			t     totals
 		)
-		dst := append([]any{&react, &next}, rule.dest()...)
+		dst := append(append([]any{&react, &next}, rule.dest()...), price.dest()...)
 		if sums {
 			dst = append(dst, &t.granted, &t.expired, &t.voided)
 		}
@@ -325,7 +327,7 @@ func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid
 		if err != nil {
 			return err
 		}
-		st := &walletState{Wallet: w, overage: overage, rule: rule.rule(w.ID), nextCycleEnd: next}
+		st := &walletState{Wallet: w, overage: overage, rule: rule.rule(w.ID), nextCycleEnd: next, price: price.price()}
 		if st.react, err = decodeReactions(react); err != nil {
 			return err
 		}

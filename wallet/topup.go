@@ -50,6 +50,12 @@ type Topup struct {
 	FailureReason      string        `json:"failure_reason,omitempty"`
 	CreatedAt          time.Time     `json:"created_at"`
 	CompletedAt        *time.Time    `json:"completed_at,omitempty"`
+
+	// Price is what the top-up costs in Currency when the wallet's credits
+	// are priced: Amount × the unit price in force when it was requested,
+	// for the app to charge. Absent for unpriced credits.
+	Price    *ledger.Amount `json:"price,omitempty"`
+	Currency *string        `json:"currency,omitempty"`
 }
 
 // settleTopupOp confirms a top-up (crediting it) or records its failure.
@@ -123,7 +129,7 @@ func (o *settleTopupOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	meta, _ := json.Marshal(map[string]string{"topup_id": t.ID.String()}) // strings: cannot fail
 	g, err := s.creditGrant(b, w, funding, custom, ledger.NewAccountID(), Grant{
 		ID: GrantID(uuid.New()), Kind: t.Kind, Amount: t.Amount, Priority: 50, EffectiveAt: now,
-		Description: "auto top-up", Metadata: meta,
+		Description: "auto top-up", Metadata: meta, CostBasis: paidPrice(t.Kind, t.Price),
 	})
 	if err != nil {
 		return nil, err
@@ -144,7 +150,7 @@ func (o *settleTopupOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 }
 
 const topupSelect = `SELECT id, wallet_id, customer_id, asset, amount, kind, payment, status, available_at_request,
-	grant_id, invoice_id, failure_reason, created_at, completed_at FROM topups`
+	grant_id, invoice_id, failure_reason, created_at, completed_at, price, currency FROM topups`
 
 func scanTopup(row pgx.Row) (Topup, error) {
 	var (
@@ -153,7 +159,7 @@ func scanTopup(row pgx.Row) (Topup, error) {
 		reason                *string
 	)
 	if err := row.Scan(&t.ID, &t.WalletID, &t.CustomerID, &t.Asset, &t.Amount, &kind, &payment, &status, &t.AvailableAtRequest,
-		&t.GrantID, &t.InvoiceID, &reason, &t.CreatedAt, &t.CompletedAt); err != nil {
+		&t.GrantID, &t.InvoiceID, &reason, &t.CreatedAt, &t.CompletedAt, &t.Price, &t.Currency); err != nil {
 		return t, err
 	}
 	t.Kind, t.Payment, t.Status = GrantKind(kind), Payment(payment), TopupStatus(status)

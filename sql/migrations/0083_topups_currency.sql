@@ -1,0 +1,2 @@
+-- The currency of topups.price.
+ALTER TABLE topups ADD COLUMN currency TEXT;
