@@ -53,8 +53,9 @@ func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 			}
 		})
 		svc := wallet.NewService(l)
-		bills := billing.NewService(l, svc, metering.NewService(l, svc, nil), nil)
-		c.Routes = slices.Concat(api.WalletRoutes(svc), api.InvoiceRoutes(bills), api.PlanRoutes(bills))
+		ms := metering.NewService(l, svc, nil)
+		bills := billing.NewService(l, svc, ms, nil)
+		c.Routes = slices.Concat(api.WalletRoutes(svc), api.InvoiceRoutes(bills), api.PlanRoutes(bills), api.MeteringRoutes(ms))
 		c.CustomerExists = svc.CustomerExists
 		if edit != nil {
 			edit(c)

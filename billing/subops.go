@@ -75,6 +75,7 @@ func (g grantor) grant(b ledger.Batch, sub uuid.UUID, v *Plan, end time.Time) er
 type subscribeOp struct {
 	key       string
 	sub       Subscription // id, customer, plan, start, overage limit
+	asked     *time.Time   // the start as asked (the fingerprint's: now differs on a retry)
 	overrides []metering.Price
 	g         grantor
 }
@@ -98,10 +99,10 @@ func (o *subscribeOp) Fingerprint() []byte {
 	}
 	return ledger.Fingerprint(o.Kind(), struct {
 		Customer, Plan string
-		Start          time.Time
+		Start          *time.Time
 		Limit          *ledger.Amount
 		Overrides      []override
-	}{o.sub.CustomerID, o.sub.PlanCode, o.sub.StartAt, o.sub.OverageLimit, ovs})
+	}{o.sub.CustomerID, o.sub.PlanCode, o.asked, o.sub.OverageLimit, ovs})
 }
 
 func (o *subscribeOp) needs(_ context.Context, b ledger.StageBatch) error {

@@ -65,9 +65,12 @@ func (s *Service) Subscribe(ctx context.Context, key string, ns NewSubscription)
 			return none, fault.Invalidf("start_at", "at most one %s in the past: the first period must hold now", plan.Interval)
 		}
 	}
+	// Without a key, a second subscription is refused before anything is
+	// made; with one, the op refuses it under the key (a retry of the
+	// first must replay its answer, not meet this check).
 	if active, err := s.activeSubscription(ctx, ns.CustomerID); err != nil {
 		return none, err
-	} else if active != nil {
+	} else if active != nil && key == "" {
 		return none, fault.Conflictf(CodeSubscriptionExists, "customer %q already has an active subscription (%s)", ns.CustomerID, active.ID)
 	}
 	id := uuid.New()
@@ -75,7 +78,7 @@ func (s *Service) Subscribe(ctx context.Context, key string, ns NewSubscription)
 	if err != nil {
 		return none, err
 	}
-	g, err := s.grantor(ctx, ns.CustomerID, plan)
+	g, err := s.grantor(ctx, ns.CustomerID, plan, ns.OverageLimit)
 	if err != nil {
 		return none, err
 	}
@@ -83,7 +86,7 @@ func (s *Service) Subscribe(ctx context.Context, key string, ns NewSubscription)
 		key = "subscribe:" + id.String()
 	}
 	op := &subscribeOp{key: key, sub: Subscription{ID: id, CustomerID: ns.CustomerID, PlanCode: plan.Code, StartAt: start,
-		OverageLimit: ns.OverageLimit}, overrides: overrides, g: g}
+		OverageLimit: ns.OverageLimit}, asked: ns.StartAt, overrides: overrides, g: g}
 	return ledger.Answer[Subscription](s.l.Submit(ctx, op))
 }
 
@@ -121,9 +124,10 @@ func (s *Service) prepareOverrides(ctx context.Context, sub uuid.UUID, plan Plan
 }
 
 // grantor opens the customer's wallets in every asset plan prices or
-// includes (with the plan's overage policy; existing wallets keep theirs)
+// includes (with the plan's overage policy and the subscription's overage
+// limit; existing wallets keep theirs, PATCH /v1/wallets changes them)
 // and resolves their system accounts.
-func (s *Service) grantor(ctx context.Context, customer string, plan Plan) (grantor, error) {
+func (s *Service) grantor(ctx context.Context, customer string, plan Plan, limit *ledger.Amount) (grantor, error) {
 	g := grantor{wallets: map[string]wallet.WalletID{}, sys: map[string]wallet.SystemAccounts{}}
 	assets := map[string]bool{}
 	for _, ic := range plan.IncludedCredits {
@@ -143,8 +147,11 @@ func (s *Service) grantor(ctx context.Context, customer string, plan Plan) (gran
 	for asset := range assets {
 		id, ok := have[asset]
 		if !ok {
-			w, err := s.wallets.CreateWallet(ctx, wallet.NewWallet{CustomerID: customer, Asset: asset,
-				OveragePolicy: wallet.Policy(plan.OveragePolicy)})
+			nw := wallet.NewWallet{CustomerID: customer, Asset: asset, OveragePolicy: wallet.Policy(plan.OveragePolicy)}
+			if nw.OveragePolicy == wallet.PolicyAllow {
+				nw.OverageLimit = limit
+			}
+			w, err := s.wallets.CreateWallet(ctx, nw)
 			if errors.Is(err, fault.Exists) {
 				// Made meanwhile by another request: use it.
 				if ws, err = s.wallets.WalletsOf(ctx, customer); err != nil {
@@ -330,7 +337,7 @@ func (s *Service) cutShort(ctx context.Context, sub *Subscription, plan Plan, ca
 	roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: now, cancel: cancel}
 	if !cancel {
 		roll.plan = plan.Code
-		if roll.g, err = s.grantor(ctx, sub.CustomerID, plan); err != nil {
+		if roll.g, err = s.grantor(ctx, sub.CustomerID, plan, sub.OverageLimit); err != nil {
 			return Subscription{}, err
 		}
 	}
@@ -386,7 +393,7 @@ func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
 			if err != nil {
 				return n, err
 			}
-			if roll.g, err = s.grantor(ctx, sub.CustomerID, plan); err != nil {
+			if roll.g, err = s.grantor(ctx, sub.CustomerID, plan, sub.OverageLimit); err != nil {
 				return n, err
 			}
 		}
