@@ -45,8 +45,12 @@ func TestPlansAndSubscriptionsResponses(t *testing.T) {
 	}{
 		{func(b map[string]any) { b["base_fee"] = "-1" }, "base_fee"},
 		{func(b map[string]any) { b["currency"] = "EUR" }, "included_credits[0].asset"},
-		{func(b map[string]any) { b["prices"] = []any{map[string]any{"meter_code": "nope", "asset": credits, "model": "per_unit", "unit_price": "1"}} }, "prices[0].meter_code"},
-		{func(b map[string]any) { b["prices"] = []any{map[string]any{"meter_code": meter["code"], "asset": credits, "model": "per_unit"}} }, "prices[0].unit_price"},
+		{func(b map[string]any) {
+			b["prices"] = []any{map[string]any{"meter_code": "nope", "asset": credits, "model": "per_unit", "unit_price": "1"}}
+		}, "prices[0].meter_code"},
+		{func(b map[string]any) {
+			b["prices"] = []any{map[string]any{"meter_code": meter["code"], "asset": credits, "model": "per_unit"}}
+		}, "prices[0].unit_price"},
 	} {
 		b := map[string]any{}
 		for k, v := range planBody {

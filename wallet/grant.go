@@ -230,13 +230,13 @@ type Grant struct {
 	Description string          `json:"description,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
 	// SubscriptionID is the subscription whose plan included the credits.
-	SubscriptionID *uuid.UUID  `json:"subscription_id,omitempty"`
-	Status         GrantStatus `json:"status"`
-	Expired     ledger.Amount   `json:"expired"` // posted to breakage at expiry
-	Voided      ledger.Amount   `json:"voided"`  // reversed by a void
-	CreatedAt   time.Time       `json:"created_at"`
-	VoidedAt    *time.Time      `json:"voided_at,omitempty"`
-	ExpiredAt   *time.Time      `json:"expired_at,omitempty"`
+	SubscriptionID *uuid.UUID    `json:"subscription_id,omitempty"`
+	Status         GrantStatus   `json:"status"`
+	Expired        ledger.Amount `json:"expired"` // posted to breakage at expiry
+	Voided         ledger.Amount `json:"voided"`  // reversed by a void
+	CreatedAt      time.Time     `json:"created_at"`
+	VoidedAt       *time.Time    `json:"voided_at,omitempty"`
+	ExpiredAt      *time.Time    `json:"expired_at,omitempty"`
 }
 
 // NewGrant is what AddGrant needs.
