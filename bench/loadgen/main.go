@@ -76,6 +76,7 @@ type config struct {
 	GrantWorkers    int
 	MaxPending      int
 	Backlog         int
+	Subscribed      bool                // every customer on a plan that prices the meter
 	Command         string              // as shown in the report
 	Getenv          func(string) string // the environment ledgerd's pass-through settings come from
 }
@@ -116,6 +117,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&c.GrantWorkers, "grant-workers", 64, "concurrent grant requests while setting up")
 	fs.IntVar(&c.MaxPending, "max-pending", 4000, "NATS async publishes in flight at most")
 	fs.IntVar(&c.Backlog, "backlog", 20000, "published events ledgerd may be behind at most before publishing waits")
+	fs.BoolVar(&c.Subscribed, "subscribed", false, "put every customer on a plan pricing the meter at the same price, so each batch resolves prices through subscriptions and plan versions")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -251,7 +253,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 func run(ctx context.Context, cfg config, log *slog.Logger) (*report, error) {
 	start := time.Now()
 	rep := &report{Started: start.UTC(), Command: cfg.Command, Quick: cfg.Quick, Events: cfg.Events,
-		Customers: cfg.Customers, Ledgerd: map[string]string{}}
+		Customers: cfg.Customers, Subscribed: cfg.Subscribed, Ledgerd: map[string]string{}}
 	r := &runner{cfg: cfg, log: log, hc: newHTTPClient(), exp: newExpectation(), price: decimal.RequireFromString(unitPriceStr)}
 	err := r.run(ctx, rep) // stops ledgerd and NATS before it returns
 	rep.LedgerdExits = r.exitProblem
@@ -333,7 +335,7 @@ func (r *runner) run(ctx context.Context, rep *report) error {
 		return fmt.Errorf("open bench database: %w", err)
 	}
 	t0 := time.Now()
-	if r.fix, err = setup(ctx, r.log, r.api, cfg.Customers, cfg.SetupWorkers, cfg.GrantWorkers); err != nil {
+	if r.fix, err = setup(ctx, r.log, r.api, cfg.Customers, cfg.SetupWorkers, cfg.GrantWorkers, cfg.Subscribed); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
 	rep.SetupSeconds = time.Since(t0).Seconds()

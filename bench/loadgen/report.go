@@ -19,6 +19,7 @@ type report struct {
 	Quick        bool              `json:"quick,omitempty"`
 	Events       int               `json:"events"`
 	Customers    int               `json:"customers"`
+	Subscribed   bool              `json:"subscribed,omitempty"`
 	PostgreSQL   pgSettings        `json:"postgresql"`
 	Ledgerd      map[string]string `json:"ledgerd_settings"` // pass-through overrides; empty: defaults
 	SetupSeconds float64           `json:"setup_seconds"`
@@ -129,6 +130,10 @@ func writeMarkdown(w io.Writer, rep *report) {
 	p("- fixture: %s customers each with a CREDITS wallet and a paid grant of %s, one sum meter `%s`, per-unit price %s a token; "+
 		"an event carries 1 to 1,000 tokens; set up over HTTP in %.1f s (not timed in any row)",
 		thousands(rep.Customers), grantAmount, meterCode, unitPriceStr, rep.SetupSeconds)
+	if rep.Subscribed {
+		p("- **-subscribed**: every customer is on plan `%s`, which prices the meter at the same per-unit price, so each "+
+			"batch resolves prices through the customers' subscriptions, phases and plan versions (one query per batch)", planCode)
+	}
 	if rep.Quick {
 		p("- **-quick**: smoke-test counts, not the issue's; the targets do not apply")
 	}

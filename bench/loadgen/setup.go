@@ -22,15 +22,22 @@ func (f fixture) all() []account { return append(append([]account(nil), f.Spread
 
 // setup creates the meter, the price and the accounts over the API, with
 // workers requests at a time. Not timed as part of any scenario.
-func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, workers, grantWorkers int) (fixture, error) {
+func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, workers, grantWorkers int, subscribed bool) (fixture, error) {
 	var setupNotes []string
 	if _, err := api.call(ctx, http.MethodPost, "/v1/meters", map[string]any{
 		"code": meterCode, "event_name": eventName, "aggregation": "sum", "property": "tokens",
 	}, nil, http.StatusCreated); err != nil {
 		return fixture{}, fmt.Errorf("meter: %w", err)
 	}
+	// Subscribed, the default book's price is a decoy ten times the
+	// plan's: the balance checks pass only if every event was priced by
+	// the customer's plan.
+	bookPrice := unitPriceStr
+	if subscribed {
+		bookPrice = decoyPriceStr
+	}
 	if _, err := api.call(ctx, http.MethodPost, "/v1/prices", map[string]any{
-		"meter_code": meterCode, "asset": asset, "model": "per_unit", "unit_price": unitPriceStr,
+		"meter_code": meterCode, "asset": asset, "model": "per_unit", "unit_price": bookPrice,
 	}, nil, http.StatusCreated); err != nil {
 		return fixture{}, fmt.Errorf("price: %w", err)
 	}
@@ -62,6 +69,11 @@ func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, wor
 	})
 	if err != nil {
 		return fixture{}, err
+	}
+	if subscribed {
+		if err := subscribeAll(ctx, api, accts, workers); err != nil {
+			return fixture{}, err
+		}
 	}
 	if n := retried.Load(); n > 0 {
 		log.Warn("setup: grant requests failed with a server error and were sent again", "retries", n)
@@ -113,4 +125,38 @@ func addGrant(ctx context.Context, api *apiClient, wallet string) (int, error) {
 		}
 	}
 	return 4, err
+}
+
+// The plan of the subscribed variant, and the default book's price then.
+const (
+	planCode      = "bench"
+	decoyPriceStr = "0.00002"
+)
+
+// subscribeAll puts every account on a plan that prices the meter at the
+// price the balance checks expect (the default book has a decoy), so every
+// event's price is resolved through the customer's subscription
+// (overrides, plan version, default book). The credits are priced in USD,
+// as a plan requires.
+func subscribeAll(ctx context.Context, api *apiClient, accts []account, workers int) error {
+	if _, err := api.call(ctx, http.MethodPut, "/v1/assets/"+asset, map[string]any{
+		"kind": "credits", "currency": "USD", "unit_price": "0.001",
+	}, nil, http.StatusOK); err != nil {
+		return fmt.Errorf("asset: %w", err)
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/v1/plans", map[string]any{
+		"code": planCode, "currency": "USD", "prices": []any{map[string]any{
+			"meter_code": meterCode, "asset": asset, "model": "per_unit", "unit_price": unitPriceStr,
+		}},
+	}, nil, http.StatusCreated); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	return parallel(ctx, len(accts), workers, func(ctx context.Context, i int) error {
+		if _, err := api.callKey(ctx, "loadgen-sub-"+accts[i].Customer, http.MethodPost, "/v1/subscriptions", map[string]any{
+			"customer_id": accts[i].Customer, "plan_code": planCode,
+		}, nil, http.StatusCreated); err != nil {
+			return fmt.Errorf("subscription of %s: %w", accts[i].Customer, err)
+		}
+		return nil
+	})
 }

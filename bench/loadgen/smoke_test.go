@@ -123,3 +123,53 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestSmokeSubscribed runs the ingest scenarios with every customer on a
+// plan: the default book's price is a decoy, so the balance checks pass
+// only if each event was priced through its customer's subscription.
+func TestSmokeSubscribed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ledgerd and runs it against PostgreSQL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ledgerd")
+	build := exec.CommandContext(ctx, goCommand(), "build", "-o", bin, "github.com/creditledger/creditledger/cmd/ledgerd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build ledgerd: %v\n%s", err, out)
+	}
+	admin := testdb.AdminURL()
+	const dbName = "ledger_bench_sub_test"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := dropDatabase(ctx, admin, dbName); err != nil {
+			t.Logf("drop %s: %v", dbName, err)
+		}
+	})
+	cfg, err := parseFlags([]string{
+		"-ledgerd", bin, "-database-url", admin, "-db-name", dbName, "-subscribed", "-scenarios", "1,3",
+		"-events", "200", "-customers", "20", "-http-batch", "50", "-http-callers", "2",
+		"-setup-workers", "8", "-grant-workers", "8", "-timeout", "60s",
+	}, os.Getenv, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rep, err := run(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !rep.correct() || !rep.Subscribed {
+		t.Errorf("the run was not correct: error %q, ledgerd exits %q", rep.Error, rep.LedgerdExits)
+	}
+	for _, r := range rep.Rows {
+		if r.Scenario != "1" && r.Scenario != "3" {
+			continue
+		}
+		if !r.Complete || r.Done != 200 || r.Checks == nil || !r.Checks.ok() || r.Checks.Wallets != 21 {
+			t.Errorf("scenario %s: complete %v, %d events, checks %+v", r.Scenario, r.Complete, r.Done, r.Checks)
+		}
+	}
+}
