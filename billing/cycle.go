@@ -45,6 +45,9 @@ func (o *closeCycleOp) Declare(d *ledger.Decl) {
 }
 
 func (o *closeCycleOp) needs(_ context.Context, b ledger.StageBatch) error {
+	if err := wantNumber(b, o.wallet.CustomerID); err != nil {
+		return err
+	}
 	return wallet.WantSettle(b, o.wallet.ID)
 }
 
@@ -80,7 +83,9 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 			return nil, err
 		}
 	}
-	s.issue(b, &inv)
+	if err := s.issue(b, &inv); err != nil {
+		return nil, err
+	}
 	// The next cycle to close is the one after this; an early close moves
 	// the scheduler past the cycle it closed.
 	_, after := wallet.Cycle(w.CreatedAt, o.end)

@@ -29,12 +29,17 @@ type op interface {
 	needs(ctx context.Context, b ledger.StageBatch) error
 }
 
-var _ op = (*closeCycleOp)(nil)
+var (
+	_ op = (*closeCycleOp)(nil)
+	_ op = (*lifeOp)(nil)
+)
 
 // stage is the billing module's part of one batch attempt: the invoices
 // its ops issue.
 type stage struct {
 	invoices []*Invoice
+	numbers  numberBook // number.go
+	life     lifeBook   // life.go
 }
 
 func stageOf(b ledger.Batch) (*stage, error) {
@@ -56,13 +61,18 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 			}
 		}
 	}
-	return nil
+	return s.loadLife(ctx, b)
 }
 
-// issue records inv, written with the batch; undone with the op.
-func (s *stage) issue(b ledger.Batch, inv *Invoice) {
+// issue numbers inv and records it, written with the batch; undone with
+// the op. The op must have asked for its customer's number (wantNumber).
+func (s *stage) issue(b ledger.Batch, inv *Invoice) error {
+	if err := s.assignNumber(b, inv); err != nil {
+		return err
+	}
 	s.invoices = append(s.invoices, inv)
 	b.OnUndo(func() { s.invoices = s.invoices[:len(s.invoices)-1] })
+	return nil
 }
 
 // Flush writes the invoices the batch issued.
@@ -73,12 +83,12 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			return fmt.Errorf("invoice lines: %w", err)
 		}
 		if _, err := b.Tx().Exec(ctx, `INSERT INTO invoices (id, wallet_id, customer_id, currency, period_start, period_end, lines,
-				subtotal, carried_in, total, carried_out, status, entry_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+				subtotal, carried_in, total, carried_out, status, entry_id, created_at, number)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			inv.ID, inv.WalletID, inv.CustomerID, inv.Currency, inv.PeriodStart, inv.PeriodEnd, string(lines),
-			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt); err != nil {
+			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt, inv.Number); err != nil {
 			return fmt.Errorf("insert invoice: %w", err)
 		}
 	}
-	return nil
+	return s.flushLife(ctx, b)
 }

@@ -34,6 +34,8 @@ const (
 	EventGrantExpired     = "grant.expired"
 	EventHoldExpired      = "hold.expired"
 	EventInvoiceCreated   = "invoice.created"
+	EventInvoicePaid      = "invoice.paid"
+	EventInvoiceVoided    = "invoice.voided"
 )
 
 // EventTypes returns the public event types, in documentation order. The
@@ -43,6 +45,7 @@ func EventTypes() []string {
 		EventThresholdReached, EventDepleted, EventOverageStarted,
 		EventTopupRequested, EventTopupSucceeded, EventTopupFailed,
 		EventGrantExpired, EventHoldExpired, EventInvoiceCreated,
+		EventInvoicePaid, EventInvoiceVoided,
 	}
 }
 
