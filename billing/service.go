@@ -27,6 +27,7 @@ type Service struct {
 	db      *pg.DB
 	wallets *wallet.Service
 	log     *slog.Logger
+	seller  string // printed on HTML invoices (html.go)
 }
 
 // NewService returns the billing service over ledger l, which must be
