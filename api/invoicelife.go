@@ -11,6 +11,7 @@ import (
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
+	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -37,6 +38,9 @@ func (h *invoiceHandlers) void(c *fiber.Ctx) error {
 func invoiceFilter(c *fiber.Ctx) (billing.InvoiceFilter, error) {
 	f := billing.InvoiceFilter{CustomerID: c.Query("customer_id"), Status: c.Query("status")}
 	if caller, ok := auth.From(c); ok && caller.Scope == apikey.Portal && f.CustomerID == "" {
+		if caller.CustomerID == "" {
+			return f, fault.NotFoundf("a portal key bound to no customer")
+		}
 		f.CustomerID = caller.CustomerID
 	}
 	if f.CustomerID != "" {
@@ -71,6 +75,7 @@ func wantsHTML(c *fiber.Ctx) (bool, error) {
 	case "json":
 		return false, nil
 	case "":
+		c.Vary(fiber.HeaderAccept)
 		return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML) == fiber.MIMETextHTML, nil
 	}
 	return false, problem.Invalid("format", "must be json or html")
@@ -85,7 +90,6 @@ func (h *invoiceHandlers) sendHTML(c *fiber.Ctx, inv billing.Invoice, err error)
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	c.Set(fiber.HeaderVary, fiber.HeaderAccept)
 	return c.Send(buf.Bytes())
 }
 

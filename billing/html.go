@@ -59,13 +59,17 @@ func (s *Service) WriteHTML(ctx context.Context, w io.Writer, inv Invoice) error
 	case !errors.Is(err, fault.NotFound):
 		return err
 	}
-	seller := s.seller
+	return renderHTML(w, inv, s.seller, name)
+}
+
+// renderHTML is WriteHTML once the customer's name is known.
+func renderHTML(w io.Writer, inv Invoice, seller, customerName string) error {
 	if seller == "" {
 		seller = DefaultSeller
 	}
 	m := inv.MinorUnits
 	h := htmlInvoice{
-		Seller: seller, ID: inv.ID.String(), CustomerID: inv.CustomerID, CustomerName: name,
+		Seller: seller, ID: inv.ID.String(), CustomerID: inv.CustomerID, CustomerName: customerName,
 		Status: inv.Status, Currency: inv.Currency,
 		PeriodStart: day(inv.PeriodStart), PeriodEnd: day(inv.PeriodEnd), Issued: day(inv.CreatedAt),
 		Subtotal: money(inv.Subtotal.Decimal(), m), CarriedIn: money(inv.CarriedIn.Decimal(), m),
