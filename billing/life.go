@@ -322,12 +322,9 @@ func (s *stage) loadLife(ctx context.Context, b ledger.StageBatch) error {
 	return nil
 }
 
-// flushLife writes what the batch did to the numbers and to the invoices
-// it paid or voided, one statement each.
+// flushLife writes the invoices the batch paid or voided, with one
+// statement.
 func (s *stage) flushLife(ctx context.Context, b ledger.StageBatch) error {
-	if err := s.flushNumbers(ctx, b); err != nil {
-		return err
-	}
 	var (
 		ids              []uuid.UUID
 		status           []string

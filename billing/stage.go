@@ -77,6 +77,12 @@ func (s *stage) issue(b ledger.Batch, inv *Invoice) error {
 
 // Flush writes the invoices the batch issued.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
+	// The number counters before the invoices: a batch racing another for
+	// a new prefix then stops on the counter's key, a conflict it reruns
+	// (40001), never on a duplicate number, which would refuse its op.
+	if err := s.flushNumbers(ctx, b); err != nil {
+		return err
+	}
 	for _, inv := range s.invoices {
 		lines, err := json.Marshal(inv.Lines)
 		if err != nil {
