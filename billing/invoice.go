@@ -75,9 +75,9 @@ type Invoice struct {
 	Total       ledger.Amount   `json:"total"`
 	CarriedOut  ledger.Amount   `json:"carried_out"`
 	Status      string          `json:"status"`
+	EntryID     ledger.EntryID  `json:"entry_id"`
+	CreatedAt   time.Time       `json:"created_at"`
 	InvoiceLife
-	EntryID   ledger.EntryID `json:"entry_id"`
-	CreatedAt time.Time      `json:"created_at"`
 }
 
 // MinorUnits is the number of fractional digits of a currency's smallest
