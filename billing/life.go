@@ -198,7 +198,7 @@ func (o *lifeOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 			return nil, err
 		}
 	}
-	saved := *inv
+	saved, wasChanged := *inv, s.life.changed[o.invoice]
 	now := b.Now()
 	inv.Status = o.to
 	if o.to == InvoicePaid {
@@ -207,7 +207,7 @@ func (o *lifeOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		inv.VoidedAt, inv.VoidReason = &now, nullText(o.text)
 	}
 	s.life.changed[o.invoice] = true
-	b.OnUndo(func() { *inv = saved })
+	b.OnUndo(func() { *inv, s.life.changed[o.invoice] = saved, wasChanged })
 	if err := b.Emit(topic, owner, *inv); err != nil {
 		return nil, err
 	}
