@@ -23,6 +23,9 @@ func InvoiceRoutes(svc *billing.Service) []Route {
 		POST("/wallets/:id/close-cycle", h.closeCycle),
 		GET("/invoices", h.invoices).Allow(apikey.Read, apikey.Portal),
 		GET("/invoices/:id", h.invoice).Allow(apikey.Read, apikey.Portal),
+		POST("/invoices/:id/mark-paid", h.markPaid),
+		POST("/invoices/:id/void", h.void),
+		GET("/customers/:id/upcoming-invoice", h.upcoming).Allow(apikey.Read, apikey.Portal),
 	}
 }
 
@@ -38,18 +41,15 @@ func (h *invoiceHandlers) closeCycle(c *fiber.Ctx) error {
 }
 
 func (h *invoiceHandlers) invoices(c *fiber.Ctx) error {
-	customer := c.Query("customer_id")
-	if customer == "" {
-		return problem.Invalid("customer_id", "required")
-	}
-	if err := auth.RequireCustomer(c, customer); err != nil {
+	f, err := invoiceFilter(c)
+	if err != nil {
 		return err
 	}
 	limit, after, err := pageAfter(c)
 	if err != nil {
 		return err
 	}
-	invs, next, err := h.svc.Invoices(c.UserContext(), customer, after, limit)
+	invs, next, err := h.svc.ListInvoices(c.UserContext(), f, after, limit)
 	if err != nil {
 		return err
 	}
@@ -67,6 +67,9 @@ func (h *invoiceHandlers) invoice(c *fiber.Ctx) error {
 	}
 	if err := auth.RequireCustomer(c, inv.CustomerID); err != nil {
 		return err
+	}
+	if html, err := wantsHTML(c); err != nil || html {
+		return h.sendHTML(c, inv, err)
 	}
 	return c.JSON(inv)
 }

@@ -50,6 +50,9 @@ func (o *closeCycleOp) Declare(d *ledger.Decl) {
 }
 
 func (o *closeCycleOp) needs(_ context.Context, b ledger.StageBatch) error {
+	if err := wantNumber(b, o.wallet.CustomerID); err != nil {
+		return err
+	}
 	return wallet.WantSettle(b, o.wallet.ID)
 }
 
@@ -75,10 +78,9 @@ func (o *closeCycleOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	if inv.Lines == nil {
 		inv.Lines = []InvoiceLine{}
 	}
-	for i := range inv.Lines {
-		inv.Lines[i].Type = inv.Lines[i].Kind
+	if err := s.issue(b, &inv); err != nil {
+		return nil, err
 	}
-	s.issue(b, &inv)
 	// The next cycle to close is the one after this; an early close moves
 	// the scheduler past the cycle it closed.
 	_, after := wallet.Cycle(w.CreatedAt, o.end)

@@ -42,8 +42,9 @@ const (
 // scale); Quantity × UnitPrice equals it for per-unit prices and topups, and
 // UnitPrice is the average price otherwise.
 type InvoiceLine struct {
-	Type        string          `json:"type"`
-	Kind        string          `json:"kind"` // deprecated: the same as type
+	// Kind is the line's type, also sent as "type" (linetype.go); "kind"
+	// stays for older clients. Deprecated: read type.
+	Kind        string          `json:"kind"`
 	Description string          `json:"description"`
 	Quantity    decimal.Decimal `json:"quantity"`
 	UnitPrice   decimal.Decimal `json:"unit_price"`
@@ -81,6 +82,7 @@ type Invoice struct {
 	Status         string           `json:"status"`
 	EntryID        ledger.EntryID   `json:"entry_id"`
 	CreatedAt      time.Time        `json:"created_at"`
+	InvoiceLife
 }
 
 // MinorUnits is the number of fractional digits of a currency's smallest
@@ -153,19 +155,21 @@ func carry(receivable, carry ledger.AccountID, in, out ledger.Amount) []ledger.P
 }
 
 const invoiceSelect = `SELECT id, wallet_id, subscription_id, customer_id, currency, period_start, period_end, lines, subtotal,
-	carried_in, total, carried_out, status, entry_id, created_at FROM invoices`
+	carried_in, total, carried_out, status, entry_id, created_at, ` + lifeColumns + ` FROM invoices`
 
 func scanInvoice(row pgx.Row) (Invoice, error) {
 	var (
 		inv   Invoice
 		lines []byte
 	)
-	if err := row.Scan(&inv.ID, &inv.WalletID, &inv.SubscriptionID, &inv.CustomerID, &inv.Currency, &inv.PeriodStart, &inv.PeriodEnd, &lines,
-		&inv.Subtotal, &inv.CarriedIn, &inv.Total, &inv.CarriedOut, &inv.Status, &inv.EntryID, &inv.CreatedAt); err != nil {
+	if err := row.Scan(append([]any{&inv.ID, &inv.WalletID, &inv.SubscriptionID, &inv.CustomerID, &inv.Currency, &inv.PeriodStart,
+		&inv.PeriodEnd, &lines, &inv.Subtotal, &inv.CarriedIn, &inv.Total, &inv.CarriedOut, &inv.Status, &inv.EntryID, &inv.CreatedAt},
+		inv.lifeTargets()...)...); err != nil {
 		return inv, err
 	}
 	inv.MinorUnits = MinorUnits(inv.Currency)
 	inv.PeriodStart, inv.PeriodEnd, inv.CreatedAt = inv.PeriodStart.UTC(), inv.PeriodEnd.UTC(), inv.CreatedAt.UTC()
+	inv.utc()
 	if err := json.Unmarshal(lines, &inv.Lines); err != nil {
 		return inv, fmt.Errorf("invoice %s lines: %w", inv.ID, err)
 	}

@@ -51,16 +51,23 @@ func TestSubscriptionPeriods(t *testing.T) {
 	p := w.hybrid(t, m, credits, "1", "1000", false)
 	cus := w.customer(t)
 	sub := w.subscribe(t, cus, p.Code)
-	usd := w.walletOf(t, sub, credits)
+	usd := w.subWallet(t, sub, credits)
 	if gs := w.grantsOf(t, usd); len(gs) != 1 || gs[0].Kind != wallet.Included || !gs[0].Amount.Equal(ledger.MustAmount("1000")) ||
 		gs[0].ExpiresAt == nil || !gs[0].ExpiresAt.Equal(sub.CurrentPeriodEnd) {
 		t.Fatalf("included grants %+v, want one of 1,000 expiring at %s", gs, sub.CurrentPeriodEnd)
 	}
 	w.use(t, m, cus, 1500) // 1,500 credits: 1,000 included, 500 beyond
 
+	up, err := w.bills.Upcoming(ctx, cus)
+	if err != nil || len(up) != 1 || up[0].Status != InvoiceUpcoming || !up[0].Total.Equal(ledger.MustAmount("50")) {
+		t.Fatalf("upcoming %+v %v, want one of 50", up, err)
+	}
 	inv, _, err := ledger.Unpack(w.bills.ClosePeriod(ctx, sub.ID))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if inv.Number == nil || !slices.Equal(lines(inv), lines(up[0])) {
+		t.Fatalf("the invoice %v (number %v) is not its preview %v", lines(inv), inv.Number, lines(up[0]))
 	}
 	want := []string{"base_fee 20", "usage 5", "commitment_true_up 25"}
 	if got := lines(inv); !slices.Equal(got, want) || !inv.Total.Equal(ledger.MustAmount("50")) || inv.Currency != "USD" {
@@ -147,7 +154,7 @@ func TestIncludedCreditsRollOver(t *testing.T) {
 	p := w.hybrid(t, m, "USD", "0.01", "10", true)
 	cus := w.customer(t)
 	sub := w.subscribe(t, cus, p.Code)
-	usd := w.walletOf(t, sub, "USD")
+	usd := w.subWallet(t, sub, "USD")
 	w.use(t, m, cus, 400) // 4 of the 10
 	w.clock.t = sub.CurrentPeriodEnd.Add(time.Minute)
 	if _, err := w.bills.CloseDuePeriods(ctx); err != nil {
@@ -174,7 +181,7 @@ func TestChangePlanAndCancel(t *testing.T) {
 		Prices:          []metering.NewPrice{newPrice(t, m, "USD", `{"model":"per_unit","unit_price":"0.005"}`)}})
 	cus := w.customer(t)
 	sub := w.subscribe(t, cus, basic.Code)
-	usd := w.walletOf(t, sub, "USD")
+	usd := w.subWallet(t, sub, "USD")
 
 	// At the period's end.
 	if _, err := w.bills.ChangePlan(ctx, sub.ID, pro.Code, AtPeriodEnd); err != nil {

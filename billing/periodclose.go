@@ -77,6 +77,7 @@ func (o *closePeriodOp) needs(_ context.Context, b ledger.StageBatch) error {
 		return err
 	}
 	s.subs.wantIDs[o.subID] = true
+	s.wantNumber(o.customer)
 	for _, w := range o.wallets {
 		if err := wallet.WantSettle(b, w.ID); err != nil {
 			return err
@@ -197,10 +198,9 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 			return nil, err
 		}
 	}
-	for i := range inv.Lines {
-		inv.Lines[i].Type = inv.Lines[i].Kind
+	if err := s.issue(b, &inv); err != nil {
+		return nil, err
 	}
-	s.issue(b, &inv)
 	if err := b.Emit(TopicInvoiceCreated, owner, inv); err != nil {
 		return nil, err
 	}

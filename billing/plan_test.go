@@ -226,12 +226,12 @@ func TestPlanAndSubscriptionRefusals(t *testing.T) {
 func lines(inv Invoice) []string {
 	var out []string
 	for _, l := range inv.Lines {
-		out = append(out, l.Type+" "+l.Amount.String())
+		out = append(out, l.Kind+" "+l.Amount.String())
 	}
 	return out
 }
 
-func (w *world) walletOf(t *testing.T, sub Subscription, asset string) wallet.WalletID {
+func (w *world) subWallet(t *testing.T, sub Subscription, asset string) wallet.WalletID {
 	t.Helper()
 	for _, sw := range sub.Wallets {
 		if sw.Asset == asset {

@@ -29,6 +29,7 @@ type Service struct {
 	wallets *wallet.Service
 	meters  *metering.Service
 	log     *slog.Logger
+	seller  string // printed on HTML invoices (html.go)
 }
 
 // NewService returns the billing service over ledger l, which must be

@@ -29,13 +29,18 @@ type op interface {
 	needs(ctx context.Context, b ledger.StageBatch) error
 }
 
-var _ op = (*closeCycleOp)(nil)
+var (
+	_ op = (*closeCycleOp)(nil)
+	_ op = (*lifeOp)(nil)
+)
 
 // stage is the billing module's part of one batch attempt: the invoices
 // its ops issue.
 type stage struct {
 	invoices []*Invoice
 	subs     subBook
+	numbers  numberBook // number.go
+	life     lifeBook   // life.go
 }
 
 func stageOf(b ledger.Batch) (*stage, error) {
@@ -58,13 +63,21 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 			}
 		}
 	}
-	return s.subs.load(ctx, b)
+	if err := s.subs.load(ctx, b); err != nil {
+		return err
+	}
+	return s.loadLife(ctx, b)
 }
 
-// issue records inv, written with the batch; undone with the op.
-func (s *stage) issue(b ledger.Batch, inv *Invoice) {
+// issue numbers inv and records it, written with the batch; undone with
+// the op. The op must have asked for its customer's number (wantNumber).
+func (s *stage) issue(b ledger.Batch, inv *Invoice) error {
+	if err := s.assignNumber(b, inv); err != nil {
+		return err
+	}
 	s.invoices = append(s.invoices, inv)
 	b.OnUndo(func() { s.invoices = s.invoices[:len(s.invoices)-1] })
+	return nil
 }
 
 // Flush writes the subscriptions the batch changed and the invoices it
@@ -73,18 +86,24 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	if err := s.subs.flush(ctx, b); err != nil {
 		return err
 	}
+	// The number counters before the invoices: a batch racing another for
+	// a new prefix then stops on the counter's key, a conflict it reruns
+	// (40001), never on a duplicate number, which would refuse its op.
+	if err := s.flushNumbers(ctx, b); err != nil {
+		return err
+	}
 	for _, inv := range s.invoices {
 		lines, err := json.Marshal(inv.Lines)
 		if err != nil {
 			return fmt.Errorf("invoice lines: %w", err)
 		}
 		if _, err := b.Tx().Exec(ctx, `INSERT INTO invoices (id, wallet_id, subscription_id, customer_id, currency, period_start,
-				period_end, lines, subtotal, carried_in, total, carried_out, status, entry_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+				period_end, lines, subtotal, carried_in, total, carried_out, status, entry_id, created_at, number)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 			inv.ID, inv.WalletID, inv.SubscriptionID, inv.CustomerID, inv.Currency, inv.PeriodStart, inv.PeriodEnd, string(lines),
-			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt); err != nil {
+			inv.Subtotal, inv.CarriedIn, inv.Total, inv.CarriedOut, inv.Status, inv.EntryID, inv.CreatedAt, inv.Number); err != nil {
 			return fmt.Errorf("insert invoice: %w", err)
 		}
 	}
-	return nil
+	return s.flushLife(ctx, b)
 }

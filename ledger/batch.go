@@ -38,6 +38,8 @@ type batch struct {
 	cur *opState // the op being applied
 
 	fullHot []hotRowRef // hot rows this batch took to the roll-over mark
+
+	value any // what the last op applied returned, for Preview
 }
 
 type acct struct {
@@ -324,6 +326,7 @@ func (b *batch) applyOne(ctx context.Context, op Op) opResult {
 			return opResult{err: fmt.Errorf("encode result: %w", merr)}
 		}
 		e := b.finish(raw, nil)
+		b.value = res
 		return opResult{out: Outcome{EntryID: e.id, Status: StatusPosted, Result: raw, CreatedAt: b.now}}
 	case errors.As(err, &rej) && !keyOnlyIfApplied(op):
 		b.abort()

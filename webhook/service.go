@@ -34,6 +34,13 @@ const (
 	EventGrantExpired     = "grant.expired"
 	EventHoldExpired      = "hold.expired"
 	EventInvoiceCreated   = "invoice.created"
+	EventInvoicePaid      = "invoice.paid"
+	EventInvoiceVoided    = "invoice.voided"
+	// A subscription's life: started, a new period (with its included
+	// credits), ended.
+	EventSubscriptionCreated  = "subscription.created"
+	EventSubscriptionRenewed  = "subscription.renewed"
+	EventSubscriptionCanceled = "subscription.canceled"
 )
 
 // EventTypes returns the public event types, in documentation order. The
@@ -43,6 +50,8 @@ func EventTypes() []string {
 		EventThresholdReached, EventDepleted, EventOverageStarted,
 		EventTopupRequested, EventTopupSucceeded, EventTopupFailed,
 		EventGrantExpired, EventHoldExpired, EventInvoiceCreated,
+		EventInvoicePaid, EventInvoiceVoided,
+		EventSubscriptionCreated, EventSubscriptionRenewed, EventSubscriptionCanceled,
 	}
 }
 

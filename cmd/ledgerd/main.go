@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	wallets := wallet.NewService(l)
 	meters := metering.NewService(l, wallets, log)
 	bills := billing.NewService(l, wallets, meters, log)
+	bills.SetSeller(cfg.InvoiceSeller)
 	meters.Observe(m)
 	consumer, err := metering.NewConsumer(ctx, nc, meters, metering.ConsumerOptions{
 		Stream: cfg.NATSStream, SubjectPrefix: cfg.NATSSubjectPrefix, Workers: cfg.NATSWorkers, Log: log,

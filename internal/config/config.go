@@ -17,6 +17,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/creditledger/creditledger/internal/secretbox"
 )
@@ -46,6 +47,7 @@ type Config struct {
 	WebhookAllowPrivate bool
 	PprofAddr           string
 	PGIsolation         string // "serializable" or "repeatable_read"
+	InvoiceSeller       string // the seller printed on HTML invoices
 	// EncryptionKey is LEDGER_ENCRYPTION_KEY decoded: nil when unset, else
 	// secretbox.KeySize bytes.
 	EncryptionKey []byte
@@ -104,6 +106,14 @@ func vars() []variable {
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
 			func(c *Config, v string) error { return boolean(&c.WebhookAllowPrivate, v) }},
+		{"LEDGER_INVOICE_SELLER", "CreditLedger", "the seller's name printed on HTML invoices (at most 200 characters)",
+			func(c *Config, v string) error {
+				if len(v) > 200 || !utf8.ValidString(v) {
+					return errors.New("at most 200 bytes of UTF-8")
+				}
+				c.InvoiceSeller = v
+				return nil
+			}},
 		{"LEDGER_PPROF_ADDR", "", "serve Go's /debug/pprof on this host:port (off when empty; keep it on loopback)",
 			func(c *Config, v string) error {
 				if v == "" {

@@ -46,6 +46,7 @@ func TestLoadDefaults(t *testing.T) {
 		PGIsolation:       "repeatable_read",
 		NATSWorkers:       8,
 		NATSMaxDeliveries: 10,
+		InvoiceSeller:     "CreditLedger",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
@@ -83,6 +84,7 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "1", func(c Config) bool { return c.WebhookAllowPrivate }},
 		{"LEDGER_PG_ISOLATION", "repeatable_read", func(c Config) bool { return c.PGIsolation == "repeatable_read" }},
 		{"LEDGER_PPROF_ADDR", "127.0.0.1:6060", func(c Config) bool { return c.PprofAddr == "127.0.0.1:6060" }},
+		{"LEDGER_INVOICE_SELLER", "Acme Billing Ltd", func(c Config) bool { return c.InvoiceSeller == "Acme Billing Ltd" }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -132,6 +134,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "yes"},
 		{"LEDGER_PG_ISOLATION", "read_committed"},
 		{"LEDGER_PPROF_ADDR", "6060"},
+		{"LEDGER_INVOICE_SELLER", strings.Repeat("x", 201)},
+		{"LEDGER_INVOICE_SELLER", "bad \xff utf-8"},
 		{"LEDGER_ADMIN_KEY", "changeme"},
 		{"LEDGER_ENCRYPTION_KEY", "changeme"},
 		{"LEDGER_ENCRYPTION_KEY", testEncHex[:62]},

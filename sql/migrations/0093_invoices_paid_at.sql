@@ -1,0 +1,2 @@
+-- When the invoice was marked paid (status paid).
+ALTER TABLE invoices ADD COLUMN paid_at TIMESTAMPTZ;
