@@ -71,7 +71,10 @@ func (r planRequest) plan() (billing.NewPlan, error) {
 // decodePrices reads a list of prices as POST /prices takes them, none
 // with an effective time of its own; an invalid one names its index.
 func decodePrices(field string, raws []json.RawMessage) ([]metering.NewPrice, error) {
-	var out []metering.NewPrice
+	if raws == nil {
+		return nil, nil // absent: a new version keeps the prices it has
+	}
+	out := []metering.NewPrice{}
 	for i, raw := range raws {
 		np, err := decodePrice(raw)
 		if err != nil {

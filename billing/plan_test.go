@@ -134,6 +134,16 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	if _, err := w.meters.CreatePrice(ctx, np); err != nil {
 		t.Fatal(err)
 	}
+	if v2, err := w.bills.Plan(ctx, basic.Code, 2); err != nil || len(v2.Prices) != 1 || !v2.BaseFee.IsZero() {
+		t.Fatalf("version 2: %+v %v", v2, err)
+	}
+	// A version that only changes the fee keeps the prices it does not
+	// mention; an empty list would have said none.
+	fee := later.Add(time.Minute)
+	v3, err := w.bills.AddVersion(ctx, basic.Code, NewPlan{EffectiveAt: &fee, BaseFee: amountPtr("9")})
+	if err != nil || len(v3.Prices) != 1 || v3.Prices[0].Price.UnitPrice.String() != "3" || !v3.BaseFee.Equal(ledger.MustAmount("9")) {
+		t.Fatalf("version 3: %+v %v, want version 2's prices and a fee of 9", v3, err)
+	}
 	w.clock.Advance(2 * time.Hour)
 	check("basic before its new version", send(a, 10, "small", later.Add(-time.Second)), "10")
 	check("basic from its new version", send(a, 10, "small", later), "30")

@@ -48,7 +48,8 @@ func (s *Service) CreatePlan(ctx context.Context, np NewPlan) (Plan, error) {
 
 // AddVersion appends a version to a plan, in force from np.EffectiveAt
 // (default now), which must be neither in the past nor before the latest
-// version's. Events, fees and grants before it keep the version they had.
+// version's. What np leaves out is the latest version's. Events, fees and
+// grants before it keep the version they had.
 func (s *Service) AddVersion(ctx context.Context, code string, np NewPlan) (Plan, error) {
 	cur, err := s.Plan(ctx, code, 0)
 	if err != nil {
@@ -63,6 +64,11 @@ func (s *Service) AddVersion(ctx context.Context, code string, np NewPlan) (Plan
 	if np.Interval != "" && np.Interval != cur.Interval {
 		return Plan{}, fault.Invalidf("interval", "a plan's interval is %s for all its versions; make another plan", cur.Interval)
 	}
+	latest, err := s.Plan(ctx, code, cur.Versions[len(cur.Versions)-1].Version)
+	if err != nil {
+		return Plan{}, err
+	}
+	inherit(&np, latest)
 	v, err := s.prepareVersion(ctx, &np, true, cur.Currency)
 	if err != nil {
 		return Plan{}, err
@@ -103,6 +109,36 @@ func (s *Service) AddVersion(ctx context.Context, code string, np NewPlan) (Plan
 		return Plan{}, err
 	}
 	return s.Plan(ctx, code, v.Version)
+}
+
+// inherit fills what a new version does not say from the latest version,
+// so a version that only raises the base fee keeps the prices and the
+// included credits. An empty list says "none".
+func inherit(np *NewPlan, cur Plan) {
+	if np.BaseFee == nil {
+		fee := cur.BaseFee
+		np.BaseFee = &fee
+	}
+	if np.MinimumCommitment == nil {
+		c := cur.MinimumCommitment
+		np.MinimumCommitment = &c
+	}
+	if np.OveragePolicy == "" {
+		np.OveragePolicy = cur.OveragePolicy
+	}
+	if np.IncludedCredits == nil {
+		np.IncludedCredits = []NewIncludedCredit{}
+		for _, ic := range cur.IncludedCredits {
+			amount, prio := ic.Amount, ic.Priority
+			np.IncludedCredits = append(np.IncludedCredits, NewIncludedCredit{Asset: ic.Asset, Amount: &amount, Rollover: ic.Rollover, Priority: &prio})
+		}
+	}
+	if np.Prices == nil {
+		np.Prices = []metering.NewPrice{}
+		for _, p := range cur.Prices {
+			np.Prices = append(np.Prices, metering.NewPrice{MeterCode: p.MeterCode, Asset: p.Asset, Price: p.Price})
+		}
+	}
 }
 
 // prepareVersion validates a version's definition and its prices, whose
