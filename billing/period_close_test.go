@@ -145,26 +145,41 @@ func TestSubscriptionPeriods(t *testing.T) {
 	}
 }
 
-// TestIncludedCreditsRollOver: with rollover the rest of a period's
-// included credits carries into the next.
+// TestIncludedCreditsRollOver: without rollover the rest of a period's
+// included credits expires at its end (breakage); with rollover it carries
+// into the next.
 func TestIncludedCreditsRollOver(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	m := w.meter(t, metering.Meter{Code: "tok", Aggregation: metering.Sum, Property: "n"})
-	p := w.hybrid(t, m, "USD", "0.01", "10", true)
-	cus := w.customer(t)
-	sub := w.subscribe(t, cus, p.Code)
-	usd := w.subWallet(t, sub, "USD")
-	w.use(t, m, cus, 400) // 4 of the 10
-	w.clock.t = sub.CurrentPeriodEnd.Add(time.Minute)
+	credits := w.pricedAsset(t, "0.01")
+	expiring, rolling := w.hybrid(t, m, credits, "1", "1000", false), w.hybrid(t, m, credits, "1", "1000", true)
+	a, b := w.customer(t), w.customer(t)
+	subA, subB := w.subscribe(t, a, expiring.Code), w.subscribe(t, b, rolling.Code)
+	wa, wb := w.subWallet(t, subA, credits), w.subWallet(t, subB, credits)
+	w.use(t, m, a, 400) // 400 of the 1,000
+	w.use(t, m, b, 400)
+	w.clock.t = subA.CurrentPeriodEnd.Add(time.Minute)
 	if _, err := w.bills.CloseDuePeriods(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.wallets.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if b := w.balance(t, usd); !b.Available.Equal(ledger.MustAmount("16")) {
-		t.Fatalf("available %s, want 6 carried + 10 new", b.Available)
+	if bal := w.balance(t, wa); !bal.Available.Equal(ledger.MustAmount("1000")) {
+		t.Fatalf("without rollover: available %s, want the new period's 1,000 only", bal.Available)
+	}
+	var expired ledger.Amount
+	for _, g := range w.grantsOf(t, wa) {
+		if g.Status == wallet.GrantExpired {
+			expired = expired.Add(g.Expired)
+		}
+	}
+	if !expired.Equal(ledger.MustAmount("600")) {
+		t.Fatalf("expired %s to breakage, want the 600 left", expired)
+	}
+	if bal := w.balance(t, wb); !bal.Available.Equal(ledger.MustAmount("1600")) {
+		t.Fatalf("with rollover: available %s, want 600 carried + 1,000 new", bal.Available)
 	}
 }
 

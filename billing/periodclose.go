@@ -116,7 +116,7 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	)
 	share := o.share()
 	// The base fee, prorated when the period was cut short.
-	fee, err := prorate(v.BaseFee, share)
+	fee, err := o.prorate(v.BaseFee)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		sum = sum.Add(l.Amount)
 	}
 	// The commitment: what the period must bill at least.
-	commit, err := prorate(v.MinimumCommitment, share)
+	commit, err := o.prorate(v.MinimumCommitment)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +207,9 @@ func (o *closePeriodOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 	return inv, nil
 }
 
-// share is the part of the period its fees are due for: 1, or the part
-// before the cut.
+// share is the part of the period its fees are due for, as the base fee
+// line's quantity: 1, or the part before the cut (to 6 places; the amount
+// itself is prorate's, exact).
 func (o *closePeriodOp) share() decimal.Decimal {
 	if !o.cut.Before(o.end) {
 		return decimal.NewFromInt(1)
@@ -217,9 +218,14 @@ func (o *closePeriodOp) share() decimal.Decimal {
 	return decimal.NewFromInt(int64(o.cut.Sub(o.start))).DivRound(decimal.NewFromInt(int64(full)), 6)
 }
 
-// prorate is a fee's share, exact to the ledger's scale.
-func prorate(fee ledger.Amount, share decimal.Decimal) (ledger.Amount, error) {
-	return ledger.NewAmount(fee.Decimal().Mul(share).Round(ledger.Scale))
+// prorate is a fee's part for the time before the cut: fee × used / full,
+// divided last so a third of 30 is 10, rounded at the ledger's scale.
+func (o *closePeriodOp) prorate(fee ledger.Amount) (ledger.Amount, error) {
+	if !o.cut.Before(o.end) {
+		return fee, nil
+	}
+	used, full := decimal.NewFromInt(int64(o.cut.Sub(o.start))), decimal.NewFromInt(int64(o.end.Sub(o.start)))
+	return ledger.NewAmount(fee.Decimal().Mul(used).DivRound(full, ledger.Scale))
 }
 
 // signed turns a transfer of a negative amount into the transfer the other
