@@ -167,6 +167,9 @@ type rollOp struct {
 	plan     string    // the next period's plan; "" for the one the subscription asked for
 	cancel   bool
 	g        grantor
+	// resume are the customer's wallets, when the roll may end the
+	// subscription: their own cycles bill them again from the end on.
+	resume []wallet.Wallet
 }
 
 func rollKey(sub uuid.UUID, from time.Time) string {
@@ -199,6 +202,11 @@ func (o *rollOp) needs(_ context.Context, b ledger.StageBatch) error {
 	if o.plan != "" {
 		s.subs.wantPlans[o.plan] = true
 	}
+	for _, w := range o.resume {
+		if err := wallet.Want(b, w.ID); err != nil {
+			return err
+		}
+	}
 	return o.g.needs(b)
 }
 
@@ -228,6 +236,15 @@ func (o *rollOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 		if sub.CanceledAt == nil {
 			now := b.Now()
 			sub.CanceledAt = &now
+		}
+		// The wallets go back to their own cycles, from the first end
+		// after the subscription's: the periods it billed are not
+		// billed again, nor closed empty one by one.
+		for _, w := range o.resume {
+			_, next := wallet.Cycle(w.CreatedAt, at)
+			if err := wallet.ScheduleClose(b, w.ID, next); err != nil {
+				return nil, err
+			}
 		}
 		b.Describe(owner, "subscription ended", nil)
 		if err := b.Emit(TopicSubscriptionCanceled, owner, sub); err != nil {

@@ -335,7 +335,11 @@ func (s *Service) cutShort(ctx context.Context, sub *Subscription, plan Plan, ca
 		return Subscription{}, err
 	}
 	roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: now, cancel: cancel}
-	if !cancel {
+	if cancel {
+		if roll.resume, err = s.wallets.WalletsOf(ctx, sub.CustomerID); err != nil {
+			return Subscription{}, err
+		}
+	} else {
 		roll.plan = plan.Code
 		if roll.g, err = s.grantor(ctx, sub.CustomerID, plan, sub.OverageLimit); err != nil {
 			return Subscription{}, err
@@ -388,7 +392,11 @@ func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
 			next = *sub.NextPlanCode
 		}
 		roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: sub.CurrentPeriodEnd}
-		if !sub.CancelAtPeriodEnd {
+		if sub.CancelAtPeriodEnd {
+			if roll.resume, err = s.wallets.WalletsOf(ctx, sub.CustomerID); err != nil {
+				return n, err
+			}
+		} else {
 			plan, err := s.Plan(ctx, next, 0)
 			if err != nil {
 				return n, err
