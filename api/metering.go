@@ -112,15 +112,16 @@ func (h *meteringHandlers) archiveMeter(c *fiber.Ctx) error {
 var priceKeys = []string{"meter_code", "asset", "effective_at"}
 
 func (h *meteringHandlers) createPrice(c *fiber.Ctx) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	np, err := decodePrice(c.Body())
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.CreatePrice(c.UserContext(), np)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(p)
+	p, replayed, err := h.svc.CreatePrice(c.UserContext(), key, np)
+	return created(c, p, replayed, err)
 }
 
 // decodePrice reads the body of POST /prices: the price model's JSON with

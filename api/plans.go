@@ -95,6 +95,10 @@ func decodePrices(field string, raws []json.RawMessage) ([]metering.NewPrice, er
 }
 
 func (h *planHandlers) createPlan(c *fiber.Ctx) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	var req planRequest
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
@@ -103,14 +107,15 @@ func (h *planHandlers) createPlan(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.CreatePlan(c.UserContext(), np)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(p)
+	p, replayed, err := h.svc.CreatePlan(c.UserContext(), key, np)
+	return created(c, p, replayed, err)
 }
 
 func (h *planHandlers) addVersion(c *fiber.Ctx) error {
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	var req planRequest
 	if err := DecodeJSON(c, &req); err != nil {
 		return err
@@ -122,11 +127,8 @@ func (h *planHandlers) addVersion(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.svc.AddVersion(c.UserContext(), c.Params("code"), np)
-	if err != nil {
-		return err
-	}
-	return c.Status(fiber.StatusCreated).JSON(p)
+	p, replayed, err := h.svc.AddVersion(c.UserContext(), c.Params("code"), key, np)
+	return created(c, p, replayed, err)
 }
 
 func (h *planHandlers) plans(c *fiber.Ctx) error {
@@ -262,4 +264,16 @@ func (h *planHandlers) closePeriod(c *fiber.Ctx) error {
 		func(ctx context.Context, _ string, id uuid.UUID, _ noBody) (ledger.Result[billing.Invoice], error) {
 			return h.svc.ClosePeriod(ctx, id)
 		})
+}
+
+// created answers a resource a POST made (201), marked when a retry with
+// the same Idempotency-Key replays it.
+func created(c *fiber.Ctx, v any, replayed bool, err error) error {
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Set(HeaderIdempotentReplayed, "true")
+	}
+	return c.Status(fiber.StatusCreated).JSON(v)
 }

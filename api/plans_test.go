@@ -32,6 +32,28 @@ func TestPlansAndSubscriptionsResponses(t *testing.T) {
 		t.Fatalf("plan %v", plan)
 	}
 	do(oaCall{method: "POST", path: "/v1/plans", body: planBody}, 409)
+	// With an Idempotency-Key, a retry answers what the first made.
+	keyed := map[string]any{"code": strings.ToLower(uniq("keyed")), "currency": "USD", "base_fee": "1"}
+	pk := map[string]string{"Idempotency-Key": uuid.NewString()}
+	first := do(oaCall{method: "POST", path: "/v1/plans", header: pk, body: keyed}, 201)
+	if r := e.doH(t, "POST", "/v1/plans", e.admin, pk, keyed); r.status != 201 || r.header.Get("Idempotent-Replayed") != "true" ||
+		!strings.Contains(string(r.body), first["code"].(string)) {
+		t.Fatalf("plan replay: %d %s", r.status, r.body)
+	}
+	keyed["base_fee"] = "2"
+	do(oaCall{method: "POST", path: "/v1/plans", header: pk, body: keyed}, 409)
+	vk := map[string]string{"Idempotency-Key": uuid.NewString()}
+	do(oaCall{method: "POST", path: "/v1/plans/{code}/versions", id: first["code"].(string), header: vk, body: map[string]any{"base_fee": "3"}}, 201)
+	if again := do(oaCall{method: "POST", path: "/v1/plans/{code}/versions", id: first["code"].(string), header: vk,
+		body: map[string]any{"base_fee": "3"}}, 201); again["version"] != float64(2) {
+		t.Fatalf("a retried version made version %v, want 2 again", again["version"])
+	}
+	prk := map[string]string{"Idempotency-Key": uuid.NewString()}
+	p1 := do(oaCall{method: "POST", path: "/v1/prices", header: prk, body: price("1")}, 201)
+	if p2 := do(oaCall{method: "POST", path: "/v1/prices", header: prk, body: price("1")}, 201); p2["id"] != p1["id"] {
+		t.Fatalf("a retried price made another: %v then %v", p1["id"], p2["id"])
+	}
+	do(oaCall{method: "POST", path: "/v1/prices", header: prk, body: price("2")}, 409)
 	field := func(p map[string]any) string {
 		errs, _ := p["errors"].([]any)
 		if len(errs) == 0 {

@@ -196,7 +196,7 @@ func (w *world) price(t *testing.T, m metering.Meter, asset, spec string) {
 	if err := json.Unmarshal([]byte(spec), &p); err != nil {
 		t.Fatalf("price %s: %v", spec, err)
 	}
-	if _, err := w.meters.CreatePrice(context.Background(), metering.NewPrice{MeterCode: m.Code, Asset: asset, Price: p}); err != nil {
+	if _, _, err := w.meters.CreatePrice(context.Background(), "", metering.NewPrice{MeterCode: m.Code, Asset: asset, Price: p}); err != nil {
 		t.Fatal(err)
 	}
 }

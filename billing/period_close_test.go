@@ -229,6 +229,15 @@ func TestChangePlanAndCancel(t *testing.T) {
 	if s3.PlanCode != basic.Code || !s3.CurrentPeriodStart.Equal(half) {
 		t.Fatalf("after a change now: plan %s from %s, want %s from %s", s3.PlanCode, s3.CurrentPeriodStart, basic.Code, half)
 	}
+	// The same change again (a retry) cuts nothing and grants nothing.
+	grantsBefore := len(w.grantsOf(t, usd))
+	w.clock.Advance(time.Hour)
+	if again, err := w.bills.ChangePlan(ctx, sub.ID, basic.Code, AtNow); err != nil || !again.CurrentPeriodStart.Equal(half) {
+		t.Fatalf("a retried change now: %+v %v, want the period from %s untouched", again, err, half)
+	}
+	if n := len(w.grantsOf(t, usd)); n != grantsBefore {
+		t.Fatalf("a retried change granted again: %d grants, want %d", n, grantsBefore)
+	}
 	invs, _, err := w.bills.Invoices(ctx, cus, nil, 10)
 	if err != nil {
 		t.Fatal(err)

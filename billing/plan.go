@@ -37,6 +37,9 @@ type Plan struct {
 	ArchivedAt        *time.Time       `json:"archived_at"`
 	Versions          []VersionRef     `json:"versions"`
 	CreatedAt         time.Time        `json:"created_at"`
+
+	idempotencyKey *string // of the request that made the version, if any
+	requestHash    []byte
 }
 
 // VersionRef names a version of a plan and when it takes effect.

@@ -35,7 +35,7 @@ func amountPtr(s string) *ledger.Amount {
 func (w *world) plan(t *testing.T, np NewPlan) Plan {
 	t.Helper()
 	np.Code = unique("plan-")
-	p, err := w.bills.CreatePlan(context.Background(), np)
+	p, _, err := w.bills.CreatePlan(context.Background(), "", np)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +125,13 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	// A new version of basic from an hour ahead, and a new default price
 	// from then too.
 	later := now.Add(time.Hour)
-	if _, err := w.bills.AddVersion(ctx, basic.Code, NewPlan{EffectiveAt: &later,
+	if _, _, err := w.bills.AddVersion(ctx, basic.Code, "", NewPlan{EffectiveAt: &later,
 		Prices: []metering.NewPrice{newPrice(t, tokens, cr, unit("3"))}}); err != nil {
 		t.Fatal(err)
 	}
 	np := newPrice(t, tokens, cr, unit("4"))
 	np.EffectiveAt = &later
-	if _, err := w.meters.CreatePrice(ctx, np); err != nil {
+	if _, _, err := w.meters.CreatePrice(ctx, "", np); err != nil {
 		t.Fatal(err)
 	}
 	if v2, err := w.bills.Plan(ctx, basic.Code, 2); err != nil || len(v2.Prices) != 1 || !v2.BaseFee.IsZero() {
@@ -140,7 +140,7 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 	// A version that only changes the fee keeps the prices it does not
 	// mention; an empty list would have said none.
 	fee := later.Add(time.Minute)
-	v3, err := w.bills.AddVersion(ctx, basic.Code, NewPlan{EffectiveAt: &fee, BaseFee: amountPtr("9")})
+	v3, _, err := w.bills.AddVersion(ctx, basic.Code, "", NewPlan{EffectiveAt: &fee, BaseFee: amountPtr("9")})
 	if err != nil || len(v3.Prices) != 1 || v3.Prices[0].Price.UnitPrice.String() != "3" || !v3.BaseFee.Equal(ledger.MustAmount("9")) {
 		t.Fatalf("version 3: %+v %v, want version 2's prices and a fee of 9", v3, err)
 	}
@@ -176,23 +176,23 @@ func TestPlanAndSubscriptionRefusals(t *testing.T) {
 		field string
 	}{
 		{"negative fee", func() error {
-			_, err := w.bills.CreatePlan(ctx, NewPlan{Code: unique("p-"), Currency: "USD", BaseFee: amountPtr("-1")})
+			_, _, err := w.bills.CreatePlan(ctx, "", NewPlan{Code: unique("p-"), Currency: "USD", BaseFee: amountPtr("-1")})
 			return err
 		}(), "base_fee"},
 		{"bad currency", func() error {
-			_, err := w.bills.CreatePlan(ctx, NewPlan{Code: unique("p-"), Currency: "usd"})
+			_, _, err := w.bills.CreatePlan(ctx, "", NewPlan{Code: unique("p-"), Currency: "usd"})
 			return err
 		}(), "currency"},
 		{"a price of another currency", func() error {
-			_, err := w.bills.CreatePlan(ctx, NewPlan{Code: unique("p-"), Currency: "EUR", Prices: []metering.NewPrice{newPrice(t, tokens, "USD", unit)}})
+			_, _, err := w.bills.CreatePlan(ctx, "", NewPlan{Code: unique("p-"), Currency: "EUR", Prices: []metering.NewPrice{newPrice(t, tokens, "USD", unit)}})
 			return err
 		}(), "prices[0].asset"},
 		{"a version in the past", func() error {
-			_, err := w.bills.AddVersion(ctx, p.Code, NewPlan{EffectiveAt: &past})
+			_, _, err := w.bills.AddVersion(ctx, p.Code, "", NewPlan{EffectiveAt: &past})
 			return err
 		}(), "effective_at"},
 		{"a version changing the currency", func() error {
-			_, err := w.bills.AddVersion(ctx, p.Code, NewPlan{Currency: "EUR"})
+			_, _, err := w.bills.AddVersion(ctx, p.Code, "", NewPlan{Currency: "EUR"})
 			return err
 		}(), "currency"},
 		{"an unknown plan", func() error {

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,13 +14,57 @@ import (
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
 )
 
 // CreatePlan makes a plan and its version 1, in force from now, with its
-// prices, in one transaction.
-func (s *Service) CreatePlan(ctx context.Context, np NewPlan) (Plan, error) {
+// prices, in one transaction. key is the client's Idempotency-Key ("" for
+// none): a retry with it answers the plan the first request made
+// (replayed), the same key with another request is fault.Idempotency.
+func (s *Service) CreatePlan(ctx context.Context, key string, np NewPlan) (Plan, bool, error) {
+	hash := ledger.Fingerprint("plan", np)
+	if key != "" {
+		if p, ok, err := s.planByKey(ctx, `SELECT code, 1, request_hash FROM plans WHERE idempotency_key = $1`, hash, key); ok || err != nil {
+			return p, ok, err
+		}
+	}
+	p, err := s.createPlan(ctx, key, hash, np)
+	if errors.Is(err, errKeyTaken) {
+		p, _, err := s.planByKey(ctx, `SELECT code, 1, request_hash FROM plans WHERE idempotency_key = $1`, hash, key)
+		return p, true, err
+	}
+	return p, false, err
+}
+
+// errKeyTaken is an insert that met its idempotency key already taken: the
+// same key raced the request and won.
+var errKeyTaken = errors.New("idempotency key taken")
+
+// planByKey is the plan version made with key (query answers its code,
+// version and request hash), if any.
+func (s *Service) planByKey(ctx context.Context, query string, hash []byte, args ...any) (Plan, bool, error) {
+	var (
+		code string
+		n    int
+		made []byte
+	)
+	err := s.db.Pool.QueryRow(ctx, query, args...).Scan(&code, &n, &made)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Plan{}, false, nil
+	}
+	if err != nil {
+		return Plan{}, false, fmt.Errorf("find by idempotency key: %w", err)
+	}
+	if !bytes.Equal(made, hash) {
+		return Plan{}, false, fault.New(fault.Idempotency, "this Idempotency-Key was used with another request; send a new key for a new request")
+	}
+	p, err := s.Plan(ctx, code, n)
+	return p, err == nil, err
+}
+
+func (s *Service) createPlan(ctx context.Context, key string, hash []byte, np NewPlan) (Plan, error) {
 	if np.EffectiveAt != nil {
 		return Plan{}, fault.Invalidf("effective_at", "a new plan is in force from now; later changes are new versions")
 	}
@@ -30,8 +75,12 @@ func (s *Service) CreatePlan(ctx context.Context, np NewPlan) (Plan, error) {
 	now := s.l.Now()
 	v.Code, v.Name, v.Currency, v.Interval, v.Version, v.EffectiveAt, v.CreatedAt = np.Code, np.Name, np.Currency, np.Interval, 1, now, now
 	err = s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO plans (code, name, currency, billing_interval, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			v.Code, nullString(v.Name), v.Currency, string(v.Interval), now)
+		_, err := tx.Exec(ctx, `INSERT INTO plans (code, name, currency, billing_interval, created_at, idempotency_key, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			v.Code, nullString(v.Name), v.Currency, string(v.Interval), now, nullString(key), hash)
+		if pg.IsUnique(err, "plans_idempotency_key") {
+			return errKeyTaken
+		}
 		if pg.IsUnique(err, "") {
 			return fault.Existsf("plan %q exists; a change is a new version (POST /plans/%s/versions)", v.Code, v.Code)
 		}
@@ -50,7 +99,23 @@ func (s *Service) CreatePlan(ctx context.Context, np NewPlan) (Plan, error) {
 // (default now), which must be neither in the past nor before the latest
 // version's. What np leaves out is the latest version's. Events, fees and
 // grants before it keep the version they had.
-func (s *Service) AddVersion(ctx context.Context, code string, np NewPlan) (Plan, error) {
+func (s *Service) AddVersion(ctx context.Context, code, key string, np NewPlan) (Plan, bool, error) {
+	hash := ledger.Fingerprint("plan-version", np)
+	const byKey = `SELECT plan_code, version, request_hash FROM plan_versions WHERE plan_code = $1 AND idempotency_key = $2`
+	if key != "" {
+		if p, ok, err := s.planByKey(ctx, byKey, hash, code, key); ok || err != nil {
+			return p, ok, err
+		}
+	}
+	p, err := s.addVersion(ctx, code, key, hash, np)
+	if errors.Is(err, errKeyTaken) {
+		p, _, err := s.planByKey(ctx, byKey, hash, code, key)
+		return p, true, err
+	}
+	return p, false, err
+}
+
+func (s *Service) addVersion(ctx context.Context, code, key string, hash []byte, np NewPlan) (Plan, error) {
 	cur, err := s.Plan(ctx, code, 0)
 	if err != nil {
 		return Plan{}, err
@@ -100,8 +165,12 @@ func (s *Service) AddVersion(ctx context.Context, code string, np NewPlan) (Plan
 				return fmt.Errorf("rename plan: %w", err)
 			}
 		}
+		v.idempotencyKey, v.requestHash = nullString(key), hash
 		return insertVersion(ctx, tx, &v)
 	})
+	if errors.Is(err, errKeyTaken) {
+		return Plan{}, err
+	}
 	if pg.IsUnique(err, "") || errors.Is(err, fault.Exists) {
 		return Plan{}, fault.Existsf("plan %q got another version at the same time; read it and try again", code)
 	}
@@ -219,8 +288,12 @@ func insertVersion(ctx context.Context, tx pgx.Tx, v *Plan) error {
 		return err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO plan_versions (id, plan_code, version, effective_at, base_fee, minimum_commitment,
-			included_credits, overage_policy, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		v.VersionID, v.Code, v.Version, v.EffectiveAt, v.BaseFee, v.MinimumCommitment, string(included), v.OveragePolicy, v.CreatedAt); err != nil {
+			included_credits, overage_policy, created_at, idempotency_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		v.VersionID, v.Code, v.Version, v.EffectiveAt, v.BaseFee, v.MinimumCommitment, string(included), v.OveragePolicy, v.CreatedAt,
+		v.idempotencyKey, v.requestHash); err != nil {
+		if pg.IsUnique(err, "plan_versions_idempotency_key") {
+			return errKeyTaken
+		}
 		if pg.IsUnique(err, "") {
 			return fault.Existsf("plan %q has a version from %s", v.Code, v.EffectiveAt.Format(time.RFC3339))
 		}

@@ -290,9 +290,19 @@ func (s *Service) ChangePlan(ctx context.Context, id uuid.UUID, planCode, at str
 	case plan.Currency != cur.Currency:
 		return Subscription{}, fault.Invalidf("plan_code", "plan %q bills in %s, the subscription in %s", planCode, plan.Currency, cur.Currency)
 	}
+	// To the plan it is on: nothing to cut now (so a retried change does
+	// not cut the new period short), and no change pending at the end.
+	same := planCode == cur.Code
+	if same && at == AtNow {
+		return sub, nil
+	}
 	switch at {
 	case AtPeriodEnd, "":
-		if _, err := s.db.Pool.Exec(ctx, `UPDATE subscriptions SET next_plan_code = $2 WHERE id = $1 AND status = 'active'`, id, planCode); err != nil {
+		var next *string
+		if !same {
+			next = &planCode
+		}
+		if _, err := s.db.Pool.Exec(ctx, `UPDATE subscriptions SET next_plan_code = $2 WHERE id = $1 AND status = 'active'`, id, next); err != nil {
 			return Subscription{}, fmt.Errorf("change plan: %w", err)
 		}
 		return s.Subscription(ctx, id)

@@ -97,7 +97,7 @@ func (w *world) price(t testing.TB, m Meter, spec string) {
 	if err := json.Unmarshal([]byte(spec), &p); err != nil {
 		t.Fatalf("price %s: %v", spec, err)
 	}
-	if _, err := w.svc.CreatePrice(context.Background(), NewPrice{MeterCode: m.Code, Asset: "CREDITS", Price: p}); err != nil {
+	if _, _, err := w.svc.CreatePrice(context.Background(), "", NewPrice{MeterCode: m.Code, Asset: "CREDITS", Price: p}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -359,7 +359,7 @@ func TestSecondAssetPriceDoesNotBlock(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"model":"per_unit","unit_price":"0.01"}`), &usd); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.svc.CreatePrice(ctx, NewPrice{MeterCode: m.Code, Asset: "USD", Price: usd}); err != nil {
+	if _, _, err := w.svc.CreatePrice(ctx, "", NewPrice{MeterCode: m.Code, Asset: "USD", Price: usd}); err != nil {
 		t.Fatal(err)
 	}
 	if res := w.ingest(t, event("two-assets-"+cus, cus, m.EventName, nil)); res.Accepted != 1 {

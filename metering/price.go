@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/pg"
+	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/pricing"
 )
 
@@ -30,6 +32,9 @@ type Price struct {
 	EffectiveAt time.Time  `json:"effective_at"`
 	ArchivedAt  *time.Time `json:"archived_at"`
 	CreatedAt   time.Time  `json:"created_at"`
+
+	idempotencyKey *string // the client's, if it sent one
+	requestHash    []byte  // of the request that made it, with the key
 }
 
 // DefaultBook is the scope of the prices POST /prices makes: they price
@@ -125,9 +130,14 @@ func WritePrices(ctx context.Context, tx pgx.Tx, ps []Price) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO prices (id, meter_id, asset, spec, dimensions_key, scope, effective_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			p.ID, p.MeterID, p.Asset, string(spec), p.Price.DimensionKey(), p.Scope, p.EffectiveAt, p.CreatedAt)
+		_, err = tx.Exec(ctx, `INSERT INTO prices (id, meter_id, asset, spec, dimensions_key, scope, effective_at, created_at,
+				idempotency_key, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			p.ID, p.MeterID, p.Asset, string(spec), p.Price.DimensionKey(), p.Scope, p.EffectiveAt, p.CreatedAt,
+			p.idempotencyKey, p.requestHash)
+		if pg.IsUnique(err, "prices_idempotency_key") {
+			return errKeyTaken
+		}
 		if pg.IsUnique(err, "") {
 			return fault.Existsf("meter %q already has a %s price for these dimensions from %s", p.MeterCode, p.Asset,
 				p.EffectiveAt.Format(time.RFC3339))
@@ -144,7 +154,54 @@ func WritePrices(ctx context.Context, tx pgx.Tx, ps []Price) error {
 // time (default now); nothing already charged is re-rated. An effective
 // time in the past is refused: events of that window already charged
 // would keep the old price while late ones got the new.
-func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
+//
+// key is the client's Idempotency-Key ("" for none): a retry with it
+// answers the price the first request made (replayed true), and the same
+// key with another request is fault.Idempotency.
+func (s *Service) CreatePrice(ctx context.Context, key string, np NewPrice) (Price, bool, error) {
+	hash := ledger.Fingerprint("price", np)
+	if key != "" {
+		if p, ok, err := s.priceByKey(ctx, key, hash); ok || err != nil {
+			return p, ok, err
+		}
+	}
+	p, err := s.createPrice(ctx, key, hash, np)
+	if errors.Is(err, errKeyTaken) {
+		// The same key raced this request and won.
+		p, _, err := s.priceByKey(ctx, key, hash)
+		return p, true, err
+	}
+	return p, false, err
+}
+
+// errKeyTaken is an insert that met its idempotency key already taken.
+var errKeyTaken = errors.New("idempotency key taken")
+
+// priceByKey is the price made with key, if any; another request's is
+// fault.Idempotency.
+func (s *Service) priceByKey(ctx context.Context, key string, hash []byte) (Price, bool, error) {
+	var (
+		id   uuid.UUID
+		made []byte
+	)
+	err := s.db.Pool.QueryRow(ctx, `SELECT id, request_hash FROM prices WHERE idempotency_key = $1`, key).Scan(&id, &made)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Price{}, false, nil
+	}
+	if err != nil {
+		return Price{}, false, fmt.Errorf("find price by key: %w", err)
+	}
+	if !bytes.Equal(made, hash) {
+		return Price{}, false, fault.New(fault.Idempotency, "this Idempotency-Key made another price; send a new key for a new request")
+	}
+	ps, err := queryPrices(ctx, s.db.Pool, &s.specs, `WHERE p.id = $1`, id)
+	if err != nil || len(ps) == 0 {
+		return Price{}, false, fmt.Errorf("read price %s: %w", id, err)
+	}
+	return ps[0], true, nil
+}
+
+func (s *Service) createPrice(ctx context.Context, key string, hash []byte, np NewPrice) (Price, error) {
 	now := s.l.Now()
 	if np.EffectiveAt != nil && np.EffectiveAt.Before(now) {
 		return Price{}, fault.Invalidf("effective_at", "must not be in the past (now is %s): charges already made are never re-rated",
@@ -155,6 +212,9 @@ func (s *Service) CreatePrice(ctx context.Context, np NewPrice) (Price, error) {
 		return Price{}, err
 	}
 	p.Scope = DefaultBook
+	if key != "" {
+		p.idempotencyKey, p.requestHash = &key, hash
+	}
 	err = s.db.RunTx(ctx, pg.TxOptions{}, func(ctx context.Context, tx pgx.Tx) error {
 		p.EffectiveAt = now
 		if np.EffectiveAt != nil {

@@ -149,16 +149,19 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 	if len(meterIDs) > 0 {
 		// The books of subscribed customers, read once for the batch, and
 		// every price of the books in play: the default book's and theirs.
-		scopes := []string{DefaultBook}
+		scopes := map[string]bool{DefaultBook: true}
 		if books := usage[0].svc.books; books != nil {
 			if s.books, err = books.Books(ctx, tx, slices.Collect(maps.Keys(customers))); err != nil {
 				return fmt.Errorf("load price books: %w", err)
 			}
 			for _, bk := range s.books {
-				scopes = append(scopes, bk.Scopes()...)
+				for _, sc := range bk.Scopes() {
+					scopes[sc] = true // a plan's scope once, however many customers are on it
+				}
 			}
 		}
-		prices, err := queryPrices(ctx, tx, &usage[0].svc.specs, `WHERE p.meter_id = ANY($1) AND p.scope = ANY($2)`, meterIDs, scopes)
+		prices, err := queryPrices(ctx, tx, &usage[0].svc.specs, `WHERE p.meter_id = ANY($1) AND p.scope = ANY($2)`, meterIDs,
+			slices.Collect(maps.Keys(scopes)))
 		if err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func run(ctx context.Context, dir string) error {
 	if err := json.Unmarshal([]byte(`{"model":"per_unit","unit_price":"0.001"}`), &p); err != nil {
 		return err
 	}
-	if _, err := meters.CreatePrice(ctx, metering.NewPrice{MeterCode: "tokens", Asset: "CREDITS", Price: p}); err != nil {
+	if _, _, err := meters.CreatePrice(ctx, "", metering.NewPrice{MeterCode: "tokens", Asset: "CREDITS", Price: p}); err != nil {
 		return err
 	}
 	// A second customer without credits: their usage goes to overage and

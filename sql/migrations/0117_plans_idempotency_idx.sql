@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX plans_idempotency_key ON plans (idempotency_key);

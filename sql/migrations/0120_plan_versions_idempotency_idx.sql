@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX plan_versions_idempotency_key ON plan_versions (plan_code, idempotency_key);
