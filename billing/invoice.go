@@ -13,7 +13,6 @@ import (
 
 	"github.com/creditledger/creditledger/fault"
 	"github.com/creditledger/creditledger/internal/cursor"
-	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -190,18 +189,5 @@ func (s *Service) Invoice(ctx context.Context, id InvoiceID) (Invoice, error) {
 
 // Invoices lists a customer's invoices, newest first.
 func (s *Service) Invoices(ctx context.Context, customerID string, after *cursor.Cursor, limit int) ([]Invoice, *cursor.Cursor, error) {
-	if _, err := s.wallets.Customer(ctx, customerID); err != nil {
-		return nil, nil, err
-	}
-	q, args := cursor.PageSQL(invoiceSelect+` WHERE customer_id = $1`, []any{customerID}, after, limit)
-	rows, err := s.db.Pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list invoices: %w", err)
-	}
-	invs, err := pg.Collect(rows, scanInvoice)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list invoices: %w", err)
-	}
-	invs, next := cursor.Page(invs, limit, func(i Invoice) cursor.Cursor { return cursor.Cursor{At: i.CreatedAt, ID: uuid.UUID(i.ID)} })
-	return invs, next, nil
+	return s.ListInvoices(ctx, InvoiceFilter{CustomerID: customerID}, after, limit)
 }

@@ -1,6 +1,10 @@
 package billing
 
-import "time"
+import (
+	"time"
+
+	"github.com/creditledger/creditledger/wallet"
+)
 
 // Periods of a subscription run from an anchor every interval: the k-th is
 // [anchor + k intervals, anchor + k+1 intervals). A monthly anchor on the
@@ -16,9 +20,9 @@ func (iv Interval) add(anchor time.Time, n int) time.Time {
 	case Week:
 		return anchor.AddDate(0, 0, 7*n)
 	case Year:
-		return addMonths(anchor, 12*n)
+		return wallet.AddMonths(anchor, 12*n)
 	}
-	return addMonths(anchor, n)
+	return wallet.AddMonths(anchor, n)
 }
 
 // period is the period anchored at anchor that holds t; t before anchor
@@ -45,17 +49,4 @@ func (iv Interval) period(anchor, t time.Time) (start, end time.Time) {
 		k++
 	}
 	return iv.add(anchor, k), iv.add(anchor, k+1)
-}
-
-func addMonths(anchor time.Time, n int) time.Time {
-	y, m := anchor.Year(), int(anchor.Month())-1+n
-	y += m / 12
-	m %= 12
-	if m < 0 {
-		m += 12
-		y--
-	}
-	first := time.Date(y, time.Month(m+1), 1, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), time.UTC)
-	last := first.AddDate(0, 1, -1).Day()
-	return first.AddDate(0, 0, min(anchor.Day(), last)-1)
 }

@@ -67,15 +67,7 @@ func (s *Service) previewClose(ctx context.Context, w wallet.Wallet, start, end 
 	if err != nil {
 		return Invoice{}, err
 	}
-	v, err := s.l.Preview(ctx, op)
-	if err != nil {
-		return Invoice{}, err
-	}
-	inv, ok := v.(Invoice)
-	if !ok {
-		return Invoice{}, fmt.Errorf("preview of a close answered %T", v)
-	}
-	return inv, nil
+	return s.preview(ctx, op)
 }
 
 func (s *Service) previewPeriod(ctx context.Context, sub *Subscription, start, end time.Time) (Invoice, error) {
@@ -83,13 +75,18 @@ func (s *Service) previewPeriod(ctx context.Context, sub *Subscription, start, e
 	if err != nil {
 		return Invoice{}, err
 	}
+	return s.preview(ctx, op)
+}
+
+// preview runs a close through ledger.Preview: the invoice it would issue.
+func (s *Service) preview(ctx context.Context, op ledger.Op) (Invoice, error) {
 	v, err := s.l.Preview(ctx, op)
 	if err != nil {
 		return Invoice{}, err
 	}
 	inv, ok := v.(Invoice)
 	if !ok {
-		return Invoice{}, fmt.Errorf("preview of a period close answered %T", v)
+		return Invoice{}, fmt.Errorf("preview of %s answered %T", op.Key(), v)
 	}
 	return inv, nil
 }

@@ -281,7 +281,10 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 // wallets' reactions and cycle ends, top-ups, and — when an op opened the
 // owed book — the open lines.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
-	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushSettings, s.flushTopups}
+	flush := []func(context.Context, ledger.StageBatch) error{s.flushGrants, s.flushWallets, s.flushTopups}
+	if len(s.settings) > 0 { // a PATCH changed some (patch.go)
+		flush = append(flush, s.flushSettings)
+	}
 	if s.owed.deltas != nil { // opened (owedBook.open)
 		flush = append(flush, s.flushLines)
 	}

@@ -423,15 +423,18 @@ func (s *Service) EnsureAccounts(ctx context.Context, w Wallet) error {
 func Cycle(anchor, t time.Time) (start, end time.Time) {
 	anchor, t = anchor.UTC(), t.UTC()
 	months := (t.Year()-anchor.Year())*12 + int(t.Month()-anchor.Month())
-	start = addMonths(anchor, months)
+	start = AddMonths(anchor, months)
 	if start.After(t) {
 		months--
-		start = addMonths(anchor, months)
+		start = AddMonths(anchor, months)
 	}
-	return start, addMonths(anchor, months+1)
+	return start, AddMonths(anchor, months+1)
 }
 
-func addMonths(anchor time.Time, n int) time.Time {
+// AddMonths moves anchor n months, clamping its day to the month's last
+// (31 January + 1 month is 28 February, + 2 is 31 March): the rule of every
+// billing period, a wallet's cycle and a subscription's month or year.
+func AddMonths(anchor time.Time, n int) time.Time {
 	y, m := anchor.Year(), int(anchor.Month())-1+n
 	y += m / 12
 	m %= 12

@@ -23,22 +23,11 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ledgerd")
-	build := exec.CommandContext(ctx, goCommand(), "build", "-o", bin, "github.com/creditledger/creditledger/cmd/ledgerd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build ledgerd: %v\n%s", err, out)
-	}
+	bin := buildLedgerd(ctx, t)
 
 	admin := testdb.AdminURL()
 	const dbName = "ledger_bench_test"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := dropDatabase(ctx, admin, dbName); err != nil {
-			t.Logf("drop %s: %v", dbName, err)
-		}
-	})
+	dropAfter(t, admin, dbName)
 	cfg, err := parseFlags([]string{
 		"-ledgerd", bin, "-database-url", admin, "-db-name", dbName,
 		"-events", "200", "-customers", "20", "-http-batch", "50", "-http-callers", "2",
@@ -108,6 +97,28 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// buildLedgerd builds ledgerd into the test's temporary directory.
+func buildLedgerd(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ledgerd")
+	build := exec.CommandContext(ctx, goCommand(), "build", "-o", bin, "github.com/creditledger/creditledger/cmd/ledgerd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build ledgerd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// dropAfter drops the run's database when the test ends.
+func dropAfter(t *testing.T, admin, dbName string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := dropDatabase(ctx, admin, dbName); err != nil {
+			t.Logf("drop %s: %v", dbName, err)
+		}
+	})
+}
+
 // goCommand is the go tool that is running the tests, if PATH lacks one.
 func goCommand() string {
 	if p, err := exec.LookPath("go"); err == nil {
@@ -133,21 +144,10 @@ func TestSmokeSubscribed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ledgerd")
-	build := exec.CommandContext(ctx, goCommand(), "build", "-o", bin, "github.com/creditledger/creditledger/cmd/ledgerd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build ledgerd: %v\n%s", err, out)
-	}
+	bin := buildLedgerd(ctx, t)
 	admin := testdb.AdminURL()
 	const dbName = "ledger_bench_sub_test"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := dropDatabase(ctx, admin, dbName); err != nil {
-			t.Logf("drop %s: %v", dbName, err)
-		}
-	})
+	dropAfter(t, admin, dbName)
 	cfg, err := parseFlags([]string{
 		"-ledgerd", bin, "-database-url", admin, "-db-name", dbName, "-subscribed", "-scenarios", "1,3",
 		"-events", "200", "-customers", "20", "-http-batch", "50", "-http-callers", "2",
