@@ -364,7 +364,9 @@ func (s *Service) cutShort(ctx context.Context, sub *Subscription, plan Plan, ca
 // CloseDuePeriods closes and rolls the subscription periods whose end has
 // passed (the scheduler). Several schedulers may run: the periods' keys
 // make each close and each roll happen once. A server down for several
-// periods catches up one period per pass.
+// periods catches up one period per pass. One subscription that cannot be
+// closed now (its error is logged and it is tried again next pass) holds
+// back no other: each roll waits only for its own close.
 func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
 	now := s.l.Now()
 	rows, err := s.db.Pool.Query(ctx, `SELECT id FROM subscriptions WHERE status = 'active' AND current_period_end <= $1
@@ -380,49 +382,68 @@ func (s *Service) CloseDuePeriods(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var closes, rolls []*ledger.Pending
-	for _, sub := range due {
+	// Every close is enqueued before any is waited for, so they share
+	// batches.
+	closes := make([]*ledger.Pending, len(due))
+	for i, sub := range due {
 		o, err := s.closePeriodOp(ctx, sub, sub.CurrentPeriodStart, sub.CurrentPeriodEnd, sub.CurrentPeriodEnd)
+		if err == nil {
+			closes[i], err = s.l.Enqueue(ctx, o)
+		}
 		if err != nil {
-			return 0, err
+			s.log.Warn("subscription period close", "subscription", sub.ID, "err", err)
 		}
-		p, err := s.l.Enqueue(ctx, o)
+	}
+	n := 0
+	var rolls []*ledger.Pending
+	for i, sub := range due {
+		if closes[i] == nil {
+			continue
+		}
+		out, err := closes[i].Wait(ctx)
 		if err != nil {
-			return 0, err
+			s.log.Warn("subscription period close", "subscription", sub.ID, "err", err)
+			continue
 		}
-		closes = append(closes, p)
-	}
-	n, err := ledger.WaitPosted(ctx, closes)
-	if err != nil {
-		return n, fmt.Errorf("close periods: %w", err)
-	}
-	for _, sub := range due {
-		next := sub.current().plan
-		if sub.NextPlanCode != nil {
-			next = *sub.NextPlanCode
+		if out.Status == ledger.StatusPosted && !out.Replayed {
+			n++
 		}
-		roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: sub.CurrentPeriodEnd}
-		if sub.CancelAtPeriodEnd {
-			if roll.resume, err = s.wallets.WalletsOf(ctx, sub.CustomerID); err != nil {
-				return n, err
-			}
-		} else {
-			plan, err := s.Plan(ctx, next, 0)
-			if err != nil {
-				return n, err
-			}
-			if roll.g, err = s.grantor(ctx, sub.CustomerID, plan, sub.OverageLimit); err != nil {
-				return n, err
+		roll, err := s.rollAtEnd(ctx, sub)
+		if err == nil {
+			var p *ledger.Pending
+			if p, err = s.l.Enqueue(ctx, roll); err == nil {
+				rolls = append(rolls, p)
 			}
 		}
-		p, err := s.l.Enqueue(ctx, roll)
 		if err != nil {
-			return n, err
+			s.log.Warn("subscription period roll", "subscription", sub.ID, "err", err)
 		}
-		rolls = append(rolls, p)
 	}
-	if _, err := ledger.WaitPosted(ctx, rolls); err != nil {
-		return n, fmt.Errorf("roll periods: %w", err)
+	for _, p := range rolls {
+		if _, err := p.Wait(ctx); err != nil {
+			s.log.Warn("subscription period roll", "err", err)
+		}
 	}
 	return n, nil
+}
+
+// rollAtEnd is the roll of sub's current period at its end: into the
+// next on its plan (or the one a change asked for), or its end.
+func (s *Service) rollAtEnd(ctx context.Context, sub *Subscription) (*rollOp, error) {
+	roll := &rollOp{subID: sub.ID, customer: sub.CustomerID, from: sub.CurrentPeriodStart, at: sub.CurrentPeriodEnd}
+	if sub.CancelAtPeriodEnd {
+		ws, err := s.wallets.WalletsOf(ctx, sub.CustomerID)
+		roll.resume = ws
+		return roll, err
+	}
+	next := sub.current().plan
+	if sub.NextPlanCode != nil {
+		next = *sub.NextPlanCode
+	}
+	plan, err := s.Plan(ctx, next, 0)
+	if err != nil {
+		return nil, err
+	}
+	roll.g, err = s.grantor(ctx, sub.CustomerID, plan, sub.OverageLimit)
+	return roll, err
 }
