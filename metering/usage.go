@@ -322,9 +322,11 @@ func (s *Service) meterUsage(ctx context.Context, q UsageQuery, m *Meter) (Usage
 	for _, a := range amounts {
 		p := buckets[a.key.bucket]
 		p.Amount = p.Amount.Add(a.sum)
-		p.Amounts[a.asset] = p.Amounts[a.asset].Add(a.sum)
 		u.Amount = u.Amount.Add(a.sum)
-		u.Amounts[a.asset] = u.Amounts[a.asset].Add(a.sum)
+		if a.asset != "" { // a record of an unpriced meter
+			p.Amounts[a.asset] = p.Amounts[a.asset].Add(a.sum)
+			u.Amounts[a.asset] = u.Amounts[a.asset].Add(a.sum)
+		}
 	}
 	if q.GroupBy == "" {
 		return u, nil
@@ -360,9 +362,11 @@ func (s *Service) meterUsage(ctx context.Context, q UsageQuery, m *Meter) (Usage
 		g := groups[a.key.group]
 		p := index[a.key.group][a.key.bucket]
 		p.Amount = p.Amount.Add(a.sum)
-		p.Amounts[a.asset] = p.Amounts[a.asset].Add(a.sum)
 		g.Amount = g.Amount.Add(a.sum)
-		g.Amounts[a.asset] = g.Amounts[a.asset].Add(a.sum)
+		if a.asset != "" {
+			p.Amounts[a.asset] = p.Amounts[a.asset].Add(a.sum)
+			g.Amounts[a.asset] = g.Amounts[a.asset].Add(a.sum)
+		}
 	}
 	return u, nil
 }
