@@ -93,7 +93,9 @@ func PUT(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPut, 
 func PATCH(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPatch, path, nil, h, nil} }
 
 // DELETE declares a DELETE route.
-func DELETE(path string, h ...fiber.Handler) Route { return Route{fiber.MethodDelete, path, nil, h, nil} }
+func DELETE(path string, h ...fiber.Handler) Route {
+	return Route{fiber.MethodDelete, path, nil, h, nil}
+}
 
 type server struct {
 	log     *slog.Logger
