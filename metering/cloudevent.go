@@ -163,6 +163,9 @@ func IsCloudEvent(contentType string, body []byte) bool {
 // cloudGuess digs the id and subject out of a CloudEvent that did not
 // parse, for the rejection's record; ok is false if raw is not one.
 func cloudGuess(raw []byte) (id, subject string, ok bool) {
+	if !bytes.Contains(raw, []byte(`"specversion"`)) {
+		return "", "", false // a native event: no second decoding on the consumer's path
+	}
 	var probe struct {
 		SpecVersion *json.RawMessage `json:"specversion"`
 		ID          string           `json:"id"`

@@ -143,6 +143,8 @@ func TestConsumerCloudEvents(t *testing.T) {
 	send(ce("with-header", 5, nil), "application/cloudevents+json")
 	send(ce("specversion-only", 7, nil), "")
 	send(ce("no-subject", 100, func(e map[string]any) { delete(e, "subject") }), "application/cloudevents+json")
+	// Published on this customer's subject but naming another: refused, not guessed at.
+	send(ce("misrouted", 1000, func(e map[string]any) { e["subject"] = "someone-else" }), "")
 	w.waitConsumed(t, wl.ID, "12")
 
 	evs, _, err := w.svc.Events(context.Background(), EventFilter{Customer: cus}, "", 10)
@@ -159,8 +161,14 @@ func TestConsumerCloudEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		found := false
+		found, misrouted := false, false
 		for _, r := range rs {
+			if r.EventID == "misrouted-"+cus {
+				misrouted = true
+				if r.CustomerID != "someone-else" || !strings.Contains(r.Detail, "names customer") {
+					t.Errorf("misrouted CloudEvent recorded as %+v", r)
+				}
+			}
 			if r.EventID == "no-subject-"+cus {
 				found = true
 				if r.Code != CodeInvalidEvent || !strings.Contains(r.Detail, "subject: required") || r.Source != "nats" {
@@ -168,11 +176,11 @@ func TestConsumerCloudEvents(t *testing.T) {
 				}
 			}
 		}
-		if found {
+		if found && misrouted {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the CloudEvent without a subject was not recorded as rejected")
+			t.Fatalf("rejections recorded: without a subject %v, misrouted %v; want both", found, misrouted)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
