@@ -184,4 +184,5 @@ func TestConsumerCloudEvents(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	w.waitConsumed(t, wl.ID, "12") // the misrouted and the subjectless charged nothing
 }
