@@ -106,6 +106,7 @@ func (h *meteringHandlers) usage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	c.Vary(fiber.HeaderAccept) // one URL, two representations: caches must tell them apart
 	var meters []string
 	param := c.Query("meter")
 	for _, code := range strings.Split(param, ",") {
