@@ -64,6 +64,8 @@ type Route struct {
 	Path     string // under /v1, in Fiber syntax: "/wallets/:id"
 	Scopes   []apikey.Scope
 	Handlers []fiber.Handler // run in order after the scope check
+	// Media are the body media types it takes besides application/json.
+	Media []string
 }
 
 // Allow returns r letting keys of scopes call it too.
@@ -72,20 +74,28 @@ func (r Route) Allow(scopes ...apikey.Scope) Route {
 	return r
 }
 
+// Accepting returns r taking bodies of these media types too.
+func (r Route) Accepting(types ...string) Route {
+	r.Media = append(r.Media[:len(r.Media):len(r.Media)], types...)
+	return r
+}
+
 // GET declares a GET route (HEAD is answered too).
-func GET(path string, h ...fiber.Handler) Route { return Route{fiber.MethodGet, path, nil, h} }
+func GET(path string, h ...fiber.Handler) Route { return Route{fiber.MethodGet, path, nil, h, nil} }
 
 // POST declares a POST route.
-func POST(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPost, path, nil, h} }
+func POST(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPost, path, nil, h, nil} }
 
 // PUT declares a PUT route.
-func PUT(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPut, path, nil, h} }
+func PUT(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPut, path, nil, h, nil} }
 
 // PATCH declares a PATCH route.
-func PATCH(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPatch, path, nil, h} }
+func PATCH(path string, h ...fiber.Handler) Route { return Route{fiber.MethodPatch, path, nil, h, nil} }
 
 // DELETE declares a DELETE route.
-func DELETE(path string, h ...fiber.Handler) Route { return Route{fiber.MethodDelete, path, nil, h} }
+func DELETE(path string, h ...fiber.Handler) Route {
+	return Route{fiber.MethodDelete, path, nil, h, nil}
+}
 
 type server struct {
 	log     *slog.Logger
@@ -181,7 +191,7 @@ func register(v1 fiber.Router, routes []Route) {
 		}
 		// The media type is checked after the key and its scope, so that a
 		// 401 or 403 is what a caller without the right key hears.
-		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...), requireJSON}, r.Handlers...)
+		handlers := append([]fiber.Handler{matched, auth.Allow(r.Scopes...), requireMedia(r.Media)}, r.Handlers...)
 		if r.Method == fiber.MethodGet {
 			v1.Get(r.Path, handlers...) // and HEAD
 		} else {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"mime"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +23,21 @@ func requireJSON(c *fiber.Ctx) error {
 	}
 	return problem.New(problem.UnsupportedMediaType,
 		"send the body as JSON with Content-Type: application/json (charset, if any, utf-8)")
+}
+
+// requireMedia is requireJSON for a route that also takes the media types
+// in extra (POST /events: CloudEvents), exactly those, charset UTF-8 if any.
+func requireMedia(extra []string) fiber.Handler {
+	if len(extra) == 0 {
+		return requireJSON
+	}
+	return func(c *fiber.Ctx) error {
+		typ, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+		if cs, ok := params["charset"]; err == nil && slices.Contains(extra, typ) && (!ok || strings.EqualFold(cs, "utf-8")) {
+			return c.Next()
+		}
+		return requireJSON(c)
+	}
 }
 
 // isJSON reports whether a Content-Type header names application/json, in

@@ -2,10 +2,8 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -35,8 +33,10 @@ func MeteringRoutes(svc *metering.Service) []Route {
 		GET("/prices", h.prices).Allow(apikey.Read),
 		POST("/prices/:id/archive", h.archivePrice),
 
-		POST("/events", h.ingest).Allow(apikey.Ingest),
+		POST("/events", h.ingest).Allow(apikey.Ingest).Accepting(metering.CloudEventType, metering.CloudEventBatchType),
 		GET("/events/rejected", h.rejected).Allow(apikey.Read, apikey.Portal),
+		GET("/events", h.events).Allow(apikey.Read, apikey.Portal),          // reports.go
+		GET("/events/:event_id", h.event).Allow(apikey.Read, apikey.Portal), // after /events/rejected
 
 		GET("/customers/:id/usage", h.usage).Allow(apikey.Read, apikey.Portal),
 	}
@@ -221,22 +221,19 @@ type ingestRequest struct {
 }
 
 func (h *meteringHandlers) ingest(c *fiber.Ctx) error {
-	var req ingestRequest
-	if err := DecodeJSON(c, &req); err != nil {
+	events, cloud, err := decodeIngest(c) // JSON or CloudEvents (cloudevents.go)
+	if err != nil {
 		return err
 	}
-	switch n := len(req.Events); {
-	case n == 0:
-		return problem.Invalid("events", "required: 1 to "+strconv.Itoa(metering.MaxBatchEvents)+" events")
-	case n > metering.MaxBatchEvents:
-		return problem.Invalid("events", fmt.Sprintf("%d events; at most %d a request", n, metering.MaxBatchEvents))
-	}
 	opts := metering.IngestOptions{Source: "http"}
+	if cloud {
+		opts.CloudEvent = func(int) bool { return true }
+	}
 	if caller, ok := auth.From(c); ok && caller.Scope == apikey.Ingest {
 		// A key bound to one customer sends only that customer's events.
 		opts.Customer = caller.CustomerID
 	}
-	res, err := h.svc.Ingest(c.UserContext(), req.Events, opts)
+	res, err := h.svc.Ingest(c.UserContext(), events, opts)
 	if err != nil {
 		if pg.KindOf(err) == fault.Unavailable {
 			// Which events were applied is unknown to the client: it
@@ -273,63 +270,7 @@ func (h *meteringHandlers) rejected(c *fiber.Ctx) error {
 	return c.JSON(NewPage(rs, next))
 }
 
-// Usage.
-
-// usageDefaultRange is the range of a usage query that gives no from.
-const usageDefaultRange = 24 * time.Hour
-
-// usageJSON is metering.Usage on the wire. Quantities are written as
-// strings here rather than by decimal.Decimal's MarshalJSON, which writes
-// numbers if a program sets decimal.MarshalJSONWithoutQuotes: exact values
-// must not go through a client's float.
-type usageJSON struct {
-	Meter  string           `json:"meter"`
-	From   time.Time        `json:"from"`
-	To     time.Time        `json:"to"`
-	Window metering.Window  `json:"window"`
-	Series []usagePointJSON `json:"series"`
-	Total  string           `json:"total"`
-	Amount string           `json:"amount"`
-}
-
-type usagePointJSON struct {
-	Start    time.Time `json:"start"`
-	Quantity string    `json:"quantity"`
-	Amount   string    `json:"amount"`
-}
-
-func (h *meteringHandlers) usage(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if err := auth.RequireCustomer(c, id); err != nil {
-		return err
-	}
-	meter := c.Query("meter")
-	if meter == "" {
-		return problem.Invalid("meter", "required: the code of the meter")
-	}
-	to, err := timeQuery(c, "to", time.Now().UTC().Truncate(time.Microsecond))
-	if err != nil {
-		return err
-	}
-	from, err := timeQuery(c, "from", to.Add(-usageDefaultRange))
-	if err != nil {
-		return err
-	}
-	window := metering.Window(c.Query("window", string(metering.Hour)))
-	u, err := h.svc.Usage(c.UserContext(), id, meter, from, to, window)
-	if err != nil {
-		return err
-	}
-	out := usageJSON{
-		Meter: u.Meter, From: u.From, To: u.To, Window: u.Window,
-		Series: make([]usagePointJSON, len(u.Series)),
-		Total:  u.Total.String(), Amount: u.Amount.String(),
-	}
-	for i, p := range u.Series {
-		out.Series[i] = usagePointJSON{Start: p.Start, Quantity: p.Quantity.String(), Amount: p.Amount.String()}
-	}
-	return c.JSON(out)
-}
+// Usage: see reports.go.
 
 // timeQuery reads an RFC 3339 query parameter, or returns def if it is
 // absent.

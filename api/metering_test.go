@@ -178,8 +178,11 @@ func TestMeteringWalk(t *testing.T) {
 	}
 	sameAmount(t, "consumed after the resend", m.balance(t, f.wallet).Consumed, "0.0105")
 
-	u := want[usageJSON](t, m.do(t, "GET", "/v1/customers/"+f.customer+"/usage?meter="+mt.Code, m.admin, nil), 200)
-	if u.Meter != mt.Code || u.Window != "hour" || !u.To.After(u.From) || u.To.Sub(u.From) != 24*time.Hour {
+	// An explicit range: the default, the wallet's cycle, starts when the
+	// wallet was made, after the early event (reports_test.go tests it).
+	dayAgo := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
+	u := want[usageJSON](t, m.do(t, "GET", "/v1/customers/"+f.customer+"/usage?meter="+mt.Code+"&from="+dayAgo.Format(time.RFC3339), m.admin, nil), 200)
+	if u.Meter != mt.Code || u.Window != "hour" || !u.To.After(time.Now()) || !u.From.Equal(dayAgo) {
 		t.Fatalf("usage head: %+v", u)
 	}
 	if got := jsonString(t, "total", u.Total); got != "3500" {
@@ -503,8 +506,12 @@ func TestMeteringBadInput(t *testing.T) {
 		for _, c := range []struct {
 			query, field string
 		}{
-			{"", "meter"},
+			{"?meter=,", "meter"},
 			{"?meter=no-such-meter", "meter"},
+			{"?meter=" + mt.Code + ",no-such-meter", "meter"},
+			{"?meter=" + mt.Code + "&group_by=region", "group_by"},
+			{"?group_by=no-meter-groups-by-this", "group_by"},
+			{"?meter=" + mt.Code + "&format=xml", "format"},
 			{"?meter=" + mt.Code + "&window=week", "window"},
 			{"?meter=" + mt.Code + "&from=yesterday", "from"},
 			{"?meter=" + mt.Code + "&to=2025-01-01", "to"},

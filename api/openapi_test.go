@@ -1080,10 +1080,44 @@ func TestOpenAPIMeteringResponses(t *testing.T) {
 	do(oaCall{method: "GET", path: usage, id: f.customer, key: portal, query: "meter=" + usersCode + "&window=day&from=" +
 		url.QueryEscape(time.Now().Add(-48*time.Hour).UTC().Format(time.RFC3339))}, 200)
 	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + raw["code"].(string)}, 200)
-	do(oaCall{method: "GET", path: usage, id: f.customer}, 422)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=,"}, 422)
 	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + tokensCode + "&window=week"}, 422)
 	do(oaCall{method: "GET", path: usage, id: "oa-nobody", query: "meter=" + tokensCode}, 404)
 	do(oaCall{method: "GET", path: usage, id: f.customer, noKey: true, query: "meter=" + tokensCode}, 401)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "window=month"}, 200)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + tokensCode + "," + usersCode + "&window=day"}, 200)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + tokensCode + "&group_by=model"}, 200)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "meter=" + usersCode + "&group_by=model"}, 422)
+	do(oaCall{method: "GET", path: usage, id: f.customer, query: "group_by=model&format=csv"}, 200)
+	do(oaCall{method: "GET", path: usage, id: f.customer, header: map[string]string{"Accept": "text/csv"}}, 200)
+
+	// The events audit.
+	evPage := do(oaCall{method: "GET", path: "/v1/events", query: "limit=1&customer_id=" + url.QueryEscape(f.customer)}, 200)
+	if next, _ := evPage["next_cursor"].(string); next == "" {
+		t.Error("events: expected a second page")
+	} else {
+		do(oaCall{method: "GET", path: "/v1/events", query: "limit=1&customer_id=" + url.QueryEscape(f.customer) + "&cursor=" + url.QueryEscape(next)}, 200)
+	}
+	do(oaCall{method: "GET", path: "/v1/events", key: portal, query: "event_name=" + url.QueryEscape(event)}, 200)
+	do(oaCall{method: "GET", path: "/v1/events", key: portal, query: "customer_id=oa-nobody"}, 404)
+	do(oaCall{method: "GET", path: "/v1/events", query: "from=yesterday"}, 422)
+	do(oaCall{method: "GET", path: "/v1/events/{event_id}", id: "oa-1-" + f.customer}, 200)
+	do(oaCall{method: "GET", path: "/v1/events/{event_id}", id: "oa-1-" + f.customer, key: portal}, 200)
+	do(oaCall{method: "GET", path: "/v1/events/{event_id}", id: "oa-never-sent"}, 404)
+
+	// CloudEvents, one and a batch (one of them bad).
+	ce := func(id string) map[string]any {
+		return map[string]any{"specversion": "1.0", "id": id + "-" + f.customer, "source": "/oa", "type": event, "subject": f.customer,
+			"data": map[string]any{"tokens": 10, "model": "gpt", "region": "eu", "user": "u3"}}
+	}
+	do(oaCall{method: "POST", path: "/v1/events", header: map[string]string{"Content-Type": "application/cloudevents+json"}, body: ce("oa-ce-1")}, 202)
+	bad := ce("oa-ce-3")
+	delete(bad, "subject")
+	do(oaCall{method: "POST", path: "/v1/events", header: map[string]string{"Content-Type": "application/cloudevents-batch+json"},
+		body: []any{ce("oa-ce-2"), bad}}, 202)
+	do(oaCall{method: "POST", path: "/v1/events", header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: `{}`}, 400)
+	do(oaCall{method: "POST", path: "/v1/events", header: map[string]string{"Content-Type": "application/cloudevents-batch+json"}, body: `[]`}, 422)
+	do(oaCall{method: "POST", path: "/v1/events", header: map[string]string{"Content-Type": "text/plain"}, body: `{}`}, 415)
 
 	// Archiving: the meter answers archived, twice; its events are no
 	// longer counted.

@@ -282,6 +282,7 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailabl
 	var (
 		raws      []json.RawMessage
 		of        []jetstream.Msg // the message of each raw
+		cloud     []bool          // whether each raw is a CloudEvent
 		misrouted []rejectionRow
 		routedOff []jetstream.Msg
 	)
@@ -298,8 +299,9 @@ func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) (unavailabl
 		}
 		raws = append(raws, raw)
 		of = append(of, m)
+		cloud = append(cloud, IsCloudEvent(m.Headers().Get("Content-Type"), raw))
 	}
-	results, err := c.svc.IngestEach(ctx, raws, IngestOptions{Source: "nats"})
+	results, err := c.svc.IngestEach(ctx, raws, IngestOptions{Source: "nats", CloudEvent: func(i int) bool { return cloud[i] }})
 	if err != nil {
 		return true, err
 	}

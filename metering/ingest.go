@@ -28,6 +28,9 @@ type IngestOptions struct {
 	// for (an ingest key bound to one customer); an event naming another
 	// is rejected with CodeCustomerNotAllowed.
 	Customer string
+	// CloudEvent, if set, says which of the call's raw events are
+	// CloudEvents (ParseCloudEvent) rather than native events.
+	CloudEvent func(i int) bool
 }
 
 // EventStatus is what became of one event of an ingest call.
@@ -137,7 +140,11 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 		rowOf = append(rowOf, i)
 	}
 	for i, raw := range raws {
-		e, props, err := ParseEvent(raw, received)
+		parse := ParseEvent
+		if opts.CloudEvent != nil && opts.CloudEvent(i) {
+			parse = ParseCloudEvent
+		}
+		e, props, err := parse(raw, received)
 		if err != nil {
 			refuse(i, ledger.DataRefusal(err), guessID(raw), guessCustomer(raw))
 			continue
@@ -194,6 +201,12 @@ func (s *Service) IngestEach(ctx context.Context, raws []json.RawMessage, opts I
 
 // guessCustomer is guessID's twin for the customer, checked as it is.
 func guessCustomer(raw []byte) string {
+	if _, subject, ok := cloudGuess(raw); ok {
+		if text.Check("customer_id", subject, 128) == nil {
+			return subject
+		}
+		return ""
+	}
 	var probe struct {
 		CustomerID string `json:"customer_id"`
 	}
@@ -385,6 +398,9 @@ func depth(v any) int {
 // rejection can name it. An id that is not text PostgreSQL stores is not
 // guessed: the rejection is recorded without it rather than not at all.
 func guessID(raw []byte) string {
+	if id, _, ok := cloudGuess(raw); ok {
+		return storableID(id)
+	}
 	var probe struct {
 		EventID string `json:"event_id"`
 	}
