@@ -193,6 +193,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		drain(l, log)
 		return fmt.Errorf("usage events: %w", err)
 	}
+	m.Watch(metrics.Sources{DB: db, Consumer: consumer.Stats})
 
 	// Side effects leave through the outbox: the relay fans them out to
 	// webhook deliveries and credits immediate top-ups; the dispatcher sends
