@@ -38,6 +38,7 @@ type Client struct {
 	http    *http.Client
 	retries int
 	backoff time.Duration
+	onRetry func(method, path string, attempt int, err error)
 }
 
 // Option configures New.
@@ -54,6 +55,13 @@ func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 // WithBackoff sets the wait before the first retry; each next wait doubles
 // (default 200 ms).
 func WithBackoff(d time.Duration) Option { return func(c *Client) { c.backoff = d } }
+
+// WithOnRetry calls f before each retry with the request, the attempt
+// about to be made (1 for the first retry) and the error that caused it:
+// for logs and counters.
+func WithOnRetry(f func(method, path string, attempt int, err error)) Option {
+	return func(c *Client) { c.onRetry = f }
+}
 
 // New makes a client for the ledger at baseURL ("http://localhost:8080")
 // using the API key key.
@@ -114,6 +122,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		case <-t.C:
 		}
 		wait *= 2
+		if c.onRetry != nil {
+			c.onRetry(method, path, attempt+1, err)
+		}
 	}
 }
 

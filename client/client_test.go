@@ -54,7 +54,13 @@ func TestRetries(t *testing.T) {
 				w.Write([]byte(`{"entry_id":"x","amount":"1.10"}`))
 			}))
 			defer srv.Close()
-			c := New(srv.URL, "k", WithBackoff(time.Millisecond))
+			var retried int
+			c := New(srv.URL, "k", WithBackoff(time.Millisecond), WithOnRetry(func(method, path string, attempt int, err error) {
+				retried++
+				if method != "POST" || path != "/v1/wallets/w/debits" || attempt != retried || err == nil {
+					t.Errorf("retry hook: %s %s attempt %d (want %d) err %v", method, path, attempt, retried, err)
+				}
+			}))
 			d, err := c.Debit(context.Background(), "w", Debit{Amount: "1.10"})
 			var e *Error
 			switch {
@@ -63,8 +69,8 @@ func TestRetries(t *testing.T) {
 			case tc.wantErr != 0 && (!errors.As(err, &e) || e.Status != tc.wantErr || e.Code != "c" || len(e.Fields) != 1):
 				t.Fatalf("got %#v, want *Error %d", err, tc.wantErr)
 			}
-			if len(keys) != tc.calls {
-				t.Fatalf("%d calls, want %d", len(keys), tc.calls)
+			if len(keys) != tc.calls || retried != tc.calls-1 {
+				t.Fatalf("%d calls and %d retries, want %d calls", len(keys), retried, tc.calls)
 			}
 			for _, k := range keys {
 				if k == "" || k != keys[0] {
