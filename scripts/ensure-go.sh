@@ -84,5 +84,7 @@ esac
 	echo "    curl -fLO https://go.dev/dl/go$want.linux-$arch.tar.gz"
 	echo "    sudo rm -rf /usr/local/go && sudo tar -C /usr/local -xzf go$want.linux-$arch.tar.gz"
 	echo "ensure-go: then run make again; /usr/local/go/bin need not be on PATH."
+	echo "ensure-go: for make test's race detector also install a C compiler: sudo apt-get install gcc"
+	echo "ensure-go: (optional: without one, make test runs the tests without -race)."
 } >&2
 exit 1

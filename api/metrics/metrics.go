@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,7 @@ type Metrics struct {
 	eventsParked   *prometheus.CounterVec
 
 	queueDepth atomic.Pointer[func() int]
+	watchOnce  sync.Once
 }
 
 var (
@@ -117,7 +119,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
 		m.batchSize, m.batchCommit, m.operations, m.retries, m.failedBatches, m.failedOps, m.refusedOps, queue,
-		m.events, m.eventsRejected, m.eventsParked,
+		m.events, m.eventsRejected, m.eventsParked, buildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -171,7 +173,7 @@ func (m *Metrics) Ingested(source string, results []metering.EventResult) {
 			counts[r.Status]++
 		}
 		if r.Status == metering.EventRejected && r.Rejection != nil {
-			m.eventsRejected.WithLabelValues(r.Rejection.Code).Inc()
+			m.eventsRejected.WithLabelValues(rejectionLabel(r.Rejection.Code)).Inc()
 		}
 	}
 	for st := metering.EventAccepted; st <= metering.EventFailed; st++ {

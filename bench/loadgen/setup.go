@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
-	"time"
+
+	"github.com/creditledger/creditledger/client"
 )
 
 // fixture is what setup created: the spread customers and the hot one, each
@@ -41,6 +41,11 @@ func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, wor
 	}, nil, http.StatusCreated); err != nil {
 		return fixture{}, fmt.Errorf("price: %w", err)
 	}
+	var retried atomic.Int64
+	// Setup goes through package client, as an app would: 5xx and lost
+	// answers are sent again with the same Idempotency-Key, with backoff.
+	c := client.New(api.base, api.key, client.WithHTTPClient(api.hc), client.WithRetries(4),
+		client.WithOnRetry(func(string, string, int, error) { retried.Add(1) }))
 	accts := make([]account, customers+1)
 	for i := range customers {
 		accts[i].Customer = fmt.Sprintf("c-%05d", i+1)
@@ -49,7 +54,7 @@ func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, wor
 
 	// Each worker writes only the accounts it was handed.
 	err := parallel(ctx, len(accts), workers, func(ctx context.Context, i int) error {
-		w, err := createWallet(ctx, api, accts[i].Customer)
+		w, err := createWallet(ctx, c, accts[i].Customer)
 		accts[i].Wallet = w
 		return err
 	})
@@ -58,11 +63,8 @@ func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, wor
 	}
 	// Grants go through the batching poster: the more arrive at once, the
 	// fuller its batches and the fewer transactions commit (and conflict).
-	var retried atomic.Int64
 	err = parallel(ctx, len(accts), grantWorkers, func(ctx context.Context, i int) error {
-		n, err := addGrant(ctx, api, accts[i].Wallet)
-		retried.Add(int64(n))
-		if err != nil {
+		if err := addGrant(ctx, c, accts[i].Wallet); err != nil {
 			return fmt.Errorf("grant for %s: %w", accts[i].Customer, err)
 		}
 		return nil
@@ -76,25 +78,21 @@ func setup(ctx context.Context, log *slog.Logger, api *apiClient, customers, wor
 		}
 	}
 	if n := retried.Load(); n > 0 {
-		log.Warn("setup: grant requests failed with a server error and were sent again", "retries", n)
-		setupNotes = append(setupNotes, fmt.Sprintf("setup: %d grant requests got a 5xx (or no answer) and were sent again with the same Idempotency-Key", n))
+		log.Warn("setup: requests failed with a server error and were sent again", "retries", n)
+		setupNotes = append(setupNotes, fmt.Sprintf("setup: %d requests got a 5xx (or no answer) and were sent again with the same Idempotency-Key", n))
 	}
 	return fixture{Spread: accts[:customers], Hot: accts[customers:], Notes: setupNotes}, nil
 }
 
 // createWallet makes a customer and its wallet (usage beyond credits goes
-// to overage, never refused), and returns the wallet id.
-func createWallet(ctx context.Context, api *apiClient, customer string) (string, error) {
-	if _, err := api.call(ctx, http.MethodPost, "/v1/customers", map[string]string{"id": customer},
-		nil, http.StatusCreated); err != nil {
+// to overage, never refused) with package client, as an app would, and
+// returns the wallet id.
+func createWallet(ctx context.Context, c *client.Client, customer string) (string, error) {
+	if _, err := c.CreateCustomer(ctx, client.Customer{ID: customer}); err != nil {
 		return "", fmt.Errorf("customer %s: %w", customer, err)
 	}
-	var w struct {
-		ID string `json:"id"`
-	}
-	if _, err := api.call(ctx, http.MethodPost, "/v1/wallets", map[string]string{
-		"customer_id": customer, "asset": asset, "overage_policy": "allow",
-	}, &w, http.StatusCreated); err != nil {
+	w, err := c.CreateWallet(ctx, customer, asset, "allow")
+	if err != nil {
 		return "", fmt.Errorf("wallet of %s: %w", customer, err)
 	}
 	if w.ID == "" {
@@ -104,27 +102,12 @@ func createWallet(ctx context.Context, api *apiClient, customer string) (string,
 }
 
 // addGrant gives wallet its paid grant. Under load the poster can fail a
-// batch for good (retries exhausted) and answer 500; the Idempotency-Key
-// makes sending it again safe, so it is sent again a few times. It returns
-// how many times it had to.
-func addGrant(ctx context.Context, api *apiClient, wallet string) (int, error) {
-	var err error
-	for attempt := range 5 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return attempt, ctx.Err()
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
-		_, err = api.callKey(ctx, "loadgen-grant-"+wallet, http.MethodPost, "/v1/wallets/"+wallet+"/grants",
-			map[string]string{"amount": grantAmount, "kind": "paid"}, nil, http.StatusCreated)
-		var se *statusError
-		if err == nil || (errors.As(err, &se) && se.Status < 500) {
-			return attempt, err
-		}
-	}
-	return 4, err
+// batch for good (retries exhausted) and answer 500; the client sends it
+// again under the same Idempotency-Key, which makes that safe (its
+// WithOnRetry hook counts the retries for the report).
+func addGrant(ctx context.Context, c *client.Client, wallet string) error {
+	_, err := c.AddGrant(ctx, wallet, client.Grant{IdempotencyKey: "loadgen-grant-" + wallet, Amount: grantAmount, Kind: "paid"})
+	return err
 }
 
 // The plan of the subscribed variant, and the default book's price then.

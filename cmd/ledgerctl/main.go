@@ -1,32 +1,26 @@
-// Command ledgerctl is the ledger's admin tool.
+// Command ledgerctl is the ledger's operator tool. `ledgerctl help` lists
+// its commands; each takes -h/--help, which prints its usage and does
+// nothing else. Unknown flags and extra arguments exit 2.
 //
-//	ledgerctl verify
-//	ledgerctl keys create --scope admin|ingest|read|portal [--customer ID] [--name NAME]
-//	ledgerctl keys list
-//	ledgerctl keys revoke ID
-//
-// --customer binds a key to one customer: required for portal keys,
-// optional for ingest keys (which may then send only that customer's
-// events), refused for the others.
-//
-// It reads DATABASE_URL.
+// It reads the configuration ledgerd reads (internal/config): the database
+// is DATABASE_URL, else the one ledgerd last used (<LEDGER_DATA_DIR>/database.url,
+// which `make run` leaves), else the local default; NATS is NATS_URL, else
+// <LEDGER_DATA_DIR>/nats.url (ledgerd's embedded server), else
+// nats://127.0.0.1:4222. So in the shell where `make run` was started,
+// `bin/ledgerctl verify` needs no settings.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"text/tabwriter"
-	"time"
 
-	"github.com/creditledger/creditledger/apikey"
+	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/pg"
-	"github.com/creditledger/creditledger/ledger"
-	"github.com/creditledger/creditledger/wallet"
 )
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/ledger?sslmode=disable"
@@ -37,134 +31,123 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = `Usage:
-  ledgerctl verify                      check every ledger invariant; exit 1 on a violation
-  ledgerctl keys create --scope SCOPE [--customer ID] [--name NAME] [--ttl DURATION]
+const usage = `Usage: ledgerctl COMMAND [ARGS]
+
+  verify                                check every ledger invariant; exit 1 on a violation
+  keys create --scope SCOPE [--customer ID] [--name NAME] [--ttl DURATION]
                                         make an API key and print it once; --customer is
                                         required for portal, optional for ingest keys
-  ledgerctl keys list                   list keys (never their secrets)
-  ledgerctl keys revoke ID              revoke a key by id
+  keys list                             list keys (never their secrets)
+  keys revoke ID                        revoke a key by id
+  customers list [--query Q] [--limit N]
+                                        customers, newest first
+  customers show ID                     a customer and its wallets with their balances
+  wallets show ID                       a wallet and its balance, grant by grant
+  events rejected [--customer ID] [--limit N]
+                                        usage events refused for good, newest first
+  webhooks resend DELIVERY-ID           send a webhook delivery again, due now
+  invoices list [--customer ID] [--status issued|paid|void] [--limit N]
+                                        invoices, newest first
+  publish --customer ID --event NAME [--properties JSON] [--id ID] [--timestamp RFC3339]
+                                        send one usage event over NATS (with Nats-Msg-Id)
+  version                               the build's version and Go version
 
-Environment: DATABASE_URL (default ` + defaultDatabaseURL + `)
+Every command takes -h or --help. Configuration as ledgerd's: DATABASE_URL
+(else <LEDGER_DATA_DIR>/database.url, written by ledgerd, else
+` + defaultDatabaseURL + `), NATS_URL (else <LEDGER_DATA_DIR>/nats.url, else
+nats://127.0.0.1:4222), LEDGER_NATS_SUBJECT_PREFIX, LEDGER_DATA_DIR (./data).
 `
 
+// env is what the commands need from the configuration.
+type env struct {
+	cfg     config.Config
+	stdout  io.Writer
+	stderr  io.Writer
+	connect func() (*pg.DB, error)
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		if len(args) == 0 {
-			return 2
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			// `ledgerctl help keys`: the command's own usage.
+			return run(ctx, []string{args[1], "--help"}, getenv, stdout, stderr)
 		}
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	url := getenv("DATABASE_URL")
-	if url == "" {
-		url = defaultDatabaseURL
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "ledgerctl: %v\n", err)
+		return 2
 	}
-	connect := func() (*pg.DB, error) {
+	e := &env{cfg: cfg, stdout: stdout, stderr: stderr}
+	e.connect = func() (*pg.DB, error) {
+		url := databaseURL(cfg)
 		db, err := pg.Open(ctx, url)
 		if err != nil {
-			return nil, fmt.Errorf("database: %w", err)
+			return nil, fmt.Errorf("database %s: %w", redact(url), err)
 		}
 		return db, nil
 	}
-	var err error
 	code := 0
 	switch args[0] {
 	case "verify":
-		code, err = verify(ctx, connect, stdout)
+		code, err = verify(ctx, e, args[1:])
 	case "keys":
-		err = keys(ctx, connect, args[1:], stdout, stderr)
+		err = keys(ctx, e, args[1:])
+	case "customers":
+		err = customers(ctx, e, args[1:])
+	case "wallets":
+		err = wallets(ctx, e, args[1:])
+	case "events":
+		err = events(ctx, e, args[1:])
+	case "webhooks":
+		err = webhooks(ctx, e, args[1:])
+	case "invoices":
+		err = invoices(ctx, e, args[1:])
+	case "publish":
+		err = publish(ctx, e, args[1:])
+	case "version":
+		err = version(e, args[1:])
 	default:
-		err = fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
-		code = 2
+		err = &usageError{fmt.Sprintf("unknown command %q", args[0]), usage}
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ledgerctl: %v\n", err)
-		if code == 0 {
-			code = 1
-		}
+	var help *helpRequest
+	var uerr *usageError
+	switch {
+	case err == nil:
+		return code
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.usage)
+		return 0
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "ledgerctl: %v", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "ledgerctl: %v\n", err)
+	if code == 0 {
+		code = 1
 	}
 	return code
 }
 
-func verify(ctx context.Context, connect func() (*pg.DB, error), stdout io.Writer) (int, error) {
-	db, err := connect()
-	if err != nil {
-		return 1, err
-	}
-	defer db.Close()
-	r, err := ledger.Verify(ctx, db)
-	if err != nil {
-		return 1, err
-	}
-	r.Write(stdout)
-	if !r.OK() {
-		return 1, nil
-	}
-	return 0, nil
-}
-
-func keys(ctx context.Context, connect func() (*pg.DB, error), args []string, stdout, stderr io.Writer) error {
+// group dispatches a command with subcommands (keys create, ...): a missing
+// or unknown subcommand is a usage error, --help prints the group's usage.
+func group(args []string, groupUsage string, subs map[string]func([]string) error) error {
 	if len(args) == 0 {
-		return fmt.Errorf("keys needs create, list or revoke\n\n%s", usage)
+		return &usageError{"missing subcommand", groupUsage}
 	}
-	db, err := connect()
-	if err != nil {
-		return err
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		return &helpRequest{groupUsage}
 	}
-	defer db.Close()
-	store := apikey.NewStore(db)
-	switch args[0] {
-	case "create":
-		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		scope := fs.String("scope", "", "admin, ingest, read or portal")
-		customer := fs.String("customer", "", "the customer a portal key sees, or an ingest key may send events for")
-		name := fs.String("name", "", "a label for humans")
-		ttl := fs.Duration("ttl", 0, "lifetime (0: no expiry)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("keys create: %w", err)
-		}
-		if apikey.Scope(*scope).MayHaveCustomer() && *customer != "" {
-			ok, err := wallet.CustomerExists(ctx, db, *customer)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("keys create: no customer %q", *customer)
-			}
-		}
-		plain, k, err := store.Create(ctx, apikey.NewKey{Scope: apikey.Scope(*scope), CustomerID: *customer, Name: *name, TTL: *ttl})
-		if err != nil {
-			return fmt.Errorf("keys create: %w", err)
-		}
-		fmt.Fprintf(stdout, "%s\n", plain)
-		fmt.Fprintf(stderr, "created %s key %s; the key above is shown only once\n", k.Scope, k.ID)
-		return nil
-	case "list":
-		list, _, err := store.List(ctx, apikey.ListOptions{Limit: 500})
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSCOPE\tCUSTOMER\tNAME\tCREATED\tREVOKED")
-		for _, k := range list {
-			revoked := ""
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Scope, k.CustomerID, k.Name, k.CreatedAt.Format(time.RFC3339), revoked)
-		}
-		return tw.Flush()
-	case "revoke":
-		if len(args) != 2 {
-			return fmt.Errorf("keys revoke needs one key id")
-		}
-		if _, err := store.Revoke(ctx, args[1]); err != nil {
-			return fmt.Errorf("keys revoke: %w", err)
-		}
-		fmt.Fprintf(stdout, "revoked %s\n", args[1])
-		return nil
+	f, ok := subs[args[0]]
+	if !ok {
+		return &usageError{fmt.Sprintf("unknown subcommand %q", args[0]), groupUsage}
 	}
-	return fmt.Errorf("unknown keys command %q", args[0])
+	return f(args[1:])
 }

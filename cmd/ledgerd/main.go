@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage())
 		return 0
 	case "", "serve", "migrate":
+		if code, done := subcommandArgs(args, stdout, stderr); done {
+			return code
+		}
 	default:
 		fmt.Fprintf(stderr, "ledgerd: unknown command %q\n\n%s", cmd, usage())
 		return 2
@@ -76,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.DatabaseURL = defaultDatabaseURL
 		log.Info("DATABASE_URL is unset; using the local default", "url", defaultDatabaseURL)
 	}
-	if err := serve(ctx, cfg, log, cmd == "migrate"); err != nil {
+	if err := serve(ctx, cfg, log, cmd == "migrate", stdout); err != nil {
 		log.Error("ledgerd stopped", "err", err)
 		return 1
 	}
@@ -98,7 +101,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly bool) error {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly bool, stdout io.Writer) error {
 	log.Info("starting ledgerd", "config", cfg)
 	var box *secretbox.Box // nil: webhook secrets are stored as issued
 	if cfg.EncryptionKey != nil {
@@ -131,6 +134,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if migrateOnly {
 		return nil
 	}
+	rememberState(log, cfg.DataDir, databaseURLFile, cfg.DatabaseURL)
 	warnMaintenance(ctx, db, log)
 	// The profiler's listener first: if its port is taken, nothing else has
 	// started yet that would have to be stopped and drained.
@@ -159,6 +163,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		return fmt.Errorf("nats %s: %w", natsURL, err)
 	}
 	defer nc.Close()
+	rememberState(log, cfg.DataDir, natsURLFile, natsURL)
 
 	m := metrics.New()
 	iso := pgx.Serializable
@@ -188,6 +193,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		drain(l, log)
 		return fmt.Errorf("usage events: %w", err)
 	}
+	m.Watch(metrics.Sources{DB: db, Consumer: consumer.Stats})
 
 	// Side effects leave through the outbox: the relay fans them out to
 	// webhook deliveries and credits immediate top-ups; the dispatcher sends
@@ -198,6 +204,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	relay.Relayed = hooks.Nudge
 
 	keys := apikey.NewStore(db)
+	if cfg.AdminKey == "" {
+		if cfg.AdminKey, err = ensureAdminKey(ctx, keys, cfg.DataDir, log, stdout); err != nil {
+			return fmt.Errorf("admin key: %w", err)
+		}
+	}
 	if cfg.AdminKey != "" {
 		created, err := keys.BootstrapAdmin(ctx, cfg.AdminKey)
 		if err != nil {

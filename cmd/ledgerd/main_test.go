@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,12 @@ func TestServeAndShutDown(t *testing.T) {
 			t.Fatalf("not ready in time (last: %v)\n%s", err, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// ledgerctl finds the database and NATS server through the data dir.
+	for name, want := range map[string]string{databaseURLFile: dsn, natsURLFile: ns.ClientURL()} {
+		if b, err := os.ReadFile(filepath.Join(env["LEDGER_DATA_DIR"], name)); err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("%s: %q %v, want %q", name, b, err, want)
+		}
 	}
 	req, _ := http.NewRequest("GET", base+"/v1/whoami", nil)
 	req.Header.Set("Authorization", "Bearer "+env["LEDGER_ADMIN_KEY"])
