@@ -41,7 +41,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // site is ledgerd's app with the portal, listening on a real port.
@@ -223,7 +223,7 @@ func TestPortal(t *testing.T) {
 		}
 		count := func(ctx context.Context, sel string) int {
 			t.Helper()
-			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('` + sel + `').length`))
+			n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('`+sel+`').length`))
 			if err != nil {
 				t.Fatalf("%s: %v", sel, err)
 			}
