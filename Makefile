@@ -92,6 +92,8 @@ test: ensure-go
 		TEST_DATABASE_URL=$$(scripts/ensure-postgres.sh --admin)
 		export TEST_DATABASE_URL
 	fi
+	# The portal's browser test drives Debian's chromium (installed once).
+	scripts/ensure-chromium.sh
 	start=$$SECONDS
 	log=$$(mktemp)
 	trap 'rm -f "$$log"' EXIT
