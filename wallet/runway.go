@@ -175,6 +175,12 @@ func (o *runwayOp) Apply(_ context.Context, b ledger.Batch) (any, error) {
 // live grants' counters), and an op per wallet decides in its batch. It
 // answers how many fired.
 func (s *Service) SweepRunway(ctx context.Context, days int) (int, error) {
+	return s.sweepRunway(ctx, days, nil)
+}
+
+// sweepRunway is SweepRunway over one wallet when only is set (tests
+// sharing a database must not fire each other's wallets' alerts).
+func (s *Service) sweepRunway(ctx context.Context, days int, only *WalletID) (int, error) {
 	if days <= 0 {
 		return 0, nil
 	}
@@ -190,8 +196,8 @@ func (s *Service) SweepRunway(ctx context.Context, days int) (int, error) {
 			FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
 			WHERE g.wallet_id = w.id AND g.status = 'active' AND g.effective_at <= $2
 				AND (g.expires_at IS NULL OR g.expires_at > $2)) a
-		WHERE COALESCE(w.reactions->>'runway_low', '') <> 'true'
-		LIMIT 1000`, now.Add(-RunwayWindow), now, notBurn)
+		WHERE COALESCE(w.reactions->>'runway_low', '') <> 'true' AND ($4::UUID IS NULL OR w.id = $4)
+		LIMIT 1000`, now.Add(-RunwayWindow), now, notBurn, only)
 	if err != nil {
 		return 0, fmt.Errorf("find low runways: %w", err)
 	}

@@ -130,14 +130,14 @@ func TestRunwayBalanceAndSweep(t *testing.T) {
 	if want := b.AsOf.Add(72 * time.Hour); b.DepletesAt == nil || !b.DepletesAt.Equal(want.Truncate(time.Second)) {
 		t.Fatalf("depletes at %v, want %v", b.DepletesAt, want)
 	}
-	if n, err := w.svc.SweepRunway(ctx, 3); err != nil || n != 0 {
+	if n, err := w.svc.sweepRunway(ctx, 3, &wl.ID); err != nil || n != 0 {
 		t.Fatalf("three days left under a three-day alert: fired %d, %v", n, err)
 	}
 	if _, err := w.debit(t, wl.ID, "1"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := w.svc.SweepRunway(ctx, 3); err != nil {
+		if _, err := w.svc.sweepRunway(ctx, 3, &wl.ID); err != nil {
 			t.Fatal(err)
 		}
 	}
