@@ -85,7 +85,7 @@ func newSite(t *testing.T) *site {
 	return s
 }
 
-// customer makes a customer with a CREDITS wallet, a grant of 1000, and on
+// customer makes a customer with a CREDITS wallet, a grant of 500, and on
 // each of days (days ago) a debit of 100 and a usage event; it returns
 // the wallet and a portal token.
 func (s *site) customer(t *testing.T, name string, days []int) (wallet.Wallet, string) {
@@ -102,7 +102,7 @@ func (s *site) customer(t *testing.T, name string, days []int) (wallet.Wallet, s
 		t.Fatal(err)
 	}
 	exp := now.AddDate(0, 2, 0)
-	if _, _, err := ledger.Unpack(s.wallets.AddGrant(ctx, "", w.ID, wallet.NewGrant{Amount: ledger.MustAmount("1000"), Kind: wallet.Paid, ExpiresAt: &exp})); err != nil {
+	if _, _, err := ledger.Unpack(s.wallets.AddGrant(ctx, "", w.ID, wallet.NewGrant{Amount: ledger.MustAmount("500"), Kind: wallet.Paid, ExpiresAt: &exp})); err != nil {
 		t.Fatal(err)
 	}
 	for i, d := range days {
@@ -239,12 +239,16 @@ func TestPortal(t *testing.T) {
 		}
 		w := `[data-wallet="` + wa.ID.String() + `"] `
 		name, available, held, burn := text(a, "#customer-name"), text(a, w+"[data-field=available]"), text(a, w+"[data-field=held]"), text(a, w+"[data-field=burn]")
-		// 1000 granted, 3 debits of 100; 200 burnt in the last 7 days.
-		if name != "Acme Robotics" || available != "700" || held != "0" || burn != "28.57" {
+		// 500 granted, 3 debits of 100; 200 burnt in the last 7 days.
+		if name != "Acme Robotics" || available != "200" || held != "0" || burn != "28.57" {
 			t.Errorf("name %q, available %q, held %q, burn %q", name, available, held, burn)
 		}
 		if n := count(a, `[data-meter="tokens"] svg.chart rect.point[data-day]`); n != 3 {
 			t.Errorf("the chart has %d points, want one per day of usage: 3", n)
+		}
+		// 300 of 500 used: the 50% threshold fired.
+		if alerts := text(a, "ul.alerts"); !strings.Contains(alerts, "50% of your CREDITS used") {
+			t.Errorf("alerts: %q", alerts)
 		}
 		png, err := chromedp.Run(a, chromedp.FullScreenshot(100))
 		if err != nil {
