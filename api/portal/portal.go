@@ -81,7 +81,7 @@ func (p *Portal) page(c *fiber.Ctx) error {
 			ck.Expires = *k.ExpiresAt
 		}
 		c.Cookie(ck)
-		c.Set(fiber.HeaderCacheControl, "no-store")
+		setHeaders(c) // no-store, and no Referer carrying the token anywhere
 		return c.Redirect("/portal", fiber.StatusSeeOther)
 	}
 	k, err := p.session(c)
@@ -89,6 +89,9 @@ func (p *Portal) page(c *fiber.Ctx) error {
 		return p.refuse(c, err)
 	}
 	v, err := p.load(c.UserContext(), k.CustomerID)
+	if errors.Is(err, fault.NotFound) {
+		return p.notFound(c) // the token's customer is gone
+	}
 	if err != nil {
 		return p.fail(c, err)
 	}
