@@ -21,6 +21,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/fault"
@@ -61,9 +62,9 @@ func New(cfg Config) *Portal {
 
 // Mount adds the portal's routes to r (api.Config.Pages).
 func (p *Portal) Mount(r fiber.Router) {
-	r.Get("/portal", p.page)
-	r.Get("/portal/invoices/:id", p.invoice)
-	r.Get("/portal/assets/:name", serveAsset)
+	r.Get("/portal", api.Matched, p.page)
+	r.Get("/portal/invoices/:id", api.Matched, p.invoice)
+	r.Get("/portal/assets/:name", api.Matched, serveAsset)
 }
 
 // page exchanges a token for the session, or shows the session's customer.
