@@ -107,6 +107,8 @@ test: ensure-go
 		race=
 		echo "make test: no C compiler for cgo: running without the race detector (apt-get install gcc to enable it)"
 	fi
+	# The portal's browser test drives Debian's chromium (installed once).
+	scripts/ensure-chromium.sh
 	start=$$SECONDS
 	log=$$(mktemp)
 	trap 'rm -f "$$log"' EXIT

@@ -48,7 +48,17 @@ type Config struct {
 	// are bound only to customers that exist (404 on the portal-token
 	// route, 422 on customer_id of POST /v1/api-keys).
 	CustomerExists func(ctx context.Context, id string) (bool, error)
+
+	// CORSOrigins may call /v1 from a browser (LEDGER_CORS_ORIGINS; see
+	// cors.go). None: no CORS headers.
+	CORSOrigins []string
+	// Pages are mounted outside /v1, before it (the customer portal:
+	// api/portal).
+	Pages []HTMLPages
 }
+
+// HTMLPages is a set of routes outside /v1 that answer HTML, not the API.
+type HTMLPages interface{ Mount(fiber.Router) }
 
 // Route is one endpoint under /v1, and its row in the scope table: the
 // scopes that may call it besides admin. A route that names none is admin
@@ -159,6 +169,12 @@ func New(cfg Config) *fiber.App {
 	app.Get("/metrics", matched, s.metrics.Handler())
 	app.Get("/openapi.json", matched, serveOpenAPI)
 
+	for _, p := range cfg.Pages {
+		p.Mount(app)
+	}
+	if h := corsHandler(cfg.CORSOrigins); h != nil {
+		app.Use("/v1", h) // before the key check: a preflight carries no key
+	}
 	v1 := app.Group("/v1", auth.Authenticate(s.keys))
 	register(v1, append(s.routes(), cfg.Routes...))
 	return app

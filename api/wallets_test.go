@@ -22,6 +22,7 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/auth"
+	"github.com/creditledger/creditledger/api/portal"
 	"github.com/creditledger/creditledger/api/problem"
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
@@ -57,6 +58,7 @@ func newWalletEnv(t *testing.T, edit func(*api.Config)) *walletEnv {
 		bills := billing.NewService(l, svc, ms, nil)
 		c.Routes = slices.Concat(api.WalletRoutes(svc), api.InvoiceRoutes(bills), api.PlanRoutes(bills), api.MeteringRoutes(ms))
 		c.CustomerExists = svc.CustomerExists
+		c.Pages = []api.HTMLPages{portal.New(portal.Config{Keys: c.Keys, Wallets: svc, Bills: bills, Meters: ms, DB: c.DB})}
 		if edit != nil {
 			edit(c)
 		}

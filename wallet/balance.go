@@ -15,7 +15,7 @@ import (
 func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.AccountID, t time.Time) (Balance, error) {
 	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: t, Grants: []GrantBalance{}}
 	if t.Before(w.CreatedAt) {
-		return b, nil
+		return b, nil // nothing burnt before the wallet was
 	}
 	rows, err := s.db.Pool.Query(ctx, grantSelect+` FROM grants g WHERE g.wallet_id = $1 AND g.created_at <= $2`, w.ID, t)
 	if err != nil {
@@ -110,7 +110,7 @@ func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.Accoun
 	for _, g := range live {
 		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
 	}
-	return b, nil
+	return s.withRunway(ctx, b)
 }
 
 // Balance is the wallet's balance now, or as it was at *at.
@@ -182,7 +182,7 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 	for _, g := range live {
 		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
 	}
-	return b, nil
+	return s.withRunway(ctx, b)
 }
 
 // GrantBalance is one active grant in a balance.
@@ -208,4 +208,18 @@ type Balance struct {
 	Voided    ledger.Amount  `json:"voided"`
 	Grants    []GrantBalance `json:"grants"`
 	AsOf      time.Time      `json:"as_of"`
+	// The runway (runway.go): the burn over the 7 days before AsOf, per
+	// day, and when available runs out at that pace; null without burn.
+	BurnRatePerDay *ledger.Amount `json:"burn_rate_per_day"`
+	DepletesAt     *time.Time     `json:"depletes_at"`
+}
+
+// withRunway adds the runway as of the balance's instant.
+func (s *Service) withRunway(ctx context.Context, b Balance) (Balance, error) {
+	rw, err := s.runwayAt(ctx, b.WalletID, b.Available, b.AsOf)
+	if err != nil {
+		return Balance{}, err
+	}
+	b.BurnRatePerDay, b.DepletesAt = rw.BurnRatePerDay, rw.DepletesAt
+	return b, nil
 }

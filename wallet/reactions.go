@@ -40,6 +40,9 @@ type reactions struct {
 	// Overage is set by the first uncovered usage and cleared when the
 	// receivable is back to zero (settled into an invoice or credited back).
 	Overage bool `json:"overage,omitempty"`
+	// RunwayLow is set when wallet.runway_low fired for Reference
+	// (runway.go), and cleared with the thresholds by a credit.
+	RunwayLow bool `json:"runway_low,omitempty"`
 
 	TopupInFlight *TopupID   `json:"topup_in_flight,omitempty"`
 	TopupDay      string     `json:"topup_day,omitempty"` // UTC date TopupsToday counts
@@ -165,7 +168,7 @@ func (s *stage) setReactions(b ledger.Batch, w *walletState, change func(*reacti
 func (s *stage) rearm(b ledger.Batch, w *walletState) {
 	ref := available(b, w)
 	s.setReactions(b, w, func(r *reactions) {
-		r.Reference, r.Fired, r.Depleted = &ref, 0, false
+		r.Reference, r.Fired, r.Depleted, r.RunwayLow = &ref, 0, false, false
 	})
 }
 

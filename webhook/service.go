@@ -41,13 +41,16 @@ const (
 	EventSubscriptionCreated  = "subscription.created"
 	EventSubscriptionRenewed  = "subscription.renewed"
 	EventSubscriptionCanceled = "subscription.canceled"
+	// The credits run out within LEDGER_RUNWAY_ALERT_DAYS at the burn rate
+	// of the last 7 days; once per reference, as the thresholds.
+	EventRunwayLow = "wallet.runway_low"
 )
 
 // EventTypes returns the public event types, in documentation order. The
 // slice is the caller's.
 func EventTypes() []string {
 	return []string{
-		EventThresholdReached, EventDepleted, EventOverageStarted,
+		EventThresholdReached, EventDepleted, EventOverageStarted, EventRunwayLow,
 		EventTopupRequested, EventTopupSucceeded, EventTopupFailed,
 		EventGrantExpired, EventHoldExpired, EventInvoiceCreated,
 		EventInvoicePaid, EventInvoiceVoided,

@@ -28,6 +28,7 @@ import (
 
 	"github.com/creditledger/creditledger/api"
 	"github.com/creditledger/creditledger/api/metrics"
+	"github.com/creditledger/creditledger/api/portal"
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
 	"github.com/creditledger/creditledger/internal/config"
@@ -242,6 +243,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		),
 		Routes:         slices.Concat(api.WalletRoutes(wallets), api.InvoiceRoutes(bills), api.PlanRoutes(bills), api.MeteringRoutes(meters), api.WebhookRoutes(hooks)),
 		CustomerExists: wallets.CustomerExists,
+		CORSOrigins:    cfg.CORSOrigins,
+		Pages: []api.HTMLPages{portal.New(portal.Config{
+			Keys: keys, Wallets: wallets, Bills: bills, Meters: meters, DB: db, Log: log})},
 	})
 
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
@@ -270,6 +274,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			log.Info("closed subscription periods", "invoices", n)
 		}
 	})
+	// The runway reads a week of the journal: once a minute is soon enough
+	// for an alert about days.
+	runways := every(sweepCtx, time.Minute, func(ctx context.Context) {
+		if n, err := wallets.SweepRunway(ctx, cfg.RunwayAlertDays); err != nil {
+			sweepLogs.Log(log, slog.LevelWarn, "runway sweep", "err", err)
+		} else if n > 0 {
+			log.Info("runway alerts sent", "wallets", n)
+		}
+	})
 	relaying := make(chan struct{})
 	go func() { defer close(relaying); relay.Run(sweepCtx, 100*time.Millisecond) }()
 	dispatching := make(chan struct{})
@@ -282,6 +295,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	stopWorkers := func() {
 		stopSweeps()
 		<-sweeps
+		<-runways
 		<-relaying
 		<-dispatching
 		if err := <-consuming; err != nil {

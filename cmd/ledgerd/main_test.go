@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -95,6 +96,7 @@ func TestServeAndShutDown(t *testing.T) {
 		// The test's webhook receiver listens on 127.0.0.1.
 		"LEDGER_WEBHOOK_ALLOW_PRIVATE": "true",
 		"LEDGER_ENCRYPTION_KEY":        testEncryptionKey,
+		"LEDGER_CORS_ORIGINS":          "https://app.example.com",
 	}
 	// An endpoint stored before encryption was turned on: ledgerd seals
 	// its secret at startup.
@@ -240,6 +242,32 @@ func TestServeAndShutDown(t *testing.T) {
 		t.Fatalf("delivery log: %s", log)
 	}
 	t.Logf("delivery log: %s", log)
+
+	// The customer's portal, served by ledgerd: the token becomes a cookie,
+	// the page shows the customer and the invoice.
+	tok := jsonField(t, call("POST", "/v1/customers/acme-e2e/portal-tokens", "{}", 201), "key")
+	jar, _ := cookiejar.New(nil)
+	resp, err = (&http.Client{Jar: jar}).Get(base + "/portal?token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" || !strings.Contains(string(page), "Acme") ||
+		!strings.Contains(string(page), "/portal/invoices/"+jsonField(t, inv, "id")) {
+		t.Fatalf("portal: %d at %s\n%s", resp.StatusCode, resp.Request.URL, page)
+	}
+	// A browser app of a listed origin may call the API with the token.
+	pre, _ := http.NewRequest("OPTIONS", base+"/v1/wallets/"+id+"/balance", nil)
+	pre.Header.Set("Origin", "https://app.example.com")
+	pre.Header.Set("Access-Control-Request-Method", "GET")
+	if resp, err = http.DefaultClient.Do(pre); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("CORS preflight: %d %v", resp.StatusCode, resp.Header)
+	}
 
 	cancel()
 	select {

@@ -51,6 +51,11 @@ type Config struct {
 	// EncryptionKey is LEDGER_ENCRYPTION_KEY decoded: nil when unset, else
 	// secretbox.KeySize bytes.
 	EncryptionKey []byte
+	// RunwayAlertDays: wallet.runway_low fires when the credits would run
+	// out within this many days (0: never).
+	RunwayAlertDays int
+	// CORSOrigins may call the API from a browser (nil: none; "*": any).
+	CORSOrigins []string
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -121,7 +126,34 @@ func vars() []variable {
 				}
 				return hostPort(&c.PprofAddr, v)
 			}},
+		{"LEDGER_RUNWAY_ALERT_DAYS", "3", "send wallet.runway_low when a wallet's credits would run out within this many days at its last 7 days' burn rate (0 to 365; 0: never)",
+			func(c *Config, v string) error { return intIn(&c.RunwayAlertDays, v, 0, 365) }},
+		{"LEDGER_CORS_ORIGINS", "", "comma-separated origins (https://app.example.com) whose pages may call the API from a browser, with portal tokens; * for any; none when empty",
+			func(c *Config, v string) error { return origins(&c.CORSOrigins, v) }},
 	}
+}
+
+// origins reads a comma-separated list of web origins: scheme, host and
+// optional port, nothing else, as a browser sends them in Origin.
+func origins(dst *[]string, v string) error {
+	*dst = nil
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o == "*" {
+			*dst = append(*dst, o)
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%q is not an origin like https://app.example.com", o)
+		}
+		*dst = append(*dst, u.Scheme+"://"+u.Host)
+	}
+	return nil
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -214,6 +246,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("pg_isolation", c.PGIsolation),
+		slog.Int("runway_alert_days", c.RunwayAlertDays),
+		slog.String("cors_origins", strings.Join(c.CORSOrigins, ",")),
 	)
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,7 @@ func TestLoadDefaults(t *testing.T) {
 		NATSWorkers:       8,
 		NATSMaxDeliveries: 10,
 		InvoiceSeller:     "CreditLedger",
+		RunwayAlertDays:   3,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
@@ -85,6 +87,12 @@ func TestLoadOverrides(t *testing.T) {
 		{"LEDGER_PG_ISOLATION", "repeatable_read", func(c Config) bool { return c.PGIsolation == "repeatable_read" }},
 		{"LEDGER_PPROF_ADDR", "127.0.0.1:6060", func(c Config) bool { return c.PprofAddr == "127.0.0.1:6060" }},
 		{"LEDGER_INVOICE_SELLER", "Acme Billing Ltd", func(c Config) bool { return c.InvoiceSeller == "Acme Billing Ltd" }},
+		{"LEDGER_RUNWAY_ALERT_DAYS", "0", func(c Config) bool { return c.RunwayAlertDays == 0 }},
+		{"LEDGER_RUNWAY_ALERT_DAYS", "14", func(c Config) bool { return c.RunwayAlertDays == 14 }},
+		{"LEDGER_CORS_ORIGINS", " https://app.example.com, http://localhost:3000/ ", func(c Config) bool {
+			return slices.Equal(c.CORSOrigins, []string{"https://app.example.com", "http://localhost:3000"})
+		}},
+		{"LEDGER_CORS_ORIGINS", "*", func(c Config) bool { return slices.Equal(c.CORSOrigins, []string{"*"}) }},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {
@@ -136,6 +144,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"LEDGER_PPROF_ADDR", "6060"},
 		{"LEDGER_INVOICE_SELLER", strings.Repeat("x", 201)},
 		{"LEDGER_INVOICE_SELLER", "bad \xff utf-8"},
+		{"LEDGER_RUNWAY_ALERT_DAYS", "-1"},
+		{"LEDGER_RUNWAY_ALERT_DAYS", "a week"},
+		{"LEDGER_CORS_ORIGINS", "app.example.com"},
+		{"LEDGER_CORS_ORIGINS", "https://app.example.com/path"},
+		{"LEDGER_CORS_ORIGINS", "ftp://files.example.com"},
 		{"LEDGER_ADMIN_KEY", "changeme"},
 		{"LEDGER_ENCRYPTION_KEY", "changeme"},
 		{"LEDGER_ENCRYPTION_KEY", testEncHex[:62]},
