@@ -343,8 +343,7 @@ func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEnt
 	for _, op := range ops {
 		keys = append(keys, op.Key())
 	}
-	rows, err := l.db.Pool.Query(ctx, `SELECT idempotency_key, id, fingerprint, status, reject_code, reject_detail, result, created_at
-		FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys)
+	rows, err := l.db.Pool.Query(ctx, lookupKeysSQL, keys)
 	if err != nil {
 		return nil, fmt.Errorf("look up idempotency keys: %w", err)
 	}
@@ -372,3 +371,10 @@ func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEnt
 	}
 	return out, rows.Err()
 }
+
+// lookupKeysSQL finds the entries of keys applied before: one probe of the
+// unique key's index per key (a LATERAL subquery, see lockAccountsSQL),
+// which `= ANY($1)` is not on a table without statistics.
+const lookupKeysSQL = `SELECT e.idempotency_key, e.id, e.fingerprint, e.status, e.reject_code, e.reject_detail, e.result, e.created_at
+		FROM unnest($1::TEXT[]) AS k(key)
+		CROSS JOIN LATERAL (SELECT * FROM ledger_entries WHERE idempotency_key = k.key OFFSET 0) AS e`

@@ -283,6 +283,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 			log.Info("runway alerts sent", "wallets", n)
 		}
 	})
+	analyzing := make(chan struct{})
+	go func() { defer close(analyzing); pg.KeepStatistics(sweepCtx, db, cfg.AnalyzeInterval, log) }()
 	relaying := make(chan struct{})
 	go func() { defer close(relaying); relay.Run(sweepCtx, 100*time.Millisecond) }()
 	dispatching := make(chan struct{})
@@ -296,6 +298,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		stopSweeps()
 		<-sweeps
 		<-runways
+		<-analyzing
 		<-relaying
 		<-dispatching
 		if err := <-consuming; err != nil {
@@ -420,7 +423,7 @@ func warnMaintenance(ctx context.Context, db *pg.DB, log *slog.Logger) {
 	if err := db.Pool.QueryRow(ctx, "SELECT current_setting('autovacuum')").Scan(&on); err != nil || on != "off" {
 		return
 	}
-	log.Warn("PostgreSQL runs with autovacuum off: schedule VACUUM (ANALYZE) on this database, or batches will be planned as sequential scans and slow down as counter rows bloat")
+	log.Warn("PostgreSQL runs with autovacuum off: schedule VACUUM on this database, or counter rows bloat and batches slow down (ledgerd keeps the statistics itself: LEDGER_ANALYZE_INTERVAL)")
 }
 
 // servePprof serves Go's profiler on its own listener, never on the API's:

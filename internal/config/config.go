@@ -56,6 +56,9 @@ type Config struct {
 	RunwayAlertDays int
 	// CORSOrigins may call the API from a browser (nil: none; "*": any).
 	CORSOrigins []string
+	// AnalyzeInterval: how often ledgerd looks for tables with missing or
+	// stale statistics and analyzes them (pg.KeepStatistics); 0: never.
+	AnalyzeInterval time.Duration
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -107,6 +110,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return intIn(&c.PosterMaxBatch, v, 1, 100000) }},
 		{"LEDGER_POSTER_LINGER", "2ms", "how long the poster waits to fill a batch (Go duration)",
 			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
+		{"LEDGER_ANALYZE_INTERVAL", "1m", "how often to ANALYZE tables whose statistics are missing, or stale while autovacuum is off (PostgreSQL; 0: never)",
+			func(c *Config, v string) error { return durationIn(&c.AnalyzeInterval, v, 0, 24*time.Hour) }},
 		{"LEDGER_PG_ISOLATION", "repeatable_read", "isolation of poster transactions on PostgreSQL: repeatable_read or serializable (see ARCHITECTURE.md; CockroachDB is always serializable)",
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
@@ -243,6 +248,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("poster_shards", c.PosterShards),
 		slog.Int("poster_max_batch", c.PosterMaxBatch),
 		slog.Duration("poster_linger", c.PosterLinger),
+		slog.Duration("analyze_interval", c.AnalyzeInterval),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("pg_isolation", c.PGIsolation),
