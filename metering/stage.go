@@ -228,12 +228,7 @@ func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage [
 		meters, customers, dims, assets, periods = append(meters, k.meter), append(customers, k.customer), append(dims, k.dims), append(assets, k.asset), append(periods, k.period)
 		s.aggs[k] = &aggregate{seen: map[string]bool{}}
 	}
-	rows, err := b.Tx().Query(ctx, `SELECT a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start, a.quantity, a.latest_ts, a.amount
-		FROM usage_aggregates a
-		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[]) AS u(m, c, d, s, p)
-			ON a.meter_id = u.m AND a.customer_id = u.c AND a.dims_key = u.d AND a.asset = u.s AND a.period_start = u.p
-		ORDER BY a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start
-		FOR UPDATE OF a`, meters, customers, dims, assets, periods)
+	rows, err := b.Tx().Query(ctx, lockAggregatesSQL, meters, customers, dims, assets, periods)
 	if err != nil {
 		return fmt.Errorf("lock aggregates: %w", err)
 	}
@@ -262,10 +257,7 @@ func (s *stage) loadAggregates(ctx context.Context, b ledger.StageBatch, usage [
 	for i, q := range uniques {
 		um[i], uc[i], ud[i], ua[i], up[i], uv[i] = q.key.meter, q.key.customer, q.key.dims, q.key.asset, q.key.period, q.value
 	}
-	rows, err = b.Tx().Query(ctx, `SELECT v.meter_id, v.customer_id, v.dims_key, v.asset, v.period_start, v.value
-		FROM usage_unique_values v
-		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[]) AS u(m, c, d, s, p, val)
-			ON v.meter_id = u.m AND v.customer_id = u.c AND v.dims_key = u.d AND v.asset = u.s AND v.period_start = u.p AND v.value = u.val`,
+	rows, err = b.Tx().Query(ctx, loadUniquesSQL,
 		um, uc, ud, ua, up, uv)
 	if err != nil {
 		return fmt.Errorf("load unique values: %w", err)
@@ -333,10 +325,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 				misses[i] = &m
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses)
-			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB
-			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[])
-				AS u(id, c, n, ts, p, s, r, e, m)`, ids, customers, names, ts, props, sources, received, entries, misses); err != nil {
+		if _, err := tx.Exec(ctx, insertEventsSQL, ids, customers, names, ts, props, sources, received, entries, misses); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
@@ -368,12 +357,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 				wallets[i] = &w
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
-				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id, overage)
-			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e, u.o
-			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
-				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[], $16::NUMERIC[])
-				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e, o)`,
+		if _, err := tx.Exec(ctx, insertRecordsSQL,
 			ids, meters, assets, customers, ts, dk, dj, vals, uniq, q0, q1, amounts, wallets, periods, entries, overages); err != nil {
 			return fmt.Errorf("insert usage records: %w", err)
 		}
@@ -393,12 +377,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			meters[i], customers[i], dims[i], assets[i], periods[i] = k.meter, k.customer, k.dims, k.asset, k.period
 			qs[i], amounts[i], latest[i] = a.quantity.String(), a.amount.String(), a.latestTS
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO usage_aggregates (meter_id, customer_id, dims_key, asset, period_start, quantity, latest_ts, amount)
-			SELECT u.m, u.c, u.d, u.s, u.p, u.q::NUMERIC, u.l, u.amt::NUMERIC
-			FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TEXT[])
-				AS u(m, c, d, s, p, q, l, amt)
-			ON CONFLICT (meter_id, customer_id, dims_key, asset, period_start)
-			DO UPDATE SET quantity = excluded.quantity, latest_ts = excluded.latest_ts, amount = excluded.amount`,
+		if _, err := tx.Exec(ctx, writeAggregatesSQL,
 			meters, customers, dims, assets, periods, qs, latest, amounts); err != nil {
 			return fmt.Errorf("write aggregates: %w", err)
 		}
@@ -532,3 +511,39 @@ func queryPrices(ctx context.Context, q querier, c *specs, where string, args ..
 	}
 	return out, rows.Err()
 }
+
+// lockAggregatesSQL loads and locks a batch's usage aggregates.
+const lockAggregatesSQL = `SELECT a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start, a.quantity, a.latest_ts, a.amount
+		FROM usage_aggregates a
+		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[]) AS u(m, c, d, s, p)
+			ON a.meter_id = u.m AND a.customer_id = u.c AND a.dims_key = u.d AND a.asset = u.s AND a.period_start = u.p
+		ORDER BY a.meter_id, a.customer_id, a.dims_key, a.asset, a.period_start
+		FOR UPDATE OF a`
+
+// loadUniquesSQL finds which unique values a batch's aggregates have seen.
+const loadUniquesSQL = `SELECT v.meter_id, v.customer_id, v.dims_key, v.asset, v.period_start, v.value
+		FROM usage_unique_values v
+		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[]) AS u(m, c, d, s, p, val)
+			ON v.meter_id = u.m AND v.customer_id = u.c AND v.dims_key = u.d AND v.asset = u.s AND v.period_start = u.p AND v.value = u.val`
+
+// insertEventsSQL writes a batch's events.
+const insertEventsSQL = `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses)
+			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[])
+				AS u(id, c, n, ts, p, s, r, e, m)`
+
+// insertRecordsSQL writes a batch's usage records.
+const insertRecordsSQL = `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
+				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id, overage)
+			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e, u.o
+			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
+				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[], $16::NUMERIC[])
+				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e, o)`
+
+// writeAggregatesSQL writes a batch's changed aggregates.
+const writeAggregatesSQL = `INSERT INTO usage_aggregates (meter_id, customer_id, dims_key, asset, period_start, quantity, latest_ts, amount)
+			SELECT u.m, u.c, u.d, u.s, u.p, u.q::NUMERIC, u.l, u.amt::NUMERIC
+			FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::TEXT[])
+				AS u(m, c, d, s, p, q, l, amt)
+			ON CONFLICT (meter_id, customer_id, dims_key, asset, period_start)
+			DO UPDATE SET quantity = excluded.quantity, latest_ts = excluded.latest_ts, amount = excluded.amount`

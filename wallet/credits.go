@@ -338,10 +338,7 @@ func scanGrant(r pgx.Row, extra ...any) (Grant, ledger.AccountID, error) {
 // whose account still holds a balance (a hold outlived their void or
 // expiry), and ones an op names — and declares their accounts.
 func (s *stage) loadGrants(ctx context.Context, b ledger.StageBatch, wids, gids []uuid.UUID) error {
-	rows, err := b.Tx().Query(ctx, grantSelect+`, bal.credits_posted - bal.debits_posted, g.funding_account_id
-		FROM grants g JOIN ledger_balances bal ON bal.account_id = g.account_id AND bal.shard = 0
-		WHERE g.wallet_id = ANY($1)
-			AND (g.status = 'active' OR bal.credits_posted > bal.debits_posted OR g.id = ANY($2))`, wids, gids)
+	rows, err := b.Tx().Query(ctx, loadGrantsSQL, wids, gids)
 	if err != nil {
 		return fmt.Errorf("load grants: %w", err)
 	}
@@ -422,13 +419,26 @@ func (s *stage) flushGrants(ctx context.Context, b ledger.StageBatch) error {
 		for i, g := range changed {
 			ids[i], statuses[i], expired[i], voided[i], expAt[i], voidAt[i] = uuid.UUID(g.ID), string(g.Status), g.Expired, g.Voided, g.ExpiredAt, g.VoidedAt
 		}
-		if _, err := tx.Exec(ctx, `UPDATE grants AS g SET status = u.st, expired_amount = u.ex, voided_amount = u.vo,
-				expired_at = u.exat, voided_at = u.voat
-			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::NUMERIC[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[])
-				AS u(id, st, ex, vo, exat, voat)
-			WHERE g.id = u.id`, ids, statuses, expired, voided, expAt, voidAt); err != nil {
+		if _, err := tx.Exec(ctx, updateGrantsSQL, ids, statuses, expired, voided, expAt, voidAt); err != nil {
 			return fmt.Errorf("update grants: %w", err)
 		}
 	}
 	return nil
 }
+
+// loadGrantsSQL reads the grants of wallets (see loadGrants): an index
+// probe per wallet and per grant's balance row, whatever the statistics
+// (LATERAL subqueries, see loadWalletsSQL).
+const loadGrantsSQL = grantSelect + `, bal.credits_posted - bal.debits_posted, g.funding_account_id
+		FROM (SELECT DISTINCT id FROM unnest($1::UUID[]) AS u(id)) AS k
+		CROSS JOIN LATERAL (SELECT * FROM grants WHERE wallet_id = k.id OFFSET 0) AS g
+		CROSS JOIN LATERAL (SELECT credits_posted, debits_posted FROM ledger_balances
+			WHERE account_id = g.account_id AND shard = 0 OFFSET 0) AS bal
+		WHERE g.status = 'active' OR bal.credits_posted > bal.debits_posted OR g.id = ANY($2)`
+
+// updateGrantsSQL writes the grants a batch expired or voided.
+const updateGrantsSQL = `UPDATE grants AS g SET status = u.st, expired_amount = u.ex, voided_amount = u.vo,
+				expired_at = u.exat, voided_at = u.voat
+			FROM unnest($1::UUID[], $2::TEXT[], $3::NUMERIC[], $4::NUMERIC[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[])
+				AS u(id, st, ex, vo, exat, voat)
+			WHERE g.id = u.id`

@@ -300,16 +300,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 // top-up rules, and declares their overage accounts. With sums, each
 // wallet's grant sums over all its grants come in the same statement.
 func (s *stage) loadWallets(ctx context.Context, b ledger.StageBatch, ids []uuid.UUID, sums bool) error {
-	q := `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `
-		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id ` + priceJoin + ` WHERE w.id = ANY($1)`
-	if sums {
-		q = `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `, gs.granted, gs.expired, gs.voided
-		FROM wallets w LEFT JOIN auto_topup_rules r ON r.wallet_id = w.id ` + priceJoin + `
-		CROSS JOIN LATERAL (SELECT COALESCE(SUM(g.amount), 0) AS granted, COALESCE(SUM(g.expired_amount), 0) AS expired,
-			COALESCE(SUM(g.voided_amount), 0) AS voided FROM grants g WHERE g.wallet_id = w.id) gs
-		WHERE w.id = ANY($1)`
-	}
-	rows, err := b.Tx().Query(ctx, q, ids)
+	rows, err := b.Tx().Query(ctx, loadWalletsSQL(sums), ids)
 	if err != nil {
 		return fmt.Errorf("load wallets: %w", err)
 	}
@@ -376,11 +367,33 @@ func (s *stage) flushWallets(ctx context.Context, b ledger.StageBatch) error {
 		reacts = append(reacts, r)
 		ends = append(ends, w.nextCycleEnd)
 	}
-	if _, err := b.Tx().Exec(ctx, `UPDATE wallets AS w SET reactions = COALESCE(u.r::JSONB, w.reactions),
-			next_cycle_end = COALESCE(u.n, w.next_cycle_end)
-		FROM unnest($1::UUID[], $2::TEXT[], $3::TIMESTAMPTZ[]) AS u(id, r, n)
-		WHERE w.id = u.id`, ids, reacts, ends); err != nil {
+	if _, err := b.Tx().Exec(ctx, updateReactionsSQL, ids, reacts, ends); err != nil {
 		return fmt.Errorf("update wallet reactions: %w", err)
 	}
 	return nil
 }
+
+// loadWalletsSQL reads wallets by id (see loadWallets). Each table is
+// reached from the ids through a LATERAL subquery on its key (OFFSET 0
+// keeps the planner from flattening it into a join it could hash), so the
+// only plan is an index probe per wallet, with or without statistics (see
+// "Plans that never go stale" in ARCHITECTURE.md).
+func loadWalletsSQL(sums bool) string {
+	from := `FROM (SELECT DISTINCT id FROM unnest($1::UUID[]) AS u(id)) AS k
+		CROSS JOIN LATERAL (SELECT * FROM wallets WHERE id = k.id OFFSET 0) AS w
+		LEFT JOIN LATERAL (SELECT * FROM auto_topup_rules WHERE wallet_id = w.id OFFSET 0) AS r ON true ` + priceJoin
+	if !sums {
+		return `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `
+		` + from
+	}
+	return `SELECT ` + walletColumns + `, w.reactions, w.next_cycle_end, ` + ruleColumns + `, ` + priceColumns + `, gs.granted, gs.expired, gs.voided
+		` + from + `
+		CROSS JOIN LATERAL (SELECT COALESCE(SUM(g.amount), 0) AS granted, COALESCE(SUM(g.expired_amount), 0) AS expired,
+			COALESCE(SUM(g.voided_amount), 0) AS voided FROM grants g WHERE g.wallet_id = w.id) gs`
+}
+
+// updateReactionsSQL writes the wallets' reaction state.
+const updateReactionsSQL = `UPDATE wallets AS w SET reactions = COALESCE(u.r::JSONB, w.reactions),
+			next_cycle_end = COALESCE(u.n, w.next_cycle_end)
+		FROM unnest($1::UUID[], $2::TEXT[], $3::TIMESTAMPTZ[]) AS u(id, r, n)
+		WHERE w.id = u.id`
