@@ -73,6 +73,12 @@ func TestParseFlags(t *testing.T) {
 	if !slices.Equal(c.Scenarios, []int{1, 6}) {
 		t.Errorf("scenarios = %v, want [1 6]", c.Scenarios)
 	}
+	if c.NoAnalyze {
+		t.Error("NoAnalyze without -no-analyze")
+	}
+	if c, err := parseFlags([]string{"-no-analyze", "-scenarios", "3"}, getenv, io.Discard); err != nil || !c.NoAnalyze {
+		t.Errorf("-no-analyze: NoAnalyze %v, err %v", c.NoAnalyze, err)
+	}
 	if c.AdminURL != "postgres://u:secret@db:5432/postgres" {
 		t.Errorf("admin URL = %q, want TEST_DATABASE_URL", c.AdminURL)
 	}

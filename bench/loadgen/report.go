@@ -20,6 +20,7 @@ type report struct {
 	Events       int               `json:"events"`
 	Customers    int               `json:"customers"`
 	Subscribed   bool              `json:"subscribed,omitempty"`
+	NoAnalyze    bool              `json:"no_analyze,omitempty"`
 	PostgreSQL   pgSettings        `json:"postgresql"`
 	Ledgerd      map[string]string `json:"ledgerd_settings"` // pass-through overrides; empty: defaults
 	SetupSeconds float64           `json:"setup_seconds"`
@@ -123,9 +124,12 @@ func writeMarkdown(w io.Writer, rep *report) {
 		settings = strings.Join(kv, " ")
 	}
 	pg := rep.PostgreSQL
-	p("- PostgreSQL %s: fsync=%s, synchronous_commit=%s, shared_buffers=%s, max_connections=%s, autovacuum=%s; "+
-		"`VACUUM (ANALYZE)` runs before each scenario, untimed, as autovacuum would have by then",
-		pg.Version, pg.Fsync, pg.SynchronousCommit, pg.SharedBuffers, pg.MaxConnections, pg.Autovacuum)
+	maintenance := "`VACUUM (ANALYZE)` runs before each scenario, untimed, as autovacuum would have by then"
+	if rep.NoAnalyze {
+		maintenance = "**-no-analyze**: the harness runs no `VACUUM` or `ANALYZE`; the tables have only the statistics ledgerd gathers itself (`LEDGER_ANALYZE_INTERVAL`)"
+	}
+	p("- PostgreSQL %s: fsync=%s, synchronous_commit=%s, shared_buffers=%s, max_connections=%s, autovacuum=%s; %s",
+		pg.Version, pg.Fsync, pg.SynchronousCommit, pg.SharedBuffers, pg.MaxConnections, pg.Autovacuum, maintenance)
 	p("- ledgerd settings: %s; NATS (JetStream, file store) runs in the load generator's process, outside ledgerd's RSS", settings)
 	p("- fixture: %s customers each with a CREDITS wallet and a paid grant of %s, one sum meter `%s`, per-unit price %s a token; "+
 		"an event carries 1 to 1,000 tokens; set up over HTTP in %.1f s (not timed in any row)",
