@@ -175,6 +175,7 @@ func (l *Ledger) transact(shardIdx int, ops []Op) (results []opResult, full []ho
 		if err != nil {
 			return nil, nil, retries, err
 		}
+		var last *batch
 		err = l.db.RunTx(ctx, txo, func(ctx context.Context, tx pgx.Tx) error {
 			attempt++
 			var b *batch
@@ -183,14 +184,30 @@ func (l *Ledger) transact(shardIdx int, ops []Op) (results []opResult, full []ho
 			if b != nil {
 				full = b.fullHot
 			}
+			last = b
 			return err
 		})
+		if err == nil {
+			l.committed(last)
+		}
 		// A unique violation on the idempotency key means another batch
 		// committed the same key after we looked: run again and find it.
 		if err == nil || !isDuplicateKey(err) || dup >= 5 {
 			return results, full, retries, err
 		}
 		retries++
+	}
+}
+
+// committed tells the stages of the attempt that committed, in load order.
+func (l *Ledger) committed(b *batch) {
+	if b == nil {
+		return
+	}
+	for _, m := range l.mods {
+		if c, ok := b.stages[m.name].(Committer); ok {
+			c.Committed()
+		}
 	}
 }
 

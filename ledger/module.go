@@ -79,6 +79,16 @@ type Stage interface {
 	Flush(ctx context.Context, b StageBatch) error
 }
 
+// Committer is a Stage that learns that its batch committed: Committed is
+// called once, after COMMIT succeeded and before any caller of the batch is
+// answered, on the stage of the attempt that committed (never on one whose
+// attempt rolled back). It must not fail or block: it is for in-process
+// state that must never run ahead of the database or behind an answer
+// (the wallet's balance cache), and for handing work on.
+type Committer interface {
+	Committed()
+}
+
 // Module is a layer above the ledger that takes part in batches: a fresh
 // Stage for each transaction attempt.
 type Module interface {
