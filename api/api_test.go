@@ -26,12 +26,15 @@ import (
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger/ledgertest"
+	"github.com/creditledger/creditledger/metering"
 )
 
 var dsn string
 
 // After the package's tests, the whole journal they wrote must verify.
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(m, &dsn, ledgertest.VerifyWith(metering.Checks()...)))
+}
 
 // env is an app on the package's test database.
 type env struct {

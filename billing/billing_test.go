@@ -24,7 +24,9 @@ import (
 var dsn string
 
 // After the package's tests, the whole journal they wrote must verify.
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(m, &dsn, ledgertest.VerifyWith(metering.Checks()...)))
+}
 
 // clock is a settable time source shared by the ledger and the services.
 type clock struct {

@@ -65,7 +65,7 @@ func (w *world) subscribe(t *testing.T, customer, plan string, overrides ...mete
 // charged is what event id charged, in total, per asset.
 func (w *world) charged(t *testing.T, id string) map[string]string {
 	t.Helper()
-	rows, err := w.db.Pool.Query(context.Background(), `SELECT asset, SUM(amount)::TEXT FROM usage_records WHERE event_id = $1 GROUP BY asset`, id)
+	rows, err := w.db.Pool.Query(context.Background(), `SELECT asset, SUM(amount)::TEXT FROM usage_lines WHERE event_id = $1 GROUP BY asset`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestPlansPriceTheirCustomers(t *testing.T) {
 
 	// The first events were never re-rated.
 	var total string
-	if err := w.db.Pool.QueryRow(ctx, `SELECT SUM(amount)::TEXT FROM usage_records WHERE customer_id = $1`, a).Scan(&total); err != nil {
+	if err := w.db.Pool.QueryRow(ctx, `SELECT SUM(amount)::TEXT FROM usage_lines WHERE customer_id = $1`, a).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
 	if !ledger.MustAmount(total).Equal(ledger.MustAmount("50")) {

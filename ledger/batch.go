@@ -37,6 +37,9 @@ type batch struct {
 
 	cur *opState // the op being applied
 
+	summaries    map[summaryKey]*summaryEntry // summary entries by kind and owner (summary.go)
+	summaryOrder []*summaryEntry
+
 	fullHot []hotRowRef // hot rows this batch took to the roll-over mark
 
 	value any // what the last op applied returned, for Preview
@@ -65,6 +68,7 @@ type entryRow struct {
 	description string
 	metadata    json.RawMessage
 	result      json.RawMessage
+	summarized  bool // a summarized op's record, for replays within the batch: its entry is a summary's
 }
 
 type postingRow struct {
@@ -97,6 +101,8 @@ type opState struct {
 	nOutbox     int
 	nNewAccts   int
 	undo        []func()
+	summarized  bool          // the op's entry is its batch's summary (summary.go)
+	summary     *summaryEntry // the summary it joined, once its owner is known
 }
 
 type acctSave struct {
@@ -115,6 +121,8 @@ func newBatch(l *Ledger, tx pgx.Tx, shard int, now time.Time) *batch {
 		owners:   map[OwnerID]struct{}{},
 		declared: map[AccountID]struct{}{},
 		holdIDs:  map[HoldID]struct{}{},
+
+		summaries: map[summaryKey]*summaryEntry{},
 	}
 }
 
@@ -150,6 +158,7 @@ func (b *batch) Describe(owner OwnerID, description string, metadata json.RawMes
 	b.cur.entry.owner = owner
 	b.cur.entry.description = description
 	b.cur.entry.metadata = metadata
+	b.summarize(owner, description)
 }
 
 // OnUndo registers f to run if the current op fails after this point, so a
@@ -233,6 +242,7 @@ func (b *batch) begin(op Op) {
 		entry: entryRow{id: NewEntryID(), key: op.Key(), fingerprint: op.Fingerprint(), kind: op.Kind()},
 		saved: map[*acct]acctSave{}, savedHolds: map[*holdState]Hold{},
 		nPostings: len(b.postings), nOutbox: len(b.outbox), nNewAccts: len(b.newAccts),
+		summarized: b.ledger.keeper(op) != nil,
 	}
 }
 
@@ -270,7 +280,11 @@ func (b *batch) abort() {
 
 // finish records the op's entry, posted or rejected.
 func (b *batch) finish(result json.RawMessage, rej *Rejection) entryRow {
+	if rej == nil {
+		b.summarize(b.cur.entry.owner, b.cur.entry.description) // an op that never described itself
+	}
 	e := b.cur.entry
+	e.summarized = b.cur.summary != nil
 	if rej != nil {
 		e.status, e.rejection = StatusRejected, rej
 	} else {
@@ -328,7 +342,7 @@ func (b *batch) applyOne(ctx context.Context, op Op) opResult {
 		e := b.finish(raw, nil)
 		b.value = res
 		return opResult{out: Outcome{EntryID: e.id, Status: StatusPosted, Result: raw, CreatedAt: b.now}}
-	case errors.As(err, &rej) && !keyOnlyIfApplied(op):
+	case errors.As(err, &rej) && !b.ledger.keyOnlyIfApplied(op):
 		b.abort()
 		e := b.finish(nil, rej)
 		return opResult{out: Outcome{EntryID: e.id, Status: StatusRejected, Rejection: rej, CreatedAt: b.now}}

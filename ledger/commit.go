@@ -104,7 +104,7 @@ func (l *Ledger) refuse(shardIdx int, p *Pending, cause error) {
 	l.log.Warn("operation refused by the database", "shard", shardIdx, "kind", p.op.Kind(),
 		"key", cleanText(p.op.Key(), 200), "code", rej.Code, "detail", rej.Detail)
 	l.opts.Observer.OpRefused(shardIdx, rej.Code)
-	if keyOnlyIfApplied(p.op) {
+	if l.keyOnlyIfApplied(p.op) {
 		p.finish(Outcome{}, rej)
 		return
 	}
@@ -130,9 +130,11 @@ type KeyOnlyIfApplied interface {
 	KeyOnlyIfApplied() bool
 }
 
-func keyOnlyIfApplied(op Op) bool {
+// keyOnlyIfApplied: a summarized op's refusals take no key either, as the
+// ledger keeps no entry of its own for it.
+func (l *Ledger) keyOnlyIfApplied(op Op) bool {
 	k, ok := op.(KeyOnlyIfApplied)
-	return ok && k.KeyOnlyIfApplied()
+	return ok && k.KeyOnlyIfApplied() || l.keeper(op) != nil
 }
 
 // refusedOp records op's refusal under op's key and fingerprint.
@@ -192,7 +194,7 @@ func (l *Ledger) transact(shardIdx int, ops []Op) (results []opResult, full []ho
 		}
 		// A unique violation on the idempotency key means another batch
 		// committed the same key after we looked: run again and find it.
-		if err == nil || !isDuplicateKey(err) || dup >= 5 {
+		if err == nil || !l.isDuplicateKey(err) || dup >= 5 {
 			return results, full, retries, err
 		}
 		retries++
@@ -211,9 +213,20 @@ func (l *Ledger) committed(b *batch) {
 	}
 }
 
-func isDuplicateKey(err error) bool {
+func (l *Ledger) isDuplicateKey(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "ledger_entries_idempotency_key"
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return false
+	}
+	if pgErr.ConstraintName == "ledger_entries_idempotency_key" {
+		return true
+	}
+	for _, m := range l.mods {
+		if k, ok := m.Module.(KeyKeeper); ok && pgErr.ConstraintName == k.KeyConstraint() {
+			return true
+		}
+	}
+	return false
 }
 
 type storedEntry struct {
@@ -292,6 +305,7 @@ func (l *Ledger) apply(ctx context.Context, tx pgx.Tx, shardIdx int, ops []Op, s
 			seen[key] = len(b.entries) - 1
 		}
 	}
+	b.collapse()
 	if err := b.checkBalanced(); err != nil {
 		return b, nil, err
 	}
@@ -355,17 +369,39 @@ func Fingerprint(kind string, payload any) []byte {
 	return h.Sum(nil)
 }
 
+// lookupKeys finds the ops applied before: in ledger_entries, and a
+// summarized op's in its module's rows (KeyKeeper).
 func (l *Ledger) lookupKeys(ctx context.Context, ops []Op) (map[string]storedEntry, error) {
 	keys := make([]string, 0, len(ops))
+	var kept map[KeyKeeper][]string
 	for _, op := range ops {
+		if k := l.keeper(op); k != nil {
+			if kept == nil {
+				kept = map[KeyKeeper][]string{}
+			}
+			kept[k] = append(kept[k], op.Key())
+			continue
+		}
 		keys = append(keys, op.Key())
+	}
+	out := map[string]storedEntry{}
+	for k, ks := range kept {
+		found, err := k.LookupKeys(ctx, l.db.Pool, ks)
+		if err != nil {
+			return nil, fmt.Errorf("look up %s keys: %w", k.Name(), err)
+		}
+		for key, s := range found {
+			out[key] = storedEntry{id: s.Entry, fingerprint: s.Fingerprint, status: StatusPosted, result: s.Result, createdAt: s.CreatedAt.UTC()}
+		}
+	}
+	if len(keys) == 0 {
+		return out, nil
 	}
 	rows, err := l.db.Pool.Query(ctx, lookupKeysSQL, keys)
 	if err != nil {
 		return nil, fmt.Errorf("look up idempotency keys: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]storedEntry{}
 	for rows.Next() {
 		var (
 			key          string

@@ -125,29 +125,36 @@ var checks = []struct {
 //   - no no-overdraft account is below zero;
 //   - every hold's pending postings net to its amount while pending and to
 //     zero once closed.
-func Verify(ctx context.Context, db *pg.DB) (Report, error) {
+//
+// and then the modules' own checks given (e.g. metering's: its events'
+// charges add up to the entries they were summarized into).
+func Verify(ctx context.Context, db *pg.DB, more ...Check) (Report, error) {
 	var r Report
 	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM ledger_entries), (SELECT COUNT(*) FROM ledger_postings),
 		(SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_holds)`).
 		Scan(&r.Entries, &r.Postings, &r.Accounts, &r.Holds); err != nil {
 		return r, fmt.Errorf("verify: count: %w", err)
 	}
+	all := make([]Check, 0, len(checks)+len(more))
 	for _, c := range checks {
-		rows, err := db.Pool.Query(ctx, c.sql)
+		all = append(all, Check{Name: c.name, SQL: c.sql})
+	}
+	for _, c := range append(all, more...) {
+		rows, err := db.Pool.Query(ctx, c.SQL)
 		if err != nil {
-			return r, fmt.Errorf("verify %q: %w", c.name, err)
+			return r, fmt.Errorf("verify %q: %w", c.Name, err)
 		}
 		for rows.Next() {
 			var subject, detail string
 			if err := rows.Scan(&subject, &detail); err != nil {
 				rows.Close()
-				return r, fmt.Errorf("verify %q: %w", c.name, err)
+				return r, fmt.Errorf("verify %q: %w", c.Name, err)
 			}
-			r.Violations = append(r.Violations, Violation{Check: c.name, Subject: strings.TrimSpace(subject), Detail: detail})
+			r.Violations = append(r.Violations, Violation{Check: c.Name, Subject: strings.TrimSpace(subject), Detail: detail})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return r, fmt.Errorf("verify %q: %w", c.name, err)
+			return r, fmt.Errorf("verify %q: %w", c.Name, err)
 		}
 	}
 	return r, nil

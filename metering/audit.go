@@ -152,7 +152,7 @@ func (s *Service) queryEvents(ctx context.Context, where string, args ...any) ([
 	}
 	rows, err = s.db.Pool.Query(ctx, `SELECT r.event_id, m.code, r.asset, r.dims, r.quantity_after - r.quantity_before,
 			r.amount, COALESCE(r.overage, 0)
-		FROM usage_records r JOIN meters m ON m.id = r.meter_id
+		FROM usage_lines r JOIN meters m ON m.id = r.meter_id
 		WHERE r.event_id = ANY($1::TEXT[])
 		ORDER BY r.event_id, m.code, r.asset`, ids)
 	if err != nil {

@@ -33,6 +33,7 @@ type usageOp struct {
 	props    properties
 	source   string
 	received time.Time
+	fp       []byte // Fingerprint, computed once: the ledger asks, and the event row stores it
 }
 
 func (o *usageOp) Key() string { return "event:" + o.event.EventID }
@@ -53,12 +54,16 @@ func (o *usageOp) KeyOnlyIfApplied() bool { return true }
 // so a resend with other whitespace or key order is the same event and one
 // with other content is a conflict.
 func (o *usageOp) Fingerprint() []byte {
+	if o.fp != nil {
+		return o.fp
+	}
 	props, _ := json.Marshal(map[string]any(o.props)) // decoded from JSON: cannot fail
-	return ledger.Fingerprint(o.Kind(), struct {
+	o.fp = ledger.Fingerprint(o.Kind(), struct {
 		ID, Customer, Name string
 		TS                 *time.Time
 		Props              json.RawMessage
 	}{o.event.EventID, o.event.CustomerID, o.event.EventName, o.event.sentTimestamp, props})
+	return o.fp
 }
 
 // MeterCharge is what an event did to one meter in one asset.
@@ -117,7 +122,10 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var owner ledger.OwnerID
+	var (
+		owner ledger.OwnerID
+		recs  []usageRecord
+	)
 	for _, c := range counting {
 		m, s := c.meter, c.step
 		dims := m.dimensions(o.props)
@@ -179,12 +187,18 @@ func (o *usageOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
 					owner = *t.wallet
 				}
 			}
-			st.record(b, usageRecord{event: e, meter: m, charge: charge, dimsKey: dk, step: s, period: t.period, entry: b.EntryID()})
+			recs = append(recs, usageRecord{event: e, meter: m, charge: charge, dimsKey: dk, step: s, period: t.period})
 			res.Charges = append(res.Charges, charge)
 		}
 	}
+	// Described before the rows name the entry: the event's entry is its
+	// batch's summary for the wallet (owner), known only now.
 	b.Describe(owner, "usage: "+e.EventName, nil)
-	st.addEvent(b, eventRow{event: e, source: o.source, received: o.received, entry: b.EntryID(), misses: res.Misses})
+	for _, r := range recs {
+		r.entry = b.EntryID()
+		st.record(b, r)
+	}
+	st.addEvent(b, eventRow{event: e, source: o.source, received: o.received, entry: b.EntryID(), misses: res.Misses, fingerprint: o.Fingerprint()})
 	return res, nil
 }
 

@@ -23,7 +23,7 @@ import (
 var dsn string
 
 // After the package's tests, the whole journal they wrote must verify.
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.VerifyWith(Checks()...))) }
 
 type world struct {
 	l       *ledger.Ledger

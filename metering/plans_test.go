@@ -7,14 +7,14 @@ import (
 
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/internal/testdb"
-	"github.com/creditledger/creditledger/ledger"
 	"github.com/google/uuid"
 )
 
 // TestBatchPlansWithoutStatistics explains the metering stage's batch
 // statements with 500 events, as the code sends them, on a database of
 // realistic size that was never analyzed: none may read events,
-// usage_records, usage_aggregates or usage_unique_values sequentially.
+// usage_records, usage_aggregates or usage_unique_values sequentially
+// (nor look events up by id that way: an event is its own idempotency record).
 func TestBatchPlansWithoutStatistics(t *testing.T) {
 	testdb.Require(t, dsn)
 	ctx := context.Background()
@@ -43,7 +43,11 @@ func TestBatchPlansWithoutStatistics(t *testing.T) {
 	texts, nullTexts := make([]string, n), make([]*string, n)
 	times, nullTimes := make([]time.Time, n), make([]*time.Time, n)
 	entries, nullUUIDs := make([]uuid.UUID, n), make([]*uuid.UUID, n)
-	amounts := make([]ledger.Amount, n)
+	fps := make([][]byte, n)
+	meterPtrs := make([]*uuid.UUID, n)
+	for i := range meterPtrs {
+		meterPtrs[i], fps[i] = &meters[i], []byte{1}
+	}
 	for _, q := range []struct {
 		name string
 		sql  string
@@ -51,9 +55,11 @@ func TestBatchPlansWithoutStatistics(t *testing.T) {
 	}{
 		{"lockAggregates", lockAggregatesSQL, []any{meters, customers, dims, assets, periods}},
 		{"loadUniques", loadUniquesSQL, []any{meters, customers, dims, assets, periods, values}},
-		{"insertEvents", insertEventsSQL, []any{ids, customers, texts, times, nullTexts, texts, times, entries, nullTexts}},
-		{"insertRecords", insertRecordsSQL, []any{ids, meters, assets, customers, times, dims, nullTexts, nullTexts, nullTexts,
-			texts, texts, amounts, nullUUIDs, periods, entries, amounts}},
+		{"lookupEvents", lookupEventsSQL, []any{testdb.Keys("ev%d", n, 100000)}},
+		{"insertEvents", insertEventsSQL, []any{ids, customers, texts, times, nullTexts, texts, times, entries, nullTexts, fps,
+			nullUUIDs, nullTexts, nullTexts, nullTexts, nullTexts, nullTexts, nullTexts, nullTexts, nullTexts, nullTexts, nullUUIDs, nullTimes}},
+		{"insertRecords", insertRecordsSQL, []any{ids, meterPtrs, assets, customers, times, dims, nullTexts, nullTexts, nullTexts,
+			texts, texts, texts, nullUUIDs, periods, entries, texts}},
 		{"writeAggregates", writeAggregatesSQL, []any{meters, customers, dims, assets, periods, texts, nullTimes, texts}},
 	} {
 		t.Run(q.name, func(t *testing.T) {

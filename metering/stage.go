@@ -64,11 +64,65 @@ type usageRecord struct {
 }
 
 type eventRow struct {
-	event    Event
-	source   string
-	received time.Time
-	entry    ledger.EntryID
-	misses   []Miss // events.misses; nil when every matched meter counted it
+	event       Event
+	source      string
+	received    time.Time
+	entry       ledger.EntryID
+	misses      []Miss // events.misses; nil when every matched meter counted it
+	fingerprint []byte // the usage op's: the event is its own idempotency record
+}
+
+// lineColumns are usage lines as the columns of a multi-row insert: the
+// usage records of a batch, or the lines folded into its event rows (nil
+// for an event whose lines are records).
+type lineColumns struct {
+	meters, wallets      []*uuid.UUID
+	assets, dk, dj, vals []*string
+	uniq, q0, q1         []*string
+	amounts, overages    []*string
+	periods              []*time.Time
+}
+
+func (l *lineColumns) grow(n int) {
+	l.meters, l.wallets = make([]*uuid.UUID, 0, n), make([]*uuid.UUID, 0, n)
+	l.assets, l.dk, l.dj, l.vals = make([]*string, 0, n), make([]*string, 0, n), make([]*string, 0, n), make([]*string, 0, n)
+	l.uniq, l.q0, l.q1 = make([]*string, 0, n), make([]*string, 0, n), make([]*string, 0, n)
+	l.amounts, l.overages, l.periods = make([]*string, 0, n), make([]*string, 0, n), make([]*time.Time, 0, n)
+}
+
+// add appends r's columns, or a row of NULLs for nil.
+func (l *lineColumns) add(r *usageRecord) {
+	if r == nil {
+		l.meters, l.wallets = append(l.meters, nil), append(l.wallets, nil)
+		l.assets, l.dk, l.dj, l.vals = append(l.assets, nil), append(l.dk, nil), append(l.dj, nil), append(l.vals, nil)
+		l.uniq, l.q0, l.q1 = append(l.uniq, nil), append(l.q0, nil), append(l.q1, nil)
+		l.amounts, l.overages, l.periods = append(l.amounts, nil), append(l.overages, nil), append(l.periods, nil)
+		return
+	}
+	text := func(s string) *string { return &s }
+	meter := r.meter.ID
+	l.meters = append(l.meters, &meter)
+	var w *uuid.UUID
+	if r.charge.WalletID != nil {
+		u := uuid.UUID(*r.charge.WalletID)
+		w = &u
+	}
+	l.wallets = append(l.wallets, w)
+	l.assets, l.dk = append(l.assets, text(r.charge.Asset)), append(l.dk, text(r.dimsKey))
+	var dims *string
+	if len(r.charge.Dimensions) > 0 {
+		dims = text(string(r.charge.Dimensions))
+	}
+	l.dj = append(l.dj, dims)
+	if r.meter.Aggregation == UniqueCount {
+		l.uniq, l.vals = append(l.uniq, text(r.step.unique)), append(l.vals, nil)
+	} else {
+		l.uniq, l.vals = append(l.uniq, nil), append(l.vals, text(r.step.value.String()))
+	}
+	l.q0, l.q1 = append(l.q0, text(r.charge.QuantityBefore.String())), append(l.q1, text(r.charge.QuantityAfter.String()))
+	l.amounts, l.overages = append(l.amounts, text(r.charge.Amount.String())), append(l.overages, text(r.charge.Overage.String()))
+	p := r.period
+	l.periods = append(l.periods, &p)
 }
 
 // stageOf is the metering stage of b. A usage op is a ledger.ModuleOp, so
@@ -300,14 +354,33 @@ func (s *stage) addEvent(b ledger.Batch, e eventRow) {
 // with the row loaded.
 func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 	tx := b.Tx()
+	// An event one meter counts in one asset carries its usage line on its
+	// own row; the others keep one usage record per meter and asset.
+	perEvent := make(map[string]int, len(s.events))
+	for _, r := range s.records {
+		perEvent[r.event.EventID]++
+	}
+	folded := make(map[string]*usageRecord, len(s.events))
+	var records []*usageRecord
+	for i := range s.records {
+		r := &s.records[i]
+		if perEvent[r.event.EventID] == 1 {
+			folded[r.event.EventID] = r
+		} else {
+			records = append(records, r)
+		}
+	}
 	if n := len(s.events); n > 0 {
 		ids, customers, names, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
 		ts, received := make([]time.Time, n), make([]time.Time, n)
 		entries := make([]uuid.UUID, n)
 		misses := make([]*string, n)
+		fps := make([][]byte, n)
+		var l lineColumns
+		l.grow(n)
 		for i, e := range s.events {
 			ids[i], customers[i], names[i], sources[i] = e.event.EventID, e.event.CustomerID, e.event.EventName, e.source
-			ts[i], received[i], entries[i] = *e.event.Timestamp, e.received, uuid.UUID(e.entry)
+			ts[i], received[i], entries[i], fps[i] = *e.event.Timestamp, e.received, uuid.UUID(e.entry), e.fingerprint
 			if len(e.event.Properties) > 0 {
 				p := string(e.event.Properties)
 				props[i] = &p
@@ -320,41 +393,23 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 				m := string(raw)
 				misses[i] = &m
 			}
+			l.add(folded[e.event.EventID])
 		}
-		if _, err := tx.Exec(ctx, insertEventsSQL, ids, customers, names, ts, props, sources, received, entries, misses); err != nil {
+		if _, err := tx.Exec(ctx, insertEventsSQL, ids, customers, names, ts, props, sources, received, entries, misses, fps,
+			l.meters, l.assets, l.dk, l.dj, l.vals, l.uniq, l.q0, l.q1, l.amounts, l.overages, l.wallets, l.periods); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
-	if n := len(s.records); n > 0 {
-		ids, meters, assets, customers := make([]string, n), make([]uuid.UUID, n), make([]string, n), make([]string, n)
-		ts, periods := make([]time.Time, n), make([]time.Time, n)
-		dk, dj, uniq := make([]string, n), make([]*string, n), make([]*string, n)
-		vals, q0, q1 := make([]*string, n), make([]string, n), make([]string, n)
-		amounts, overages := make([]ledger.Amount, n), make([]ledger.Amount, n)
-		wallets := make([]*uuid.UUID, n)
-		entries := make([]uuid.UUID, n)
-		for i, r := range s.records {
-			ids[i], meters[i], assets[i], customers[i] = r.event.EventID, r.meter.ID, r.charge.Asset, r.event.CustomerID
-			ts[i], periods[i], dk[i], entries[i] = *r.event.Timestamp, r.period, r.dimsKey, uuid.UUID(r.entry)
-			if len(r.charge.Dimensions) > 0 {
-				d := string(r.charge.Dimensions)
-				dj[i] = &d
-			}
-			if r.meter.Aggregation == UniqueCount {
-				u := r.step.unique
-				uniq[i] = &u
-			} else {
-				v := r.step.value.String()
-				vals[i] = &v
-			}
-			q0[i], q1[i], amounts[i], overages[i] = r.charge.QuantityBefore.String(), r.charge.QuantityAfter.String(), r.charge.Amount, r.charge.Overage
-			if r.charge.WalletID != nil {
-				w := uuid.UUID(*r.charge.WalletID)
-				wallets[i] = &w
-			}
+	if n := len(records); n > 0 {
+		ids, customers, ts, entries := make([]string, n), make([]string, n), make([]time.Time, n), make([]uuid.UUID, n)
+		var l lineColumns
+		l.grow(n)
+		for i, r := range records {
+			ids[i], customers[i], ts[i], entries[i] = r.event.EventID, r.event.CustomerID, *r.event.Timestamp, uuid.UUID(r.entry)
+			l.add(r)
 		}
 		if _, err := tx.Exec(ctx, insertRecordsSQL,
-			ids, meters, assets, customers, ts, dk, dj, vals, uniq, q0, q1, amounts, wallets, periods, entries, overages); err != nil {
+			ids, l.meters, l.assets, customers, ts, l.dk, l.dj, l.vals, l.uniq, l.q0, l.q1, l.amounts, l.wallets, l.periods, entries, l.overages); err != nil {
 			return fmt.Errorf("insert usage records: %w", err)
 		}
 	}
@@ -410,17 +465,21 @@ const loadUniquesSQL = `SELECT v.meter_id, v.customer_id, v.dims_key, v.asset, v
 			ON v.meter_id = u.m AND v.customer_id = u.c AND v.dims_key = u.d AND v.asset = u.s AND v.period_start = u.p AND v.value = u.val`
 
 // insertEventsSQL writes a batch's events.
-const insertEventsSQL = `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses)
-			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB
-			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[])
-				AS u(id, c, n, ts, p, s, r, e, m)`
+const insertEventsSQL = `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses, fingerprint,
+				meter_id, asset, dims_key, dims, value, unique_value, quantity_before, quantity_after, amount, overage, wallet_id, period_start)
+			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB, u.fp,
+				u.mt, u.a, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt::NUMERIC, u.o::NUMERIC, u.w, u.per
+			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[], $10::BYTEA[],
+				$11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[],
+				$21::UUID[], $22::TIMESTAMPTZ[])
+				AS u(id, c, n, ts, p, s, r, e, m, fp, mt, a, dk, dj, v, uq, q0, q1, amt, o, w, per)`
 
 // insertRecordsSQL writes a batch's usage records.
 const insertRecordsSQL = `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
 				quantity_before, quantity_after, amount, wallet_id, period_start, entry_id, overage)
-			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt, u.w, u.p, u.e, u.o
+			SELECT u.id, u.m, u.a, u.c, u.ts, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt::NUMERIC, u.w, u.p, u.e, u.o::NUMERIC
 			FROM unnest($1::TEXT[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[],
-				$10::TEXT[], $11::TEXT[], $12::NUMERIC[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[], $16::NUMERIC[])
+				$10::TEXT[], $11::TEXT[], $12::TEXT[], $13::UUID[], $14::TIMESTAMPTZ[], $15::UUID[], $16::TEXT[])
 				AS u(id, m, a, c, ts, dk, dj, v, uq, q0, q1, amt, w, p, e, o)`
 
 // writeAggregatesSQL writes a batch's changed aggregates.

@@ -229,7 +229,7 @@ func (s *Service) meterUsage(ctx context.Context, q UsageQuery, m *Meter) (Usage
 			asset = MIN(asset) OVER (PARTITION BY event_id) AS first,
 			date_trunc($5, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
 			COALESCE(dims->>$6, '') AS grp
-		FROM usage_records
+		FROM usage_lines
 		WHERE customer_id = $1 AND meter_id = $2 AND ts >= $3 AND ts < $4`
 	args := []any{q.Customer, m.ID, q.From, q.To, string(q.Window), q.GroupBy}
 

@@ -30,7 +30,9 @@ import (
 
 var dsn string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(m, &dsn, ledgertest.VerifyWith(metering.Checks()...)))
+}
 
 // chromium is where Debian's package puts the browser; `make test`
 // installs it when missing (scripts/ensure-chromium.sh).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 )
 
 // runner holds one benchmark run's moving parts. Only the orchestrating
@@ -138,7 +139,7 @@ func (r *runner) check(ctx context.Context, skip string) *checkResult {
 			}
 		}
 	}
-	rep, err := ledger.Verify(ctx, r.db)
+	rep, err := ledger.Verify(ctx, r.db, metering.Checks()...)
 	switch {
 	case err != nil:
 		c.Verify = "ledger.Verify failed to run: " + err.Error()

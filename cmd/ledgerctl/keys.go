@@ -9,6 +9,7 @@ import (
 
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/ledger"
+	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/wallet"
 )
 
@@ -27,7 +28,7 @@ func verify(ctx context.Context, e *env, args []string) (int, error) {
 		return 1, err
 	}
 	defer db.Close()
-	r, err := ledger.Verify(ctx, db)
+	r, err := ledger.Verify(ctx, db, metering.Checks()...)
 	if err != nil {
 		return 1, err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/creditledger/creditledger/internal/secretbox"
 	"github.com/creditledger/creditledger/internal/testdb"
 	"github.com/creditledger/creditledger/ledger/ledgertest"
+	"github.com/creditledger/creditledger/metering"
 	"github.com/creditledger/creditledger/webhook"
 )
 
@@ -37,7 +38,9 @@ const testEncryptionKey = "8c1f6e3b9d27a04c5e8f1b3d6a9c2e705b0e9d2c7a41f8366e1d0
 var dsn string
 
 // After the package's tests, the whole journal they wrote must verify.
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, &dsn, ledgertest.Verify)) }
+func TestMain(m *testing.M) {
+	os.Exit(testdb.Main(m, &dsn, ledgertest.VerifyWith(metering.Checks()...)))
+}
 
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out bytes.Buffer
