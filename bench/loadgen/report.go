@@ -168,6 +168,25 @@ func writeMarkdown(w io.Writer, rep *report) {
 		p("| %s | %s | %.1f | %.1f | %s | %s |", r.Scenario, thousands(ps.Batches), ps.BatchMean, ps.CommitMeanMs, num(ps.Retries), num(ps.FailedBatches))
 	}
 	p("")
+	p("### Database work per event (or debit)")
+	p("")
+	p("From `pg_stat_user_tables` and `/proc` around each scenario: rows inserted and updated, index entries written " +
+		"(an insert or a non-HOT update writes one in each index of its table), and the CPU time of every PostgreSQL process " +
+		"on this machine (the server's backends, its WAL writer and checkpointer), divided by the events applied (debits answered).")
+	p("")
+	p("| scenario | rows inserted | rows updated | index entries | PostgreSQL CPU µs |")
+	p("|---|---|---|---|---|")
+	for _, r := range rep.Rows {
+		if r.Work == nil || r.Scenario == "5-ingest" {
+			continue
+		}
+		cpu := "–"
+		if r.Work.CPUMicros > 0 {
+			cpu = fmt.Sprintf("%.0f", r.Work.CPUMicros)
+		}
+		p("| %s | %.2f | %.2f | %.2f | %s |", r.Scenario, r.Work.RowsPerOp, r.Work.UpdatesPerOp, r.Work.IndexPerOp, cpu)
+	}
+	p("")
 	p("### Correctness")
 	p("")
 	p("After every scenario: each wallet's consumed + overage (GET /v1/wallets/{id}/balance) equals the exact sum of what it was " +

@@ -16,6 +16,7 @@ type result struct {
 	Rate     float64         `json:"rate,omitempty"`
 	Latency  *latencySummary `json:"latency,omitempty"` // where a caller waits
 	Poster   *posterStats    `json:"poster,omitempty"`
+	Work     *pgWork         `json:"pg_work,omitempty"` // the database's work per event or debit
 	PeakRSS  int64           `json:"peak_rss_bytes,omitempty"`
 	Errors   int             `json:"errors"`
 	// Complete is false when the scenario's time bound ended it before

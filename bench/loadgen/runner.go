@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -81,6 +82,7 @@ func (r *runner) measure(ctx context.Context, f func(ctx context.Context) (resul
 	if err != nil {
 		return result{}, err
 	}
+	pgBefore, pgErr := pgSnapshot(ctx, r.db.Pool)
 	res, err := f(ctx)
 	if err != nil {
 		return res, err
@@ -90,6 +92,14 @@ func (r *runner) measure(ctx context.Context, f func(ctx context.Context) (resul
 		return res, err
 	}
 	res.Poster = newPosterStats(after.sub(before))
+	// ledgerd's backends report their table statistics once idle a moment.
+	time.Sleep(1500 * time.Millisecond)
+	pgAfter, err := pgSnapshot(ctx, r.db.Pool)
+	if pgErr == nil && err == nil {
+		res.Work = pgAfter.sub(pgBefore, res.Done)
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("database work unmeasured: %v", errors.Join(pgErr, err)))
+	}
 	if res.PeakRSS, err = r.d.peakRSS(); err != nil {
 		res.Notes = append(res.Notes, "peak RSS unreadable: "+err.Error())
 	}
