@@ -62,9 +62,10 @@ func (c pgCounters) sub(before pgCounters, ops int) *pgWork {
 	return w
 }
 
-// postgresCPU sums utime and stime of every process named postgres, from
-// /proc (Linux). Processes that ended in between are missed: the server's
-// backends live as long as ledgerd's pool keeps them.
+// postgresCPU sums the CPU time of every process named postgres, from
+// /proc (Linux): utime and stime, and cutime and cstime — the postmaster's
+// are those of the backends it has reaped, so a backend that ended between
+// two snapshots still counts.
 func postgresCPU() (time.Duration, bool) {
 	dirs, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil || len(dirs) == 0 {
@@ -84,15 +85,16 @@ func postgresCPU() (time.Duration, bool) {
 			continue
 		}
 		f := strings.Fields(s[close+1:])
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		u, err1 := strconv.ParseInt(f[11], 10, 64)
-		k, err2 := strconv.ParseInt(f[12], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
+		for _, field := range f[11:15] { // utime, stime, cutime, cstime
+			n, err := strconv.ParseInt(field, 10, 64)
+			if err != nil {
+				continue
+			}
+			ticks += n
 		}
-		ticks += u + k
 		found = true
 	}
 	return time.Duration(ticks) * time.Second / hz, found
