@@ -113,6 +113,7 @@ func walletFor(b ledger.Batch, id WalletID) (*stage, *walletState, error) {
 	if w == nil {
 		return nil, nil, fault.NotFoundf("no wallet %s", id)
 	}
+	s.touch(b, w) // the balance cache (balancestage.go)
 	return s, w, nil
 }
 
@@ -182,13 +183,15 @@ func nullText(s string) *string {
 
 const moduleName = "wallet"
 
-type module struct{}
+type module struct {
+	cache *BalanceCache // nil: no balance cache (balancecache.go)
+}
 
 func (module) Name() string { return moduleName }
 
 func (module) Feeds() []string { return nil }
 
-func (module) NewStage() ledger.Stage { return &stage{} }
+func (m module) NewStage() ledger.Stage { return &stage{cache: m.cache} }
 
 // stage is the wallet module's part of one batch attempt: the wallets its
 // ops need, and one book per concern — grants and burn-down (credits.go),
@@ -201,6 +204,15 @@ type stage struct {
 	topups   topupBook
 	owed     owedBook
 	settings map[*walletState]struct{} // wallets whose settings an op changed (patch.go)
+	// The balance cache (balancestage.go): the wallets ops reached, as
+	// they were before; the wallets ops named; whether the grant sums were
+	// loaded; the balances and forgotten wallets Committed hands over.
+	cache   *BalanceCache
+	touched map[*walletState]walletSnap
+	named   []WalletID
+	sums    bool
+	keep    []cachedBalance
+	drop    []WalletID
 }
 
 type walletState struct {
@@ -254,6 +266,12 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 			w.needs(&n)
 		}
 	}
+	if s.cache != nil {
+		s.touched, s.sums, s.named = nil, n.sums, make([]WalletID, 0, len(n.wallets)-len(s.wanted))
+		for _, id := range n.wallets[len(s.wanted):] { // named by this module's ops
+			s.named = append(s.named, WalletID(id))
+		}
+	}
 	s.wallets = map[WalletID]*walletState{}
 	s.grants.reset()
 	s.topups.reset()
@@ -293,7 +311,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			return err
 		}
 	}
-	return nil
+	return s.keepBalances(ctx, b) // last: after the grants are written
 }
 
 // loadWallets reads the batch's wallets with their reactions and auto
