@@ -116,7 +116,7 @@ func (b *Bus) Listen(invalidate func([]uuid.UUID), connected func(bool)) {
 		}
 		b.log.Warn("balance cache stays off: the NATS server does not answer after reconnecting")
 	})
-	if err := b.nc.FlushTimeout(2*time.Second); err == nil && b.nc.IsConnected() {
+	if err := b.nc.FlushTimeout(2 * time.Second); err == nil && b.nc.IsConnected() {
 		connected(true)
 	} else {
 		connected(false)
