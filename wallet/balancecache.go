@@ -95,6 +95,7 @@ type BalanceCache struct {
 	seq     uint64 // counts changes: commits, invalidations, stores, clears
 	floor   uint64 // reads whose token is below it never store (clear, eviction)
 	reading int    // database reads in flight (tombstones are kept only then)
+	tombs   []WalletID // tombstones to remove once no read is in flight
 	entries map[WalletID]*balanceEntry
 	burns   map[WalletID]burnEntry
 }
@@ -198,6 +199,9 @@ func (c *BalanceCache) dropLocked(id WalletID) {
 		return
 	}
 	c.setLocked(id, &balanceEntry{gen: c.seq})
+	if len(c.tombs) < c.size {
+		c.tombs = append(c.tombs, id)
+	}
 }
 
 // setLocked puts e under id, evicting others beyond the size. An evicted
@@ -258,6 +262,20 @@ func (c *BalanceCache) done(t readToken, b *Balance, until *time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reading--
+	stored := c.storeLocked(t, b, until)
+	if c.reading == 0 && len(c.tombs) > 0 {
+		// No read is left that a tombstone could stop.
+		for _, id := range c.tombs {
+			if e := c.entries[id]; e != nil && !e.ok {
+				delete(c.entries, id)
+			}
+		}
+		c.tombs = c.tombs[:0]
+	}
+	return stored
+}
+
+func (c *BalanceCache) storeLocked(t readToken, b *Balance, until *time.Time) bool {
 	if b == nil || !c.online || t.seq < c.floor {
 		return false
 	}
