@@ -91,10 +91,10 @@ type BalanceCache struct {
 
 	mu      sync.Mutex
 	online  bool
-	wired   bool   // Module was called: the stage fills it
-	seq     uint64 // counts changes: commits, invalidations, stores, clears
-	floor   uint64 // reads whose token is below it never store (clear, eviction)
-	reading int    // database reads in flight (tombstones are kept only then)
+	wired   bool       // Module was called: the stage fills it
+	seq     uint64     // counts changes: commits, invalidations, stores, clears
+	floor   uint64     // reads whose token is below it never store (clear, eviction)
+	reading int        // database reads in flight (tombstones are kept only then)
 	tombs   []WalletID // tombstones to remove once no read is in flight
 	entries map[WalletID]*balanceEntry
 	burns   map[WalletID]burnEntry

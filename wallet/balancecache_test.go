@@ -58,7 +58,7 @@ func TestBalanceCacheMaxAgeAndBoundary(t *testing.T) {
 	}{
 		{a, t0, true},
 		{a, t0.Add(2*time.Second - time.Nanosecond), true},
-		{a, t0.Add(2 * time.Second), false}, // max age
+		{a, t0.Add(2 * time.Second), false},  // max age
 		{a, t0.Add(-time.Nanosecond), false}, // before it was true
 		{b, t0.Add(time.Second - time.Nanosecond), true},
 		{b, t0.Add(time.Second), false}, // a grant became usable or expired: Available changed
@@ -82,7 +82,7 @@ func TestGrantBoundary(t *testing.T) {
 		t.Fatalf("no boundary expected, got %v", b)
 	}
 	gs := []*grantState{
-		g(GrantActive, t0.Add(-time.Hour), at(t0.Add(3*time.Hour))), // expires in 3h
+		g(GrantActive, t0.Add(-time.Hour), at(t0.Add(3*time.Hour))),  // expires in 3h
 		g(GrantActive, t0.Add(2*time.Hour), nil),                     // usable in 2h
 		g(GrantActive, t0, at(t0)),                                   // both at t0: not after it
 		g(GrantVoided, t0.Add(time.Minute), at(t0.Add(time.Minute))), // closed: never usable
