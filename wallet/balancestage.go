@@ -66,9 +66,6 @@ func (a walletSnap) same(b walletSnap) bool {
 
 // touch notes w's state the first time an op of the batch reaches it.
 func (s *stage) touch(b ledger.Batch, w *walletState) {
-	if s.cache == nil {
-		return
-	}
 	if _, ok := s.touched[w]; ok {
 		return
 	}
@@ -92,9 +89,6 @@ func touchWallet(b ledger.Batch, id WalletID) {
 // the batch changed, for Committed to put in the cache.
 func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 	s.keep, s.drop = nil, nil
-	if s.cache == nil {
-		return nil
-	}
 	var changed []*walletState
 	for w, before := range s.touched {
 		if !before.same(snapOf(b, w)) {
@@ -129,14 +123,6 @@ func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 		s.keep = append(s.keep, cachedBalance{bal: bal, until: grantBoundary(bal.AsOf, w.grants)})
 	}
 	return nil
-}
-
-// Committed puts the batch's balances into the cache (ledger.Committer):
-// after COMMIT, before any caller of the batch is answered.
-func (s *stage) Committed() {
-	if s.cache != nil {
-		s.cache.committed(s.keep, s.drop)
-	}
 }
 
 var _ ledger.Committer = (*stage)(nil)

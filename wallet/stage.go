@@ -113,7 +113,9 @@ func walletFor(b ledger.Batch, id WalletID) (*stage, *walletState, error) {
 	if w == nil {
 		return nil, nil, fault.NotFoundf("no wallet %s", id)
 	}
-	s.touch(b, w) // the balance cache (balancestage.go)
+	if s.cache != nil {
+		s.touch(b, w) // the balance cache (balancestage.go)
+	}
 	return s, w, nil
 }
 
@@ -311,7 +313,18 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			return err
 		}
 	}
+	if s.cache == nil {
+		return nil
+	}
 	return s.keepBalances(ctx, b) // last: after the grants are written
+}
+
+// Committed hands the batch's balances to the cache (ledger.Committer):
+// after COMMIT, before any caller of the batch is answered.
+func (s *stage) Committed() {
+	if s.cache != nil {
+		s.cache.committed(s.keep, s.drop)
+	}
 }
 
 // loadWallets reads the batch's wallets with their reactions and auto
