@@ -428,3 +428,56 @@ func TestBalanceCacheTwoProcesses(t *testing.T) {
 		return readB().Available.Equal(ledger.MustAmount("70"))
 	})
 }
+
+// BenchmarkBalanceCached reads one wallet's balance from memory: the hit
+// path of GET /v1/wallets/{id}/balance.
+func BenchmarkBalanceCached(b *testing.B) {
+	testdb.Require(b, dsn)
+	ctx := context.Background()
+	db, err := pg.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	obs := &countObs{}
+	cache := NewBalanceCache(BalanceCacheOptions{MaxAge: time.Hour, Observer: obs})
+	l, err := ledger.New(db, ledger.Options{Shards: 4, Modules: []ledger.Module{cache.Module()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = l.Close(ctx) }()
+	svc := NewService(l)
+	if err := svc.UseBalanceCache(cache); err != nil {
+		b.Fatal(err)
+	}
+	cu, err := svc.CreateCustomer(ctx, Customer{Name: b.Name()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wl, err := svc.CreateWallet(ctx, NewWallet{CustomerID: cu.ID, Asset: "CREDITS", OveragePolicy: PolicyBlock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := ledger.Unpack(svc.AddGrant(ctx, "", wl.ID, NewGrant{Amount: ledger.MustAmount("1000000"), Kind: Paid})); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := ledger.Unpack(svc.Debit(ctx, "", wl.ID, NewDebit{Amount: ledger.MustAmount("1")})); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := svc.Balance(ctx, wl.ID, nil); err != nil { // the burn rate
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Balance(ctx, wl.ID, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if obs.misses.Load() > 0 {
+		b.Fatalf("%d misses", obs.misses.Load())
+	}
+}
