@@ -181,9 +181,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 		if strings.HasPrefix(balancebus.DefaultSubject, cfg.NATSSubjectPrefix+".") {
 			return fmt.Errorf("LEDGER_NATS_SUBJECT_PREFIX %q would put the balance invalidations (%s) in the events stream", cfg.NATSSubjectPrefix, balancebus.DefaultSubject)
 		}
+		reads, err := newBalanceReads(m.Registry())
+		if err != nil {
+			return fmt.Errorf("balance cache metrics: %w", err)
+		}
 		bus := balancebus.New(nc, balancebus.DefaultSubject, log)
 		defer func() { _ = bus.Close() }()
-		balances = wallet.NewBalanceCache(wallet.BalanceCacheOptions{MaxAge: cfg.BalanceCacheMaxAge, Broadcaster: bus})
+		balances = wallet.NewBalanceCache(wallet.BalanceCacheOptions{MaxAge: cfg.BalanceCacheMaxAge, Broadcaster: bus, Observer: reads})
 		walletModule = balances.Module()
 	}
 	l, err := ledger.New(db, ledger.Options{

@@ -8,6 +8,7 @@ package balancebus
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,7 +87,17 @@ func (b *Bus) Listen(invalidate func([]uuid.UUID), connected func(bool)) {
 	b.mu.Lock()
 	b.sub = sub
 	b.mu.Unlock()
-	prevDisc, prevRecon, prevClosed := b.nc.Opts.DisconnectedErrCB, b.nc.Opts.ReconnectedCB, b.nc.Opts.ClosedCB
+	prevDisc, prevRecon, prevClosed, prevErr := b.nc.Opts.DisconnectedErrCB, b.nc.Opts.ReconnectedCB, b.nc.Opts.ClosedCB, b.nc.Opts.AsyncErrorCB
+	b.nc.SetErrorHandler(func(nc *nats.Conn, s *nats.Subscription, err error) {
+		// Messages dropped for a slow handler are invalidations missed:
+		// start again from empty (online stays as it is).
+		if s == sub && errors.Is(err, nats.ErrSlowConsumer) && nc.IsConnected() {
+			connected(true)
+		}
+		if prevErr != nil {
+			prevErr(nc, s, err)
+		}
+	})
 	b.nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
 		connected(false)
 		if prevDisc != nil {
