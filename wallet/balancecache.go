@@ -32,7 +32,9 @@ import (
 // A database read takes a token before it reads (begin) and stores its
 // result only if no change of that wallet — a commit, an invalidation, a
 // clear — came after the token: a read that started before an invalidation
-// can never store what it read after it.
+// can never store what it read after it. Likewise a batch attempt takes a
+// token when its stage is made, and its balance of a wallet another process
+// invalidated after that is dropped rather than put.
 //
 // The burn rate of the runway (a 7-day average) is kept apart, per wallet,
 // for BurnMaxAge.
@@ -96,8 +98,13 @@ type BalanceCache struct {
 	floor   uint64     // reads whose token is below it never store (clear, eviction)
 	reading int        // database reads in flight (tombstones are kept only then)
 	tombs   []WalletID // tombstones to remove once no read is in flight
-	entries map[WalletID]*balanceEntry
-	burns   map[WalletID]burnEntry
+	// Invalidations from other processes, by the seq they came at, so a
+	// batch of ours that began before one does not put what it computed
+	// (its commit may be the older); beyond size, forgotten behind a floor.
+	invalidated map[WalletID]uint64
+	invalFloor  uint64
+	entries     map[WalletID]*balanceEntry
+	burns       map[WalletID]burnEntry
 }
 
 // balanceEntry is one wallet's cached balance, or a tombstone (!ok): the
@@ -120,6 +127,7 @@ func NewBalanceCache(o BalanceCacheOptions) *BalanceCache {
 	c := &BalanceCache{
 		size: o.Size, maxAge: o.MaxAge, burnAge: o.BurnMaxAge, bc: o.Broadcaster, obs: o.Observer,
 		online: o.Broadcaster == nil, entries: map[WalletID]*balanceEntry{}, burns: map[WalletID]burnEntry{},
+		invalidated: map[WalletID]uint64{},
 	}
 	if c.size <= 0 {
 		c.size = DefaultBalanceCacheSize
@@ -185,9 +193,22 @@ func (c *BalanceCache) clearLocked() {
 func (c *BalanceCache) Invalidate(ids ...WalletID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.invalidated)+len(ids) > c.size {
+		c.invalidated, c.invalFloor = map[WalletID]uint64{}, c.seq+1
+	}
 	for _, id := range ids {
 		c.dropLocked(id)
+		c.invalidated[id] = c.seq
 	}
+}
+
+// batchToken is taken when a batch attempt's stage is made: what the
+// batch commits may be put only if no invalidation of its wallet came
+// after.
+func (c *BalanceCache) batchToken() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
 }
 
 // dropLocked forgets id; while a read is in flight a tombstone remembers
@@ -296,7 +317,7 @@ type cachedBalance struct {
 // committed puts the balances a batch committed and forgets the wallets it
 // changed without one (drop); then tells the other processes. Called from
 // the stage's Committed: it must not block.
-func (c *BalanceCache) committed(put []cachedBalance, drop []WalletID) {
+func (c *BalanceCache) committed(since uint64, put []cachedBalance, drop []WalletID) {
 	if len(put) == 0 && len(drop) == 0 {
 		return
 	}
@@ -305,13 +326,19 @@ func (c *BalanceCache) committed(put []cachedBalance, drop []WalletID) {
 		c.dropLocked(id)
 	}
 	for i := range put {
+		p := put[i]
+		if since < c.invalFloor || c.invalidated[p.bal.WalletID] > since {
+			// Another process changed the wallet after this batch began:
+			// its commit may be the later one. Read it again.
+			c.dropLocked(p.bal.WalletID)
+			continue
+		}
 		c.seq++
 		if !c.online {
 			// Not served, and must not be once back: the clear on
 			// reconnection forgets it anyway; keep the change counted.
 			continue
 		}
-		p := put[i]
 		c.setLocked(p.bal.WalletID, &balanceEntry{ok: true, bal: p.bal, gen: c.seq, until: p.until})
 	}
 	c.mu.Unlock()

@@ -47,7 +47,7 @@ func TestBalanceCacheMaxAgeAndBoundary(t *testing.T) {
 	c := NewBalanceCache(BalanceCacheOptions{MaxAge: 2 * time.Second})
 	a, b := WalletID(uuid.New()), WalletID(uuid.New())
 	boundary := t0.Add(time.Second)
-	c.committed([]cachedBalance{
+	c.committed(c.batchToken(), []cachedBalance{
 		{bal: testBalance(a, "10", t0)},
 		{bal: testBalance(b, "20", t0), until: &boundary},
 	}, nil)
@@ -110,7 +110,7 @@ func TestBalanceCacheReadRaces(t *testing.T) {
 	}
 
 	tok = c.begin()
-	c.committed([]cachedBalance{{bal: testBalance(id, "7", t0)}}, nil) // our own commit while we read
+	c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(id, "7", t0)}}, nil) // our own commit while we read
 	if c.done(tok, &stale, nil) {
 		t.Fatal("a read begun before a commit overwrote the committed balance")
 	}
@@ -152,7 +152,7 @@ func TestBalanceCacheBounded(t *testing.T) {
 	c := NewBalanceCache(BalanceCacheOptions{Size: 3})
 	tok := c.begin()
 	for range 10 {
-		c.committed([]cachedBalance{{bal: testBalance(WalletID(uuid.New()), "1", t0)}}, nil)
+		c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(WalletID(uuid.New()), "1", t0)}}, nil)
 	}
 	if n := c.Len(); n != 3 {
 		t.Fatalf("%d entries, want 3", n)
@@ -195,7 +195,7 @@ func TestBalanceCacheBroadcaster(t *testing.T) {
 	if c.Online() {
 		t.Fatal("online before the broadcaster said so")
 	}
-	c.committed([]cachedBalance{{bal: testBalance(a, "1", t0)}}, []WalletID{b})
+	c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(a, "1", t0)}}, []WalletID{b})
 	if _, ok := c.get(a, t0); ok {
 		t.Fatal("served while offline")
 	}
@@ -208,7 +208,7 @@ func TestBalanceCacheBroadcaster(t *testing.T) {
 	if _, ok := c.get(a, t0); !ok {
 		t.Fatal("not served once online")
 	}
-	c.committed([]cachedBalance{{bal: testBalance(b, "2", t0)}}, nil)
+	c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(b, "2", t0)}}, nil)
 	bus.mu.Lock()
 	pubs := bus.published
 	bus.mu.Unlock()
@@ -231,7 +231,7 @@ func TestBalanceCacheBroadcaster(t *testing.T) {
 	if c.done(tok, &bal, nil) {
 		t.Fatal("stored while disconnected")
 	}
-	c.committed([]cachedBalance{{bal: testBalance(a, "3", t0)}}, nil)
+	c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(a, "3", t0)}}, nil)
 	if c.Len() != 0 {
 		t.Fatal("kept a commit while disconnected")
 	}
@@ -241,5 +241,37 @@ func TestBalanceCacheBroadcaster(t *testing.T) {
 	}
 	if obs.hits.Load() != 2 || obs.misses.Load() != 4 {
 		t.Fatalf("hits %d misses %d, want 2 and 4", obs.hits.Load(), obs.misses.Load())
+	}
+}
+
+// A batch of ours that began before another process's invalidation of its
+// wallet does not put what it computed: the other commit may be the later.
+func TestBalanceCacheCommitRacesInvalidation(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := NewBalanceCache(BalanceCacheOptions{Size: 4})
+	id, other := WalletID(uuid.New()), WalletID(uuid.New())
+	since := c.batchToken()
+	c.Invalidate(id) // arrives while our batch runs
+	c.committed(since, []cachedBalance{{bal: testBalance(id, "1", t0)}, {bal: testBalance(other, "2", t0)}}, nil)
+	if _, ok := c.get(id, t0); ok {
+		t.Fatal("put a balance computed before another process's change")
+	}
+	if _, ok := c.get(other, t0); !ok {
+		t.Fatal("another wallet's balance was not put")
+	}
+	// A batch begun after the invalidation puts.
+	c.committed(c.batchToken(), []cachedBalance{{bal: testBalance(id, "3", t0)}}, nil)
+	if _, ok := c.get(id, t0); !ok {
+		t.Fatal("a later batch's balance was not put")
+	}
+	// Beyond its size the record is forgotten behind a floor: older
+	// batches put nothing.
+	since = c.batchToken()
+	for range 5 {
+		c.Invalidate(WalletID(uuid.New()))
+	}
+	c.committed(since, []cachedBalance{{bal: testBalance(other, "4", t0)}}, nil)
+	if got, ok := c.get(other, t0); ok && got.Available.Equal(ledger.MustAmount("4")) {
+		t.Fatal("put past a forgotten invalidation")
 	}
 }

@@ -193,7 +193,12 @@ func (module) Name() string { return moduleName }
 
 func (module) Feeds() []string { return nil }
 
-func (m module) NewStage() ledger.Stage { return &stage{cache: m.cache} }
+func (m module) NewStage() ledger.Stage {
+	if m.cache == nil {
+		return &stage{}
+	}
+	return &stage{cache: m.cache, since: m.cache.batchToken()}
+}
 
 // stage is the wallet module's part of one batch attempt: the wallets its
 // ops need, and one book per concern — grants and burn-down (credits.go),
@@ -210,6 +215,7 @@ type stage struct {
 	// they were before; the wallets ops named; whether the grant sums were
 	// loaded; the balances and forgotten wallets Committed hands over.
 	cache   *BalanceCache
+	since   uint64 // the cache's token when the attempt began
 	touched map[*walletState]walletSnap
 	named   []WalletID
 	sums    bool
@@ -323,7 +329,7 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 // after COMMIT, before any caller of the batch is answered.
 func (s *stage) Committed() {
 	if s.cache != nil {
-		s.cache.committed(s.keep, s.drop)
+		s.cache.committed(s.since, s.keep, s.drop)
 	}
 }
 
