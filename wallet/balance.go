@@ -113,15 +113,35 @@ func (s *Service) balanceAt(ctx context.Context, w Wallet, overage ledger.Accoun
 	return s.withRunway(ctx, b)
 }
 
-// Balance is the wallet's balance now, or as it was at *at.
+// Balance is the wallet's balance now, or as it was at *at. With a
+// balance cache (UseBalanceCache), now is answered from memory when it can
+// be (balancecache.go).
 func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Balance, error) {
-	w, overage, err := s.walletRow(ctx, id)
+	now := s.now()
+	if at != nil && at.Before(now) {
+		w, overage, err := s.walletRow(ctx, id)
+		if err != nil {
+			return Balance{}, err
+		}
+		return s.balanceAt(ctx, w, overage, at.UTC())
+	}
+	if s.cache != nil {
+		return s.cachedBalance(ctx, id, now)
+	}
+	b, _, err := s.balanceNow(ctx, id, now)
 	if err != nil {
 		return Balance{}, err
 	}
-	now := s.now()
-	if at != nil && at.Before(now) {
-		return s.balanceAt(ctx, w, overage, at.UTC())
+	return s.withRunway(ctx, b)
+}
+
+// balanceNow reads the wallet's balance at now from the database, without
+// the runway, and the instant until which its Available holds (the
+// earliest grant boundary after now; nil: none).
+func (s *Service) balanceNow(ctx context.Context, id WalletID, now time.Time) (Balance, *time.Time, error) {
+	w, overage, err := s.walletRow(ctx, id)
+	if err != nil {
+		return Balance{}, nil, err
 	}
 	// One statement, so the grants and the overage receivable are read from
 	// one snapshot: a debit moving from the last grant into overage cannot
@@ -133,12 +153,13 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 			COALESCE(SUM(debits_pending), 0) AS debits_pending FROM ledger_balances WHERE account_id = $2) o
 		WHERE g.wallet_id = $1`, id, overage)
 	if err != nil {
-		return Balance{}, fmt.Errorf("read grants: %w", err)
+		return Balance{}, nil, fmt.Errorf("read grants: %w", err)
 	}
 	defer rows.Close()
 	b := Balance{WalletID: w.ID, Asset: w.Asset, AsOf: now, Grants: []GrantBalance{}}
 	var (
 		live      []*grantState
+		all       []*grantState
 		remaining ledger.Amount
 		receiv    ledger.Balance
 		anyGrant  bool
@@ -148,7 +169,7 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 		g, _, err := scanGrant(rows, &bal.DebitsPosted, &bal.CreditsPosted, &bal.DebitsPending,
 			&receiv.DebitsPosted, &receiv.CreditsPosted, &receiv.DebitsPending)
 		if err != nil {
-			return Balance{}, err
+			return Balance{}, nil, err
 		}
 		anyGrant = true
 		posted := bal.Posted(ledger.Credit)
@@ -157,6 +178,7 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 		b.Held = b.Held.Add(bal.DebitsPending)
 		b.Granted, b.Expired, b.Voided = b.Granted.Add(g.Amount), b.Expired.Add(g.Expired), b.Voided.Add(g.Voided)
 		gs := &grantState{Grant: g}
+		all = append(all, gs)
 		if gs.usable(now) {
 			b.Available = b.Available.Add(bal.Available(ledger.Credit))
 		}
@@ -165,13 +187,13 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Balance{}, err
+		return Balance{}, nil, err
 	}
 	if !anyGrant {
 		// No grant row carried the receivable: read it alone.
 		acc, err := s.l.Account(ctx, overage)
 		if err != nil {
-			return Balance{}, err
+			return Balance{}, nil, err
 		}
 		receiv = acc.Balance
 	}
@@ -182,7 +204,7 @@ func (s *Service) Balance(ctx context.Context, id WalletID, at *time.Time) (Bala
 	for _, g := range live {
 		b.Grants = append(b.Grants, GrantBalance{ID: g.ID, Remaining: g.Remaining, Priority: g.Priority, ExpiresAt: g.ExpiresAt})
 	}
-	return s.withRunway(ctx, b)
+	return b, grantBoundary(now, all), nil
 }
 
 // GrantBalance is one active grant in a balance.

@@ -98,6 +98,7 @@ func (o *voidHoldOp) Module() string   { return moduleName }
 func (o *voidHoldOp) needs(n *need)    { n.wallet(o.Owner) }
 
 func (o *voidHoldOp) Apply(ctx context.Context, b ledger.Batch) (any, error) {
+	touchWallet(b, o.Owner) // the balance cache sees the release
 	h, err := o.VoidOp.Apply(ctx, b)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ type Service struct {
 	db      *pg.DB
 	now     func() time.Time
 	wallets walletCache
+	cache   *BalanceCache // nil: balances are read from the database
 }
 
 // NewService returns the wallet service on a ledger whose poster was built

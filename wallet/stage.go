@@ -113,6 +113,9 @@ func walletFor(b ledger.Batch, id WalletID) (*stage, *walletState, error) {
 	if w == nil {
 		return nil, nil, fault.NotFoundf("no wallet %s", id)
 	}
+	if s.cache != nil {
+		s.touch(b, w) // the balance cache (balancestage.go)
+	}
 	return s, w, nil
 }
 
@@ -182,13 +185,20 @@ func nullText(s string) *string {
 
 const moduleName = "wallet"
 
-type module struct{}
+type module struct {
+	cache *BalanceCache // nil: no balance cache (balancecache.go)
+}
 
 func (module) Name() string { return moduleName }
 
 func (module) Feeds() []string { return nil }
 
-func (module) NewStage() ledger.Stage { return &stage{} }
+func (m module) NewStage() ledger.Stage {
+	if m.cache == nil {
+		return &stage{}
+	}
+	return &stage{cache: m.cache, since: m.cache.batchToken()}
+}
 
 // stage is the wallet module's part of one batch attempt: the wallets its
 // ops need, and one book per concern — grants and burn-down (credits.go),
@@ -201,6 +211,16 @@ type stage struct {
 	topups   topupBook
 	owed     owedBook
 	settings map[*walletState]struct{} // wallets whose settings an op changed (patch.go)
+	// The balance cache (balancestage.go): the wallets ops reached, as
+	// they were before; the wallets ops named; whether the grant sums were
+	// loaded; the balances and forgotten wallets Committed hands over.
+	cache   *BalanceCache
+	since   uint64 // the cache's token when the attempt began
+	touched map[*walletState]walletSnap
+	named   []WalletID
+	sums    bool
+	keep    []cachedBalance
+	drop    []WalletID
 }
 
 type walletState struct {
@@ -254,6 +274,12 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 			w.needs(&n)
 		}
 	}
+	if s.cache != nil {
+		s.touched, s.sums, s.named = nil, n.sums, make([]WalletID, 0, len(n.wallets)-len(s.wanted))
+		for _, id := range n.wallets[len(s.wanted):] { // named by this module's ops
+			s.named = append(s.named, WalletID(id))
+		}
+	}
 	s.wallets = map[WalletID]*walletState{}
 	s.grants.reset()
 	s.topups.reset()
@@ -293,7 +319,18 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			return err
 		}
 	}
-	return nil
+	if s.cache == nil {
+		return nil
+	}
+	return s.keepBalances(ctx, b) // last: after the grants are written
+}
+
+// Committed hands the batch's balances to the cache (ledger.Committer):
+// after COMMIT, before any caller of the batch is answered.
+func (s *stage) Committed() {
+	if s.cache != nil {
+		s.cache.committed(s.since, s.keep, s.drop)
+	}
 }
 
 // loadWallets reads the batch's wallets with their reactions and auto

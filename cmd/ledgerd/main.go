@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/creditledger/creditledger/api/portal"
 	"github.com/creditledger/creditledger/apikey"
 	"github.com/creditledger/creditledger/billing"
+	"github.com/creditledger/creditledger/internal/balancebus"
 	"github.com/creditledger/creditledger/internal/config"
 	"github.com/creditledger/creditledger/internal/natsserver"
 	"github.com/creditledger/creditledger/internal/pg"
@@ -171,17 +173,40 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, migrateOnly
 	if cfg.PGIsolation == "repeatable_read" {
 		iso = pgx.RepeatableRead
 	}
+	// Balances from memory: the wallet stage fills the cache at each
+	// commit and tells the other processes on this database over NATS.
+	walletModule := wallet.Module()
+	var balances *wallet.BalanceCache
+	if cfg.BalanceCacheMaxAge > 0 {
+		if strings.HasPrefix(balancebus.DefaultSubject, cfg.NATSSubjectPrefix+".") {
+			return fmt.Errorf("LEDGER_NATS_SUBJECT_PREFIX %q would put the balance invalidations (%s) in the events stream", cfg.NATSSubjectPrefix, balancebus.DefaultSubject)
+		}
+		reads, err := newBalanceReads(m.Registry())
+		if err != nil {
+			return fmt.Errorf("balance cache metrics: %w", err)
+		}
+		bus := balancebus.New(nc, balancebus.DefaultSubject, log)
+		defer func() { _ = bus.Close() }()
+		balances = wallet.NewBalanceCache(wallet.BalanceCacheOptions{MaxAge: cfg.BalanceCacheMaxAge, Broadcaster: bus, Observer: reads})
+		walletModule = balances.Module()
+	}
 	l, err := ledger.New(db, ledger.Options{
 		Shards: cfg.PosterShards, MaxBatch: cfg.PosterMaxBatch, Linger: cfg.PosterLinger,
 		Observer: m, Log: log, Tx: pg.TxOptions{IsoLevel: iso},
 		// New orders them: metering and billing feed the wallet stage.
-		Modules: []ledger.Module{metering.Module(), billing.Module(), wallet.Module()},
+		Modules: []ledger.Module{metering.Module(), billing.Module(), walletModule},
 	})
 	if err != nil {
 		return err
 	}
 	m.QueueDepth(l.QueueDepth)
 	wallets := wallet.NewService(l)
+	if balances != nil {
+		if err := wallets.UseBalanceCache(balances); err != nil {
+			drain(l, log)
+			return err
+		}
+	}
 	meters := metering.NewService(l, wallets, log)
 	bills := billing.NewService(l, wallets, meters, log)
 	bills.SetSeller(cfg.InvoiceSeller)

@@ -59,6 +59,10 @@ type Config struct {
 	// AnalyzeInterval: how often ledgerd looks for tables with missing or
 	// stale statistics and analyzes them (pg.KeepStatistics); 0: never.
 	AnalyzeInterval time.Duration
+	// BalanceCacheMaxAge: how long a wallet balance may be answered from
+	// memory after the instant it was true (wallet.BalanceCache); 0: no
+	// cache, every balance is read from the database.
+	BalanceCacheMaxAge time.Duration
 }
 
 // variable is one environment variable: its name, its default (as the text
@@ -112,6 +116,8 @@ func vars() []variable {
 			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
 		{"LEDGER_ANALYZE_INTERVAL", "1m", "how often to ANALYZE tables whose statistics are missing, or stale while autovacuum is off (PostgreSQL; 0: never)",
 			func(c *Config, v string) error { return durationIn(&c.AnalyzeInterval, v, 0, 24*time.Hour) }},
+		{"LEDGER_BALANCE_CACHE_MAX_AGE", "2s", "balances are answered from a per-process cache of up to 100,000 wallets, updated at each commit and invalidated across processes over NATS; an entry is answered at most this long after the instant it was true (the staleness bound if an invalidation is lost; 0 to 1m; 0: no cache)",
+			func(c *Config, v string) error { return durationIn(&c.BalanceCacheMaxAge, v, 0, time.Minute) }},
 		{"LEDGER_PG_ISOLATION", "repeatable_read", "isolation of poster transactions on PostgreSQL: repeatable_read or serializable (see ARCHITECTURE.md; CockroachDB is always serializable)",
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},
 		{"LEDGER_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook endpoints on private/loopback addresses (for development)",
@@ -249,6 +255,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("poster_max_batch", c.PosterMaxBatch),
 		slog.Duration("poster_linger", c.PosterLinger),
 		slog.Duration("analyze_interval", c.AnalyzeInterval),
+		slog.Duration("balance_cache_max_age", c.BalanceCacheMaxAge),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.String("pprof_addr", c.PprofAddr),
 		slog.String("pg_isolation", c.PGIsolation),
