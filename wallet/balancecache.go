@@ -265,6 +265,18 @@ func (c *BalanceCache) get(id WalletID, now time.Time) (Balance, bool) {
 	return b, ok
 }
 
+// totalsOf is what the cached balance of id says was granted, expired and
+// voided, whatever its age: those change only with the wallet's grants.
+func (c *BalanceCache) totalsOf(id WalletID) (totals, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[id]
+	if e == nil || !e.ok {
+		return totals{}, false
+	}
+	return totals{granted: e.bal.Granted, expired: e.bal.Expired, voided: e.bal.Voided}, true
+}
+
 // readToken is taken before a database read of a balance.
 type readToken struct{ seq uint64 }
 

@@ -90,10 +90,18 @@ func touchWallet(b ledger.Batch, id WalletID) {
 func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 	s.keep, s.drop = nil, nil
 	var changed []*walletState
+	var regranted []*walletState // changed with their grant sums
 	for w, before := range s.touched {
-		if !before.same(snapOf(b, w)) {
-			changed = append(changed, w)
+		if before.same(snapOf(b, w)) {
+			continue
 		}
+		// Without the sums loaded, a wallet's totals in the batch are what
+		// its ops granted, expired and voided: zero unless its grants moved.
+		if t := s.grants.totals[w.ID]; !s.sums && t != nil && !(t.granted.IsZero() && t.expired.IsZero() && t.voided.IsZero()) {
+			regranted = append(regranted, w)
+			continue
+		}
+		changed = append(changed, w)
 	}
 	seen := map[WalletID]struct{}{}
 	for _, id := range s.named {
@@ -107,16 +115,33 @@ func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 			s.drop = append(s.drop, id)
 		}
 	}
+	if !s.sums {
+		// The batch did not load the grant sums (no debit among its ops:
+		// ingest). Usage moves balances, not grants, so a wallet the cache
+		// holds keeps the sums it had; one it does not hold is forgotten
+		// rather than read (a query per batch would cost ingest more than
+		// a miss costs a read). A wallet whose grant sums the batch moved
+		// has them read, after flushGrants, so they include what the batch
+		// granted, expired and voided.
+		kept := changed[:0]
+		for _, w := range changed {
+			if t, ok := s.cache.totalsOf(w.ID); ok {
+				s.grants.totals[w.ID] = &t
+				kept = append(kept, w)
+			} else {
+				s.drop = append(s.drop, w.ID)
+			}
+		}
+		changed = kept
+		if len(regranted) > 0 {
+			if err := s.loadTotals(ctx, b, regranted); err != nil {
+				return err
+			}
+			changed = append(changed, regranted...)
+		}
+	}
 	if len(changed) == 0 {
 		return nil
-	}
-	if !s.sums {
-		// The batch did not load the grant sums (no debit among its ops):
-		// read them for the changed wallets only, after flushGrants, so
-		// they include what the batch granted, expired and voided.
-		if err := s.loadTotals(ctx, b, changed); err != nil {
-			return err
-		}
 	}
 	for _, w := range changed {
 		bal := s.balance(b, w)
