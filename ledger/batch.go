@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/creditledger/creditledger/internal/pg"
 )
 
 // Batch is the in-memory state of one transaction attempt of the poster.
@@ -130,6 +132,15 @@ func newBatch(l *Ledger, tx pgx.Tx, shard int, now time.Time) *batch {
 // tables. Ops must not query per operation: load what a batch needs in a
 // stage's Load, once.
 func (b *batch) Tx() pgx.Tx { return b.tx }
+
+// Engine is the engine behind the batch's transaction (PostgreSQL for the
+// in-memory batch, which has none).
+func (b *batch) Engine() pg.Engine {
+	if b.ledger == nil || b.ledger.db == nil {
+		return pg.Postgres
+	}
+	return b.ledger.db.Engine
+}
 
 // Now is the batch's clock: one instant for every op of the attempt, so the
 // journal orders entries of a batch by the same time.

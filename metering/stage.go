@@ -2,7 +2,6 @@ package metering
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/creditledger/creditledger/internal/pg"
 	"github.com/creditledger/creditledger/ledger"
 	"github.com/creditledger/creditledger/wallet"
 )
@@ -370,34 +370,13 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			records = append(records, r)
 		}
 	}
-	if n := len(s.events); n > 0 {
-		ids, customers, names, sources, props := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
-		ts, received := make([]time.Time, n), make([]time.Time, n)
-		entries := make([]uuid.UUID, n)
-		misses := make([]*string, n)
-		fps := make([][]byte, n)
-		var l lineColumns
-		l.grow(n)
-		for i, e := range s.events {
-			ids[i], customers[i], names[i], sources[i] = e.event.EventID, e.event.CustomerID, e.event.EventName, e.source
-			ts[i], received[i], entries[i], fps[i] = *e.event.Timestamp, e.received, uuid.UUID(e.entry), e.fingerprint
-			if len(e.event.Properties) > 0 {
-				p := string(e.event.Properties)
-				props[i] = &p
-			}
-			if len(e.misses) > 0 {
-				raw, err := json.Marshal(e.misses)
-				if err != nil {
-					return fmt.Errorf("event %s misses: %w", e.event.EventID, err)
-				}
-				m := string(raw)
-				misses[i] = &m
-			}
-			l.add(folded[e.event.EventID])
+	if len(s.events) > 0 {
+		write := insertEvents
+		if b.Engine() == pg.Postgres {
+			write = copyEvents
 		}
-		if _, err := tx.Exec(ctx, insertEventsSQL, ids, customers, names, ts, props, sources, received, entries, misses, fps,
-			l.meters, l.assets, l.dk, l.dj, l.vals, l.uniq, l.q0, l.q1, l.amounts, l.overages, l.wallets, l.periods); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+		if err := write(ctx, tx, s.events, folded); err != nil {
+			return err
 		}
 	}
 	if n := len(records); n > 0 {
@@ -463,16 +442,6 @@ const loadUniquesSQL = `SELECT v.meter_id, v.customer_id, v.dims_key, v.asset, v
 		FROM usage_unique_values v
 		JOIN unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TEXT[]) AS u(m, c, d, s, p, val)
 			ON v.meter_id = u.m AND v.customer_id = u.c AND v.dims_key = u.d AND v.asset = u.s AND v.period_start = u.p AND v.value = u.val`
-
-// insertEventsSQL writes a batch's events.
-const insertEventsSQL = `INSERT INTO events (event_id, customer_id, event_name, ts, properties, source, received_at, entry_id, misses, fingerprint,
-				meter_id, asset, dims_key, dims, value, unique_value, quantity_before, quantity_after, amount, overage, wallet_id, period_start)
-			SELECT u.id, u.c, u.n, u.ts, u.p::JSONB, u.s, u.r, u.e, u.m::JSONB, u.fp,
-				u.mt, u.a, u.dk, u.dj::JSONB, u.v::NUMERIC, u.uq, u.q0::NUMERIC, u.q1::NUMERIC, u.amt::NUMERIC, u.o::NUMERIC, u.w, u.per
-			FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TIMESTAMPTZ[], $5::TEXT[], $6::TEXT[], $7::TIMESTAMPTZ[], $8::UUID[], $9::TEXT[], $10::BYTEA[],
-				$11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[],
-				$21::UUID[], $22::TIMESTAMPTZ[])
-				AS u(id, c, n, ts, p, s, r, e, m, fp, mt, a, dk, dj, v, uq, q0, q1, amt, o, w, per)`
 
 // insertRecordsSQL writes a batch's usage records.
 const insertRecordsSQL = `INSERT INTO usage_records (event_id, meter_id, asset, customer_id, ts, dims_key, dims, value, unique_value,
