@@ -63,6 +63,29 @@ func queueExec(q *pgx.Batch, what, sql string, args ...any) *pgx.QueuedQuery {
 	return qq
 }
 
+// The array parameters below are the types internal/pg writes without
+// reflection ([]uuid.UUID, []*uuid.UUID, []string, []*string, [][]byte) and
+// amounts as a NUMERIC[] literal (numericArray); nullable values point
+// into the batch's own rows instead of copying each one.
+
+// ownerRef is the owner's id, or nil (NULL) for none, without a copy.
+func ownerRef(o *OwnerID) *uuid.UUID {
+	if o.IsZero() {
+		return nil
+	}
+	return (*uuid.UUID)(o)
+}
+
+// textOrNull is stored text (JSON), or nil (NULL) when empty.
+func textOrNull(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// nullableOwner and nullableText are ownerRef and textOrNull as copies,
+// for callers passing []*uuid.UUID and []*string.
 func nullableOwner(o OwnerID) *uuid.UUID {
 	if o.IsZero() {
 		return nil
@@ -91,15 +114,15 @@ func (l *Ledger) queueAccounts(q *pgx.Batch, b *batch) {
 		owners = make([]*uuid.UUID, n)
 		norms  = make([]string, n)
 		nood   = make([]bool, n)
-		metas  = make([]*string, n)
+		metas  = make([][]byte, n)
 		dp     = make([]Amount, n)
 		cp     = make([]Amount, n)
 		dpe    = make([]Amount, n)
 		cpe    = make([]Amount, n)
 	)
 	for i, a := range b.newAccts {
-		ids[i], codes[i], assets[i], owners[i] = uuid.UUID(a.ID), a.Code, a.Asset, nullableOwner(a.Owner)
-		norms[i], nood[i], metas[i] = normalString(a.Normal), a.NoOverdraft, nullableText(a.Metadata)
+		ids[i], codes[i], assets[i], owners[i] = uuid.UUID(a.ID), a.Code, a.Asset, ownerRef(&a.Owner)
+		norms[i], nood[i], metas[i] = normalString(a.Normal), a.NoOverdraft, textOrNull(a.Metadata)
 		dp[i], cp[i], dpe[i], cpe[i] = a.DebitsPosted, a.CreditsPosted, a.DebitsPending, a.CreditsPending
 	}
 	queueExec(q, "insert accounts", `INSERT INTO ledger_accounts (id, code, asset, owner_id, normal, no_overdraft, shards, metadata, created_at)
@@ -111,7 +134,7 @@ func (l *Ledger) queueAccounts(q *pgx.Batch, b *batch) {
 		SELECT u.id, 0, u.normal, u.no_overdraft, u.dp, u.cp, u.dpe, u.cpe
 		FROM unnest($1::UUID[], $2::TEXT[], $3::BOOL[], $4::NUMERIC[], $5::NUMERIC[], $6::NUMERIC[], $7::NUMERIC[])
 			AS u(id, normal, no_overdraft, dp, cp, dpe, cpe)`,
-		ids, norms, nood, dp, cp, dpe, cpe)
+		ids, norms, nood, numericArray(dp), numericArray(cp), numericArray(dpe), numericArray(cpe))
 }
 
 type balanceRow struct {
@@ -180,7 +203,7 @@ func (l *Ledger) queueBalances(q *pgx.Batch, b *batch) {
 	}
 	// The UPDATE reports, in the same round trip, how many rows it found
 	// and which hot rows it took to the roll-over mark (see amount.go).
-	q.Queue(updateBalancesSQL, ids, shards, dp, cp, dpe, cpe, hot, b.ledger.limits.HotRowRoll).Fn = func(br pgx.BatchResults) error {
+	q.Queue(updateBalancesSQL, ids, shards, numericArray(dp), numericArray(cp), numericArray(dpe), numericArray(cpe), hot, b.ledger.limits.HotRowRoll).Fn = func(br pgx.BatchResults) error {
 		var (
 			found    int
 			fullIDs  []uuid.UUID
@@ -214,20 +237,20 @@ func (l *Ledger) queueEntries(q *pgx.Batch, b *batch) {
 		details = make([]*string, n)
 		owners  = make([]*uuid.UUID, n)
 		descs   = make([]*string, n)
-		metas   = make([]*string, n)
-		results = make([]*string, n)
+		metas   = make([][]byte, n)
+		results = make([][]byte, n)
 	)
-	for i, e := range b.entries {
+	for i := range b.entries {
+		e := &b.entries[i]
 		ids[i], keys[i], fps[i], kinds[i], status[i] = uuid.UUID(e.id), e.key, e.fingerprint, e.kind, string(e.status)
 		if e.rejection != nil {
 			codes[i], details[i] = &e.rejection.Code, &e.rejection.Detail
 		}
-		owners[i] = nullableOwner(e.owner)
+		owners[i] = ownerRef(&e.owner)
 		if e.description != "" {
-			d := e.description
-			descs[i] = &d
+			descs[i] = &e.description
 		}
-		metas[i], results[i] = nullableText(e.metadata), nullableText(e.result)
+		metas[i], results[i] = textOrNull(e.metadata), textOrNull(e.result)
 	}
 	if fps == nil {
 		fps = [][]byte{}
@@ -258,16 +281,13 @@ func (l *Ledger) queuePostings(q *pgx.Batch, b *batch) {
 	for i, p := range b.postings {
 		entries[i], seqs[i], accts[i], shards[i] = uuid.UUID(p.entry), int32(p.seq), uuid.UUID(p.account), int32(p.shard)
 		assets[i], dirs[i], pending[i], amounts[i] = p.asset, p.side.String(), p.pending, p.amount
-		if p.hold != nil {
-			h := uuid.UUID(*p.hold)
-			holds[i] = &h
-		}
+		holds[i] = (*uuid.UUID)(p.hold)
 	}
 	queueExec(q, "insert postings", `INSERT INTO ledger_postings (entry_id, seq, account_id, shard, asset, direction, pending, amount, hold_id, created_at)
 		SELECT u.e, u.s, u.a, u.sh, u.asset, u.dir, u.p, u.amt, u.h, $10
 		FROM unnest($1::UUID[], $2::INT[], $3::UUID[], $4::INT[], $5::TEXT[], $6::TEXT[], $7::BOOL[], $8::NUMERIC[], $9::UUID[])
 			AS u(e, s, a, sh, asset, dir, p, amt, h)`,
-		entries, seqs, accts, shards, assets, dirs, pending, amounts, holds, b.now)
+		entries, seqs, accts, shards, assets, dirs, pending, numericArray(amounts), holds, b.now)
 }
 
 func (l *Ledger) queueOutbox(q *pgx.Batch, b *batch) {
@@ -276,10 +296,14 @@ func (l *Ledger) queueOutbox(q *pgx.Batch, b *batch) {
 		return
 	}
 	ids, entries := make([]uuid.UUID, n), make([]uuid.UUID, n)
-	topics, payloads := make([]string, n), make([]string, n)
+	topics, payloads := make([]string, n), make([][]byte, n)
 	owners := make([]*uuid.UUID, n)
-	for i, o := range b.outbox {
-		ids[i], entries[i], topics[i], payloads[i], owners[i] = o.id, uuid.UUID(o.entry), o.topic, string(o.payload), nullableOwner(o.owner)
+	for i := range b.outbox {
+		o := &b.outbox[i]
+		ids[i], entries[i], topics[i], payloads[i], owners[i] = o.id, uuid.UUID(o.entry), o.topic, o.payload, ownerRef(&o.owner)
+		if payloads[i] == nil {
+			payloads[i] = []byte{} // '' as before, never NULL
+		}
 	}
 	queueExec(q, "insert outbox", `INSERT INTO outbox (id, topic, owner_id, entry_id, payload, created_at, available_at)
 		SELECT u.id, u.t, u.o, u.e, u.p::JSONB, $6, $6
