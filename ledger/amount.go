@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
@@ -148,6 +150,65 @@ func (a Amount) NumericValue() (pgtype.Numeric, error) {
 		coef = new(big.Int)
 	}
 	return pgtype.Numeric{Int: coef, Exp: a.d.Exponent(), Valid: true}, nil
+}
+
+// numericArray is amounts as a NUMERIC[] literal ("{1.5,-2,0.000003}"),
+// the form a multi-row statement's amounts are sent in. pgx sends a string
+// as text, as it is; a []Amount went through reflection and, per element,
+// a boxed interface, a big.Int copy and pgx's base-10000 conversion. Exact:
+// each element is the amount's own decimal digits, parsed by the server
+// into the NUMERIC(38,12) column without rounding.
+func numericArray(xs []Amount) string {
+	var sb strings.Builder
+	sb.Grow(2 + 12*len(xs))
+	var tmp [48]byte
+	sb.WriteByte('{')
+	for i, a := range xs {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.Write(a.appendText(tmp[:0]))
+	}
+	sb.WriteByte('}')
+	return sb.String()
+}
+
+// appendText appends the amount in plain decimal notation (no exponent),
+// without allocating when the coefficient has at most 18 digits: every
+// amount a request carries, and any counter below 10^6 at full scale.
+// Trailing fractional zeros are kept: 1.50 and 1.5 are one NUMERIC value.
+func (a Amount) appendText(buf []byte) []byte {
+	if a.d.Sign() == 0 {
+		return append(buf, '0')
+	}
+	if a.d.NumDigits() > 18 {
+		return append(buf, a.d.String()...)
+	}
+	c, exp := a.d.CoefficientInt64(), int(a.d.Exponent())
+	if c < 0 {
+		buf = append(buf, '-')
+		c = -c
+	}
+	var dig [20]byte
+	digits := strconv.AppendUint(dig[:0], uint64(c), 10)
+	if exp >= 0 {
+		buf = append(buf, digits...)
+		for range exp {
+			buf = append(buf, '0')
+		}
+		return buf
+	}
+	frac := -exp
+	if len(digits) <= frac {
+		buf = append(buf, '0', '.')
+		for range frac - len(digits) {
+			buf = append(buf, '0')
+		}
+		return append(buf, digits...)
+	}
+	buf = append(buf, digits[:len(digits)-frac]...)
+	buf = append(buf, '.')
+	return append(buf, digits[len(digits)-frac:]...)
 }
 
 // The ledger's limits, and why no sequence of accepted operations can

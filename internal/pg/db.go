@@ -63,6 +63,7 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*DB, error) {
 	after := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		registerUUID(c.TypeMap())
+		registerArrays(c.TypeMap())
 		if after != nil {
 			return after(ctx, c)
 		}
