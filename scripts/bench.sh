@@ -17,7 +17,7 @@
 #   LOADGEN_ARGS         extra loadgen flags, e.g. "-quick" or "-scenarios 1,6"
 #   LEDGER_PG_ISOLATION, LEDGER_POSTER_SHARDS, LEDGER_POSTER_MAX_BATCH,
 #   LEDGER_POSTER_LINGER, LEDGER_NATS_WORKERS, LEDGER_PPROF_ADDR,
-#   LEDGER_ANALYZE_INTERVAL, GOGC,
+#   LEDGER_ANALYZE_INTERVAL, LEDGER_BALANCE_CACHE_MAX_AGE, GOGC,
 #   GOMEMLIMIT           passed through to ledgerd by loadgen
 #   BENCHTIME            micro-benchmark -benchtime (default 20000x)
 #   BENCH_MICRO=0        skip the micro-benchmarks

@@ -42,8 +42,15 @@ import (
 // Defaults of BalanceCacheOptions.
 const (
 	DefaultBalanceCacheSize = 100_000
-	DefaultBalanceMaxAge    = 2 * time.Second
+	DefaultBalanceMaxAge    = 30 * time.Second
 	DefaultBurnMaxAge       = time.Minute
+	// A burn rate older than BurnMaxAge is still answered, for up to
+	// burnStaleFactor times that age, while one read refreshes it in the
+	// background: a 7-day average does not move in minutes, and a read
+	// must not wait for the burn query of a database busy with ingest.
+	burnStaleFactor = 10
+	// burnRefreshes bounds the background refreshes running at once.
+	burnRefreshes = 4
 )
 
 // Broadcaster carries the ids of changed wallets between the processes
@@ -105,6 +112,7 @@ type BalanceCache struct {
 	invalFloor  uint64
 	entries     map[WalletID]*balanceEntry
 	burns       map[WalletID]burnEntry
+	refreshing  map[WalletID]bool // burn rates being refreshed in the background
 }
 
 // balanceEntry is one wallet's cached balance, or a tombstone (!ok): the
@@ -265,18 +273,6 @@ func (c *BalanceCache) get(id WalletID, now time.Time) (Balance, bool) {
 	return b, ok
 }
 
-// totalsOf is what the cached balance of id says was granted, expired and
-// voided, whatever its age: those change only with the wallet's grants.
-func (c *BalanceCache) totalsOf(id WalletID) (totals, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.entries[id]
-	if e == nil || !e.ok {
-		return totals{}, false
-	}
-	return totals{granted: e.bal.Granted, expired: e.bal.Expired, voided: e.bal.Voided}, true
-}
-
 // readToken is taken before a database read of a balance.
 type readToken struct{ seq uint64 }
 
@@ -368,15 +364,45 @@ func (c *BalanceCache) committed(since uint64, put []cachedBalance, drop []Walle
 }
 
 // burnAt is the wallet's cached consumption over RunwayWindow, if read
-// less than the burn age before now.
-func (c *BalanceCache) burnAt(id WalletID, now time.Time) (ledger.Amount, bool) {
+// less than the burn age before now; refresh says the caller should read
+// it again in the background (it is older than that, but less than
+// burnStaleFactor times: see claimRefresh).
+func (c *BalanceCache) burnAt(id WalletID, now time.Time) (burned ledger.Amount, ok, refresh bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.burns[id]
-	if !ok || now.Before(e.at) || now.Sub(e.at) >= c.burnAge {
-		return ledger.Amount{}, false
+	e, found := c.burns[id]
+	if !found || now.Before(e.at) {
+		return ledger.Amount{}, false, false
 	}
-	return e.burned, true
+	age := now.Sub(e.at)
+	switch {
+	case age < c.burnAge:
+		return e.burned, true, false
+	case age < burnStaleFactor*c.burnAge:
+		return e.burned, true, true
+	}
+	return ledger.Amount{}, false, false
+}
+
+// claimRefresh reserves id's background burn refresh: false when one runs
+// already for it, or burnRefreshes run.
+func (c *BalanceCache) claimRefresh(id WalletID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refreshing[id] || len(c.refreshing) >= burnRefreshes {
+		return false
+	}
+	if c.refreshing == nil {
+		c.refreshing = map[WalletID]bool{}
+	}
+	c.refreshing[id] = true
+	return true
+}
+
+func (c *BalanceCache) refreshed(id WalletID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.refreshing, id)
 }
 
 func (c *BalanceCache) setBurn(id WalletID, burned ledger.Amount, at time.Time) {
@@ -447,13 +473,23 @@ func (s *Service) cachedBalance(ctx context.Context, id WalletID, now time.Time)
 		}
 		c.done(tok, &b, until)
 	}
-	burned, ok := c.burnAt(id, now)
-	if !ok {
+	burned, ok, refresh := c.burnAt(id, now)
+	switch {
+	case !ok:
 		var err error
 		if burned, err = s.burnedAt(ctx, id, now); err != nil {
 			return Balance{}, err
 		}
 		c.setBurn(id, burned, now)
+	case refresh && c.claimRefresh(id):
+		go func() {
+			defer c.refreshed(id)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if b, err := s.burnedAt(ctx, id, now); err == nil {
+				c.setBurn(id, b, now)
+			}
+		}()
 	}
 	rw := RunwayOf(b.Available, burned, b.AsOf)
 	b.BurnRatePerDay, b.DepletesAt = rw.BurnRatePerDay, rw.DepletesAt

@@ -175,11 +175,36 @@ func TestBalanceCacheBurnAge(t *testing.T) {
 	c := NewBalanceCache(BalanceCacheOptions{BurnMaxAge: time.Minute})
 	id := WalletID(uuid.New())
 	c.setBurn(id, ledger.MustAmount("70"), t0)
-	if b, ok := c.burnAt(id, t0.Add(59*time.Second)); !ok || !b.Equal(ledger.MustAmount("70")) {
-		t.Fatalf("burn %v %v", b, ok)
+	for _, tc := range []struct {
+		after         time.Duration
+		ok, refreshed bool
+	}{
+		{59 * time.Second, true, false},                         // fresh
+		{time.Minute, true, true},                               // stale: answered, refreshed behind
+		{burnStaleFactor*time.Minute - time.Second, true, true}, // still
+		{burnStaleFactor * time.Minute, false, false},           // too old: read again first
+		{-time.Second, false, false},                            // before it was read
+	} {
+		b, ok, refresh := c.burnAt(id, t0.Add(tc.after))
+		if ok != tc.ok || refresh != tc.refreshed || ok && !b.Equal(ledger.MustAmount("70")) {
+			t.Fatalf("after %v: burn %v ok %v refresh %v, want ok %v refresh %v", tc.after, b, ok, refresh, tc.ok, tc.refreshed)
+		}
 	}
-	if _, ok := c.burnAt(id, t0.Add(time.Minute)); ok {
-		t.Fatal("a burn rate older than its age was used")
+	// One background refresh per wallet, and at most burnRefreshes at once.
+	if !c.claimRefresh(id) || c.claimRefresh(id) {
+		t.Fatal("a second refresh of one wallet was allowed, or the first refused")
+	}
+	for i := 1; i < burnRefreshes; i++ {
+		if !c.claimRefresh(WalletID(uuid.New())) {
+			t.Fatalf("refresh %d refused", i+1)
+		}
+	}
+	if c.claimRefresh(WalletID(uuid.New())) {
+		t.Fatalf("more than %d refreshes at once", burnRefreshes)
+	}
+	c.refreshed(id)
+	if !c.claimRefresh(WalletID(uuid.New())) {
+		t.Fatal("a finished refresh did not free its place")
 	}
 }
 

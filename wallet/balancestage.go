@@ -2,9 +2,6 @@ package wallet
 
 import (
 	"context"
-	"fmt"
-
-	"github.com/google/uuid"
 
 	"github.com/creditledger/creditledger/ledger"
 )
@@ -90,18 +87,10 @@ func touchWallet(b ledger.Batch, id WalletID) {
 func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 	s.keep, s.drop = nil, nil
 	var changed []*walletState
-	var regranted []*walletState // changed with their grant sums
 	for w, before := range s.touched {
-		if before.same(snapOf(b, w)) {
-			continue
+		if !before.same(snapOf(b, w)) {
+			changed = append(changed, w)
 		}
-		// Without the sums loaded, a wallet's totals in the batch are what
-		// its ops granted, expired and voided: zero unless its grants moved.
-		if t := s.grants.totals[w.ID]; !s.sums && t != nil && !(t.granted.IsZero() && t.expired.IsZero() && t.voided.IsZero()) {
-			regranted = append(regranted, w)
-			continue
-		}
-		changed = append(changed, w)
 	}
 	seen := map[WalletID]struct{}{}
 	for _, id := range s.named {
@@ -115,34 +104,8 @@ func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 			s.drop = append(s.drop, id)
 		}
 	}
-	if !s.sums {
-		// The batch did not load the grant sums (no debit among its ops:
-		// ingest). Usage moves balances, not grants, so a wallet the cache
-		// holds keeps the sums it had; one it does not hold is forgotten
-		// rather than read (a query per batch would cost ingest more than
-		// a miss costs a read). A wallet whose grant sums the batch moved
-		// has them read, after flushGrants, so they include what the batch
-		// granted, expired and voided.
-		kept := changed[:0]
-		for _, w := range changed {
-			if t, ok := s.cache.totalsOf(w.ID); ok {
-				s.grants.totals[w.ID] = &t
-				kept = append(kept, w)
-			} else {
-				s.drop = append(s.drop, w.ID)
-			}
-		}
-		changed = kept
-		if len(regranted) > 0 {
-			if err := s.loadTotals(ctx, b, regranted); err != nil {
-				return err
-			}
-			changed = append(changed, regranted...)
-		}
-	}
-	if len(changed) == 0 {
-		return nil
-	}
+	// The grant sums came with the wallets (Load asks for them whenever
+	// the cache is on), with what the batch granted, expired and voided.
 	for _, w := range changed {
 		bal := s.balance(b, w)
 		s.keep = append(s.keep, cachedBalance{bal: bal, until: grantBoundary(bal.AsOf, w.grants)})
@@ -151,34 +114,3 @@ func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 }
 
 var _ ledger.Committer = (*stage)(nil)
-
-// loadTotals reads the grant sums of ws in the batch's transaction.
-func (s *stage) loadTotals(ctx context.Context, b ledger.StageBatch, ws []*walletState) error {
-	ids := make([]uuid.UUID, len(ws))
-	for i, w := range ws {
-		ids[i] = uuid.UUID(w.ID)
-	}
-	rows, err := b.Tx().Query(ctx, walletTotalsSQL, ids)
-	if err != nil {
-		return fmt.Errorf("grant sums: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id WalletID
-			t  totals
-		)
-		if err := rows.Scan(&id, &t.granted, &t.expired, &t.voided); err != nil {
-			return fmt.Errorf("grant sums: %w", err)
-		}
-		s.grants.totals[id] = &t
-	}
-	return rows.Err()
-}
-
-// walletTotalsSQL sums the grants of wallets, an index probe per wallet
-// whatever the statistics (see loadWalletsSQL).
-const walletTotalsSQL = `SELECT k.id, gs.granted, gs.expired, gs.voided
-	FROM (SELECT DISTINCT id FROM unnest($1::UUID[]) AS u(id)) AS k
-	CROSS JOIN LATERAL (SELECT COALESCE(SUM(g.amount), 0) AS granted, COALESCE(SUM(g.expired_amount), 0) AS expired,
-		COALESCE(SUM(g.voided_amount), 0) AS voided FROM grants g WHERE g.wallet_id = k.id) gs`

@@ -46,7 +46,6 @@ func TestBatchPlansWithoutStatistics(t *testing.T) {
 			{"loadWallets", loadWalletsSQL(false), []any{wallets}},
 			{"loadWallets with sums", loadWalletsSQL(true), []any{wallets}},
 			{"loadGrants", loadGrantsSQL, []any{wallets, []uuid.UUID{}}},
-			{"walletTotals (balance cache)", walletTotalsSQL, []any{wallets}},
 		})
 	})
 	// The UPDATEs (updateReactionsSQL, updateGrantsSQL) join unnest to

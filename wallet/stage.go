@@ -275,6 +275,13 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 		}
 	}
 	if s.cache != nil {
+		// Every balance the batch changes goes into the cache, and a
+		// balance needs the grant sums: loaded with the wallets, one
+		// LATERAL sum per wallet in the same statement. (Taking them from
+		// the cached entry instead made the cache livelock under ingest:
+		// a wallet committed during each database read of it never got an
+		// entry for its commits to update.)
+		n.sums = true
 		s.touched, s.sums, s.named = nil, n.sums, make([]WalletID, 0, len(n.wallets)-len(s.wanted))
 		for _, id := range n.wallets[len(s.wanted):] { // named by this module's ops
 			s.named = append(s.named, WalletID(id))

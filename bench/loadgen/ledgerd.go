@@ -30,7 +30,7 @@ type ledgerdProcess struct {
 // make bench` measures that.
 func passThroughEnv() []string {
 	return []string{"LEDGER_PG_ISOLATION", "LEDGER_POSTER_SHARDS", "LEDGER_POSTER_MAX_BATCH", "LEDGER_POSTER_LINGER",
-		"LEDGER_NATS_WORKERS", "LEDGER_PPROF_ADDR", "LEDGER_ANALYZE_INTERVAL", "GOGC", "GOMEMLIMIT"}
+		"LEDGER_NATS_WORKERS", "LEDGER_PPROF_ADDR", "LEDGER_ANALYZE_INTERVAL", "LEDGER_BALANCE_CACHE_MAX_AGE", "GOGC", "GOMEMLIMIT"}
 }
 
 // ledgerdEnv is ledgerd's whole environment: a clean one, so a user's

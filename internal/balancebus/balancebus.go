@@ -1,13 +1,17 @@
 // Package balancebus carries the ids of changed wallets between ledgerd
 // processes sharing a database, over NATS core: the wallet.Broadcaster of
 // the balance cache. One message per committed batch (split only beyond
-// maxPerMessage wallets): the sender's 16-byte origin, then 16 bytes per
-// wallet id. A process ignores its own messages. Core NATS may lose a
-// message; the cache's maximum age bounds what that costs.
+// maxPerMessage wallets): the sender's 16-byte origin, its 8-byte sequence
+// number, then 16 bytes per wallet id. A process ignores its own messages.
+// Core NATS may lose a message (a slow consumer, a reconnect): the
+// receiver sees the gap in the sender's sequence at its next message and
+// empties its cache, and the cache's maximum age bounds the rest (a sender
+// cut off from NATS that still commits).
 package balancebus
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"sync"
@@ -34,28 +38,39 @@ type Bus struct {
 
 	mu  sync.Mutex
 	sub *nats.Subscription
+	seq uint64 // the last sequence number sent; under mu, so messages leave in its order
+
+	heard map[[16]byte]uint64 // the last sequence number heard from each origin (the handler's own)
 }
+
+// header is the origin and the sequence number before the ids.
+const header = 24
 
 // New returns a bus on nc publishing and listening on subject.
 func New(nc *nats.Conn, subject string, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bus{nc: nc, subject: subject, origin: uuid.New(), log: log}
+	return &Bus{nc: nc, subject: subject, origin: uuid.New(), log: log, heard: map[[16]byte]uint64{}}
 }
 
 // Publish sends ids in one message (more only beyond maxPerMessage). It
 // does not block: nats.go buffers, also while reconnecting.
 func (b *Bus) Publish(ids []uuid.UUID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for len(ids) > 0 {
 		n := min(len(ids), maxPerMessage)
-		body := make([]byte, 0, 16*(n+1))
-		body = append(body, b.origin[:]...)
+		body := make([]byte, header, header+16*n)
+		copy(body, b.origin[:])
+		b.seq++
+		binary.BigEndian.PutUint64(body[16:header], b.seq)
 		for _, id := range ids[:n] {
 			body = append(body, id[:]...)
 		}
 		if err := b.nc.Publish(b.subject, body); err != nil {
-			b.log.Debug("balance invalidation not published; other processes' entries age out", "err", err)
+			// The others see the gap at the next message and start over.
+			b.log.Debug("balance invalidation not published", "err", err)
 			return
 		}
 		ids = ids[n:]
@@ -69,14 +84,26 @@ func (b *Bus) Publish(ids []uuid.UUID) {
 // own handlers, which keep running.
 func (b *Bus) Listen(invalidate func([]uuid.UUID), connected func(bool)) {
 	sub, err := b.nc.Subscribe(b.subject, func(m *nats.Msg) {
-		if len(m.Data) < 16 || len(m.Data)%16 != 0 || bytes.Equal(m.Data[:16], b.origin[:]) {
+		if len(m.Data) < header || (len(m.Data)-header)%16 != 0 || bytes.Equal(m.Data[:16], b.origin[:]) {
 			return
 		}
-		ids := make([]uuid.UUID, 0, len(m.Data)/16-1)
-		for p := 16; p < len(m.Data); p += 16 {
+		ids := make([]uuid.UUID, 0, (len(m.Data)-header)/16)
+		for p := header; p < len(m.Data); p += 16 {
 			ids = append(ids, uuid.UUID(m.Data[p:p+16]))
 		}
 		invalidate(ids)
+		// A sequence number that does not follow the last one heard from
+		// its sender means messages were lost: what they invalidated may
+		// be cached here. A sender heard for the first time past its first
+		// message may have sent those before this process listened, or
+		// been lost: start over either way (once per sender).
+		origin := [16]byte(m.Data[:16])
+		seq := binary.BigEndian.Uint64(m.Data[16:header])
+		if last, ok := b.heard[origin]; ok && seq != last+1 || !ok && seq != 1 {
+			b.log.Debug("balance invalidations lost; the cache starts over", "last", last, "seq", seq)
+			connected(true)
+		}
+		b.heard[origin] = seq
 	})
 	if err != nil {
 		// Without the subscription, invalidations never arrive: stay off.

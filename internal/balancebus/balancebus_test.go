@@ -77,3 +77,76 @@ func TestBusCarriesOthersIDs(t *testing.T) {
 		t.Fatalf("a's connection states: %v, want [true]", ha.up)
 	}
 }
+
+// A lost message is seen at the sender's next one: the gap in its
+// sequence numbers makes the receiver start over (connected(true), which
+// empties the cache), and so does a sender first heard past its first
+// message; messages in sequence do not.
+func TestBusGapStartsOver(t *testing.T) {
+	ns, err := natsserver.Start(context.Background(), natsserver.Options{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	connect := func() *nats.Conn {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	var (
+		mu     sync.Mutex
+		heard  int
+		starts int
+	)
+	b := New(connect(), "_test.gaps", nil)
+	b.Listen(func(ids []uuid.UUID) {
+		mu.Lock()
+		heard += len(ids)
+		mu.Unlock()
+	}, func(up bool) {
+		mu.Lock()
+		if up {
+			starts++
+		}
+		mu.Unlock()
+	})
+	a := New(connect(), "_test.gaps", nil)
+	wait := func(n int) int {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			h, s := heard, starts
+			mu.Unlock()
+			if h == n {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("heard %d ids, want %d", h, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	base := wait(0) // Listen's own start
+	a.Publish([]uuid.UUID{uuid.New()})
+	a.Publish([]uuid.UUID{uuid.New()})
+	if s := wait(2); s != base {
+		t.Fatalf("%d starts over for messages in sequence", s-base)
+	}
+	a.mu.Lock()
+	a.seq++ // a message that never arrived
+	a.mu.Unlock()
+	a.Publish([]uuid.UUID{uuid.New()})
+	if s := wait(3); s != base+1 {
+		t.Fatalf("%d starts over after a lost message, want 1", s-base)
+	}
+	c := New(connect(), "_test.gaps", nil)
+	c.seq = 7 // heard first past its first message
+	c.Publish([]uuid.UUID{uuid.New()})
+	if s := wait(4); s != base+2 {
+		t.Fatalf("%d starts over for a sender first heard at 8, want 2 in all", s-base)
+	}
+}

@@ -116,7 +116,7 @@ func vars() []variable {
 			func(c *Config, v string) error { return durationIn(&c.PosterLinger, v, 0, 10*time.Second) }},
 		{"LEDGER_ANALYZE_INTERVAL", "1m", "how often to ANALYZE tables whose statistics are missing, or stale while autovacuum is off (PostgreSQL; 0: never)",
 			func(c *Config, v string) error { return durationIn(&c.AnalyzeInterval, v, 0, 24*time.Hour) }},
-		{"LEDGER_BALANCE_CACHE_MAX_AGE", "2s", "balances are answered from a per-process cache of up to 100,000 wallets, updated at each commit and invalidated across processes over NATS; an entry is answered at most this long after the instant it was true (the staleness bound if an invalidation is lost; 0 to 1m; 0: no cache)",
+		{"LEDGER_BALANCE_CACHE_MAX_AGE", "30s", "balances are answered from a per-process cache of up to 100,000 wallets, updated at each commit and invalidated across processes over NATS (a lost invalidation is noticed at its sender's next message and empties the cache); an entry is answered at most this long after the instant it was true, the bound on staleness when another process commits while cut off from NATS (0 to 1m; 0: no cache)",
 			func(c *Config, v string) error { return durationIn(&c.BalanceCacheMaxAge, v, 0, time.Minute) }},
 		{"LEDGER_PG_ISOLATION", "repeatable_read", "isolation of poster transactions on PostgreSQL: repeatable_read or serializable (see ARCHITECTURE.md; CockroachDB is always serializable)",
 			func(c *Config, v string) error { return oneOf(&c.PGIsolation, v, "serializable", "repeatable_read") }},

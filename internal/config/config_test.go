@@ -50,7 +50,7 @@ func TestLoadDefaults(t *testing.T) {
 		NATSMaxDeliveries:  10,
 		InvoiceSeller:      "CreditLedger",
 		RunwayAlertDays:    3,
-		BalanceCacheMaxAge: 2 * time.Second,
+		BalanceCacheMaxAge: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load(empty) =\n%+v\nwant\n%+v", got, want)
