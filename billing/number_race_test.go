@@ -23,6 +23,7 @@ type txBatch struct {
 func (b txBatch) Tx() pgx.Tx                      { return b.tx }
 func (b txBatch) DeclareOwner(ledger.OwnerID)     {}
 func (b txBatch) DeclareAccount(ledger.AccountID) {}
+func (b txBatch) Engine() pg.Engine               { return pg.Postgres }
 
 // Two batches that both number the first invoice of a new prefix (no
 // counter row to lock yet) cannot both commit it: the later one must fail
