@@ -60,13 +60,6 @@ type StoredKey struct {
 	CreatedAt   time.Time
 }
 
-// Check is an invariant of a module's rows, as Verify runs them: a query
-// returning (subject, detail) rows for every violation.
-type Check struct {
-	Name string
-	SQL  string
-}
-
 // summaryKey is what ops share an entry by.
 type summaryKey struct {
 	kind  string

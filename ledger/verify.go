@@ -40,6 +40,13 @@ func (r Report) Write(w io.Writer) {
 	}
 }
 
+// Check is an invariant of a module's rows, as Verify runs them: a query
+// returning (subject, detail) rows for every violation.
+type Check struct {
+	Name string
+	SQL  string
+}
+
 // checks are the invariants, each a query returning (subject, detail) rows
 // for every violation. They read the whole journal; run them off-peak on a
 // large ledger.
