@@ -1,8 +1,6 @@
 package wallet
 
 import (
-	"context"
-
 	"github.com/creditledger/creditledger/ledger"
 )
 
@@ -84,7 +82,7 @@ func touchWallet(b ledger.Batch, id WalletID) {
 
 // keepBalances computes, at the end of Flush, the balances of the wallets
 // the batch changed, for Committed to put in the cache.
-func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
+func (s *stage) keepBalances(b ledger.Batch) {
 	s.keep, s.drop = nil, nil
 	var changed []*walletState
 	for w, before := range s.touched {
@@ -110,7 +108,6 @@ func (s *stage) keepBalances(ctx context.Context, b ledger.StageBatch) error {
 		bal := s.balance(b, w)
 		s.keep = append(s.keep, cachedBalance{bal: bal, until: grantBoundary(bal.AsOf, w.grants)})
 	}
-	return nil
 }
 
 var _ ledger.Committer = (*stage)(nil)

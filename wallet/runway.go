@@ -102,9 +102,9 @@ const burnedSQL = `SELECT COALESCE(SUM(p.amount), 0) FROM grants g
 
 // runwayAt is the wallet's runway at t, with available as the balance says.
 func (s *Service) runwayAt(ctx context.Context, id WalletID, available ledger.Amount, t time.Time) (Runway, error) {
-	var burned ledger.Amount
-	if err := s.db.Pool.QueryRow(ctx, burnedSQL, id, t.Add(-RunwayWindow), t, notBurn).Scan(&burned); err != nil {
-		return Runway{}, fmt.Errorf("burn rate: %w", err)
+	burned, err := s.burnedAt(ctx, id, t)
+	if err != nil {
+		return Runway{}, err
 	}
 	return RunwayOf(available, burned, t), nil
 }

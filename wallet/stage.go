@@ -212,13 +212,12 @@ type stage struct {
 	owed     owedBook
 	settings map[*walletState]struct{} // wallets whose settings an op changed (patch.go)
 	// The balance cache (balancestage.go): the wallets ops reached, as
-	// they were before; the wallets ops named; whether the grant sums were
-	// loaded; the balances and forgotten wallets Committed hands over.
+	// they were before; the wallets ops named; the balances and forgotten
+	// wallets Committed hands over.
 	cache   *BalanceCache
 	since   uint64 // the cache's token when the attempt began
 	touched map[*walletState]walletSnap
 	named   []WalletID
-	sums    bool
 	keep    []cachedBalance
 	drop    []WalletID
 }
@@ -282,7 +281,7 @@ func (s *stage) Load(ctx context.Context, b ledger.StageBatch, ops []ledger.Op) 
 		// a wallet committed during each database read of it never got an
 		// entry for its commits to update.)
 		n.sums = true
-		s.touched, s.sums, s.named = nil, n.sums, make([]WalletID, 0, len(n.wallets)-len(s.wanted))
+		s.touched, s.named = nil, make([]WalletID, 0, len(n.wallets)-len(s.wanted))
 		for _, id := range n.wallets[len(s.wanted):] { // named by this module's ops
 			s.named = append(s.named, WalletID(id))
 		}
@@ -326,10 +325,10 @@ func (s *stage) Flush(ctx context.Context, b ledger.StageBatch) error {
 			return err
 		}
 	}
-	if s.cache == nil {
-		return nil
+	if s.cache != nil {
+		s.keepBalances(b) // last: after the grants are written
 	}
-	return s.keepBalances(ctx, b) // last: after the grants are written
+	return nil
 }
 
 // Committed hands the batch's balances to the cache (ledger.Committer):
