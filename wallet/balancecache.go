@@ -3,7 +3,6 @@ package wallet
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -44,13 +43,6 @@ const (
 	DefaultBalanceCacheSize = 100_000
 	DefaultBalanceMaxAge    = 30 * time.Second
 	DefaultBurnMaxAge       = time.Minute
-	// A burn rate older than BurnMaxAge is still answered, for up to
-	// burnStaleFactor times that age, while one read refreshes it in the
-	// background: a 7-day average does not move in minutes, and a read
-	// must not wait for the burn query of a database busy with ingest.
-	burnStaleFactor = 10
-	// burnRefreshes bounds the background refreshes running at once.
-	burnRefreshes = 4
 )
 
 // Broadcaster carries the ids of changed wallets between the processes
@@ -122,11 +114,6 @@ type balanceEntry struct {
 	bal   Balance
 	gen   uint64     // seq of the change that put it
 	until *time.Time // the earliest grant boundary after bal.AsOf
-}
-
-type burnEntry struct {
-	burned ledger.Amount // consumed over RunwayWindow up to at
-	at     time.Time
 }
 
 // NewBalanceCache returns an empty cache; with a broadcaster it is offline
@@ -363,62 +350,6 @@ func (c *BalanceCache) committed(since uint64, put []cachedBalance, drop []Walle
 	c.bc.Publish(ids)
 }
 
-// burnAt is the wallet's cached consumption over RunwayWindow, if read
-// less than the burn age before now; refresh says the caller should read
-// it again in the background (it is older than that, but less than
-// burnStaleFactor times: see claimRefresh).
-func (c *BalanceCache) burnAt(id WalletID, now time.Time) (burned ledger.Amount, ok, refresh bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, found := c.burns[id]
-	if !found || now.Before(e.at) {
-		return ledger.Amount{}, false, false
-	}
-	age := now.Sub(e.at)
-	switch {
-	case age < c.burnAge:
-		return e.burned, true, false
-	case age < burnStaleFactor*c.burnAge:
-		return e.burned, true, true
-	}
-	return ledger.Amount{}, false, false
-}
-
-// claimRefresh reserves id's background burn refresh: false when one runs
-// already for it, or burnRefreshes run.
-func (c *BalanceCache) claimRefresh(id WalletID) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.refreshing[id] || len(c.refreshing) >= burnRefreshes {
-		return false
-	}
-	if c.refreshing == nil {
-		c.refreshing = map[WalletID]bool{}
-	}
-	c.refreshing[id] = true
-	return true
-}
-
-func (c *BalanceCache) refreshed(id WalletID) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.refreshing, id)
-}
-
-func (c *BalanceCache) setBurn(id WalletID, burned ledger.Amount, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.burns[id]; !ok {
-		for victim := range c.burns {
-			if len(c.burns) < c.size {
-				break
-			}
-			delete(c.burns, victim)
-		}
-	}
-	c.burns[id] = burnEntry{burned: burned, at: at}
-}
-
 // grantBoundary is the earliest instant after t at which one of the grants
 // becomes usable (effective_at) or stops being usable (expires_at): a
 // balance computed at t holds its Available until then. Nil: never.
@@ -494,14 +425,4 @@ func (s *Service) cachedBalance(ctx context.Context, id WalletID, now time.Time)
 	rw := RunwayOf(b.Available, burned, b.AsOf)
 	b.BurnRatePerDay, b.DepletesAt = rw.BurnRatePerDay, rw.DepletesAt
 	return b, nil
-}
-
-// burnedAt is what the wallet's grants gave to consumption over the
-// RunwayWindow up to t.
-func (s *Service) burnedAt(ctx context.Context, id WalletID, t time.Time) (ledger.Amount, error) {
-	var burned ledger.Amount
-	if err := s.db.Pool.QueryRow(ctx, burnedSQL, id, t.Add(-RunwayWindow), t, notBurn).Scan(&burned); err != nil {
-		return ledger.Amount{}, fmt.Errorf("burn rate: %w", err)
-	}
-	return burned, nil
 }

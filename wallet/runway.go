@@ -100,6 +100,16 @@ const burnedSQL = `SELECT COALESCE(SUM(p.amount), 0) FROM grants g
 	JOIN ledger_entries e ON e.id = p.entry_id
 	WHERE g.wallet_id = $1 AND p.direction = 'debit' AND NOT p.pending AND e.kind <> ALL($4)`
 
+// burnedAt is what the wallet's grants gave to consumption over the
+// RunwayWindow up to t.
+func (s *Service) burnedAt(ctx context.Context, id WalletID, t time.Time) (ledger.Amount, error) {
+	var burned ledger.Amount
+	if err := s.db.Pool.QueryRow(ctx, burnedSQL, id, t.Add(-RunwayWindow), t, notBurn).Scan(&burned); err != nil {
+		return ledger.Amount{}, fmt.Errorf("burn rate: %w", err)
+	}
+	return burned, nil
+}
+
 // runwayAt is the wallet's runway at t, with available as the balance says.
 func (s *Service) runwayAt(ctx context.Context, id WalletID, available ledger.Amount, t time.Time) (Runway, error) {
 	burned, err := s.burnedAt(ctx, id, t)
